@@ -1,0 +1,135 @@
+"""``botwire``: the command line. Every command takes ``--url`` (else the usual environment)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+import click
+
+from . import Memory, __version__, forget, namespaces
+from .errors import BotWireError
+
+url_option = click.option(
+    "--url",
+    envvar="BOTWIRE_DATABASE_URL",
+    default=None,
+    help="Database URL (default: the embedded SQLite file).",
+)
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False)
+
+
+class _Group(click.Group):
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except BotWireError as exc:
+            raise click.ClickException(f"{type(exc).__name__}: {exc}") from None
+
+
+@click.group(cls=_Group)
+@click.version_option(__version__, prog_name="botwire")
+def main() -> None:
+    """Persistent memory for voice AI agents."""
+
+
+@main.command()
+def demo() -> None:
+    """Two calls from one number, in two processes: the second remembers the first."""
+    from .demo import run
+
+    sys.exit(run())
+
+
+@main.command()
+@url_option
+def where(url: str | None) -> None:
+    """Print where memory is stored."""
+    with Memory("botwire:cli", url=url) as m:
+        click.echo(m.engine.url)
+
+
+@main.command("get")
+@click.argument("namespace")
+@click.argument("key")
+@url_option
+def get_(namespace: str, key: str, url: str | None) -> None:
+    """Print the value at KEY as JSON (exit 1 when missing)."""
+    with Memory(namespace, url=url) as m:
+        missing = object()
+        value = m.get(key, missing)
+    if value is missing:
+        raise click.ClickException(f"{key!r} is not set in {namespace!r}")
+    click.echo(_json(value))
+
+
+@main.command("set")
+@click.argument("namespace")
+@click.argument("key")
+@click.argument("value")
+@click.option("--ttl", type=float, default=None, help="Expire after this many seconds.")
+@click.option("--string", is_flag=True, help="Store VALUE as a string, not parsed as JSON.")
+@url_option
+def set_(
+    namespace: str, key: str, value: str, ttl: float | None, string: bool, url: str | None
+) -> None:
+    """Store VALUE (JSON, or a string with --string) at KEY; prints the new version."""
+    try:
+        parsed = value if string else json.loads(value)
+    except json.JSONDecodeError:
+        raise click.BadParameter(
+            "not JSON; pass --string to store it as text", param_hint="VALUE"
+        ) from None
+    with Memory(namespace, url=url) as m:
+        click.echo(m.set(key, parsed, ttl=ttl))
+
+
+@main.command()
+@click.argument("namespace")
+@click.option("--prefix", default="")
+@url_option
+def keys(namespace: str, prefix: str, url: str | None) -> None:
+    """List the keys of NAMESPACE."""
+    with Memory(namespace, url=url) as m:
+        for key in m.keys(prefix):
+            click.echo(key)
+
+
+@main.command("namespaces")
+@click.option("--prefix", default="")
+@url_option
+def namespaces_(prefix: str, url: str | None) -> None:
+    """List namespaces that hold anything."""
+    for name in namespaces(prefix, url=url):
+        click.echo(name)
+
+
+@main.command("log")
+@click.argument("namespace")
+@click.argument("name")
+@click.option("--last", type=int, default=20, show_default=True)
+@url_option
+def log_(namespace: str, name: str, last: int, url: str | None) -> None:
+    """Print the newest entries of a log, one JSON object per line."""
+    with Memory(namespace, url=url) as m:
+        for e in m.log(name).read(last=last):
+            click.echo(_json({"seq": e.seq, "ts": e.ts, "value": e.value}))
+
+
+@main.command("forget")
+@click.argument("namespace")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@url_option
+def forget_(namespace: str, yes: bool, url: str | None) -> None:
+    """Delete every key and log of NAMESPACE."""
+    if not yes:
+        click.confirm(f"Delete everything stored for {namespace!r}?", abort=True)
+    click.echo("forgotten" if forget(namespace, url=url) else "nothing was stored")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,245 @@
+"""PostgreSQL: one psycopg 3 connection pool per process (and one async pool per event loop).
+
+The SQL is the same as SQLite's (``sql.py``); this module only adds the schema, the pools and
+the transaction edge. Tables are created on first use by numbered migrations recorded in
+``botwire_schema``, under an advisory lock so replicas starting together do not race. Text
+columns use ``COLLATE "C"`` so keys sort by code point, as everywhere else.
+
+URL query options understood by botwire (removed before connecting; anything else goes to
+libpq): ``pool_min`` (default 1), ``pool_max`` (default 10), ``pool_timeout`` seconds to wait for a
+free connection (default 10).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import threading
+import time
+import weakref
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit
+
+from ..errors import ConfigurationError, StorageUnavailable
+from . import sql
+from .base import Op
+
+try:
+    import psycopg
+    from psycopg_pool import AsyncConnectionPool, ConnectionPool
+except ImportError:  # pragma: no cover - exercised by the no-extra test in a subprocess
+    psycopg = None  # type: ignore[assignment]
+
+log = logging.getLogger(__name__)
+_LOCK_ID = 0x626F7477  # "botw": advisory lock held while migrating
+_MIGRATIONS: list[tuple[str, ...]] = [
+    (
+        'CREATE TABLE botwire_namespaces (ns text COLLATE "C" PRIMARY KEY, floor bigint NOT NULL)',
+        'CREATE TABLE botwire_kv (ns text COLLATE "C" NOT NULL, key text COLLATE "C" NOT NULL, '
+        "value text NOT NULL, version bigint NOT NULL, created_at double precision NOT NULL, "
+        "updated_at double precision NOT NULL, expires_at double precision, "
+        "size integer NOT NULL, PRIMARY KEY (ns, key))",
+        "CREATE INDEX botwire_kv_expiry ON botwire_kv (expires_at) WHERE expires_at IS NOT NULL",
+        'CREATE TABLE botwire_logs (id bigserial PRIMARY KEY, ns text COLLATE "C" NOT NULL, '
+        'name text COLLATE "C" NOT NULL, last_seq bigint NOT NULL, entry_count bigint NOT NULL, '
+        "UNIQUE (ns, name))",
+        "CREATE TABLE botwire_entries (log_id bigint NOT NULL, seq bigint NOT NULL, "
+        "value text NOT NULL, ts double precision NOT NULL, PRIMARY KEY (log_id, seq))",
+    ),
+]
+_OPTIONS = {"pool_min": 1, "pool_max": 10, "pool_timeout": 10.0}
+_pg_sql: dict[str, str] = {}
+
+
+def _pg(text: str) -> str:
+    """``?`` placeholders to psycopg's ``%s`` and lock markers to SQL, cached per statement."""
+    out = _pg_sql.get(text)
+    if out is None:
+        out = text.replace("%", "%%").replace("?", "%s").replace("/*FOR UPDATE*/", "FOR UPDATE")
+        _pg_sql[text] = out
+    return out
+
+
+def _split_options(url: str) -> tuple[str, dict[str, float]]:
+    parts = urlsplit(url)
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    ours = {k: float(v) for k, v in query if k in _OPTIONS}
+    rest = [(k, v) for k, v in query if k not in _OPTIONS]
+    if not any(k == "connect_timeout" for k, _ in rest):
+        rest.append(("connect_timeout", "5"))
+    return parts._replace(query=urlencode(rest)).geturl(), {**_OPTIONS, **ours}
+
+
+class PostgresEngine:
+    """Engine over a PostgreSQL database."""
+
+    def __init__(self, url: str) -> None:
+        if psycopg is None:
+            raise ConfigurationError(
+                'PostgreSQL needs the postgres extra: pip install "botwire[postgres]"'
+            )
+        self.url = url
+        try:
+            self._conninfo, options = _split_options(url)
+        except ValueError as exc:
+            raise ConfigurationError(f"bad PostgreSQL URL option: {exc}") from None
+        self._min, self._max = int(options["pool_min"]), int(options["pool_max"])
+        self._timeout = options["pool_timeout"]
+        self._lock = threading.Lock()
+        self._pool: ConnectionPool | None = None
+        self._pid = os.getpid()
+        self._apools: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, AsyncConnectionPool]
+        self._apools = weakref.WeakKeyDictionary()
+        self._migrated = False
+        self._closed = False
+        self._purger = sql.Purger()
+
+    # -- sync -------------------------------------------------------------------------------
+
+    def execute(self, op: Op) -> Any:
+        handler, mode = sql.handle(op, time.time())
+        with _mapped():
+            pool = self._sync_pool()
+            result = self._drive(pool, handler, mode)
+        if mode and self._purger.due():
+            try:
+                self._drive(pool, sql.purge(time.time(), self._purger.batch), sql.TXN)
+            except psycopg.Error as exc:  # best effort: the next purge catches up
+                log.debug("purge of expired keys skipped: %s", exc)
+        return result
+
+    def _drive(self, pool: ConnectionPool, handler: sql.Handler, mode: int) -> Any:
+        with pool.connection() as conn:
+            if mode != sql.TXN:  # autocommit: a lone statement commits itself
+                return sql.drive(handler, lambda stmt: _run(conn, stmt))
+            with conn.transaction():
+                return sql.drive(handler, lambda stmt: _run(conn, stmt))
+
+    def _sync_pool(self) -> ConnectionPool:
+        pool = self._pool
+        if pool is not None and self._pid == os.getpid():
+            return pool
+        with self._lock:
+            self._check_open()
+            if not self._migrated:  # a direct connection: a refused one fails at once
+                with psycopg.connect(self._conninfo, autocommit=True) as conn:
+                    _migrate(conn)
+                self._migrated = True
+            if self._pool is None or self._pid != os.getpid():
+                # After fork the parent's pool is dropped, not closed: its sockets are shared.
+                self._pid = os.getpid()
+                self._apools = weakref.WeakKeyDictionary()
+                self._pool = ConnectionPool(
+                    self._conninfo,
+                    min_size=self._min,
+                    max_size=self._max,
+                    timeout=self._timeout,
+                    kwargs={"autocommit": True},
+                    open=True,
+                    name="botwire",
+                )
+            return self._pool
+
+    # -- async ------------------------------------------------------------------------------
+
+    async def aexecute(self, op: Op) -> Any:
+        handler, mode = sql.handle(op, time.time())
+        with _mapped():
+            pool = await self._async_pool()
+            result = await self._adrive(pool, handler, mode)
+        if mode and self._purger.due():
+            try:
+                await self._adrive(pool, sql.purge(time.time(), self._purger.batch), sql.TXN)
+            except psycopg.Error as exc:
+                log.debug("purge of expired keys skipped: %s", exc)
+        return result
+
+    async def _adrive(self, pool: AsyncConnectionPool, handler: sql.Handler, mode: int) -> Any:
+        async with pool.connection() as conn:
+            if mode != sql.TXN:
+                return await sql.adrive(handler, lambda stmt: _arun(conn, stmt))
+            async with conn.transaction():
+                return await sql.adrive(handler, lambda stmt: _arun(conn, stmt))
+
+    async def _async_pool(self) -> AsyncConnectionPool:
+        loop = asyncio.get_running_loop()
+        pool = self._apools.get(loop) if self._pid == os.getpid() else None
+        if pool is not None:
+            return pool
+        if not self._migrated or self._pid != os.getpid():
+            await asyncio.to_thread(self._sync_pool)  # migrates once, resets after fork
+        self._check_open()
+        pool = AsyncConnectionPool(
+            self._conninfo,
+            min_size=self._min,
+            max_size=self._max,
+            timeout=self._timeout,
+            kwargs={"autocommit": True},
+            open=False,
+            name="botwire-async",
+        )
+        await pool.open()
+        self._apools[loop] = pool
+        return pool
+
+    # -- lifecycle --------------------------------------------------------------------------
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise StorageUnavailable("the PostgreSQL engine is closed")
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            pool, self._pool = self._pool, None
+        if pool is not None and self._pid == os.getpid():
+            pool.close()
+
+    async def aclose(self) -> None:
+        pool = self._apools.pop(asyncio.get_running_loop(), None)
+        if pool is not None:
+            await pool.close()
+        await asyncio.to_thread(self.close)
+
+
+def _migrate(conn: Any) -> None:
+    with conn.transaction():
+        conn.execute("SELECT pg_advisory_xact_lock(%s)", (_LOCK_ID,))
+        conn.execute(
+            "CREATE TABLE IF NOT EXISTS botwire_schema (version integer PRIMARY KEY, "
+            "applied_at timestamptz NOT NULL DEFAULT now())"
+        )
+        current = conn.execute("SELECT coalesce(max(version), 0) FROM botwire_schema").fetchone()[0]
+        for version, statements in enumerate(_MIGRATIONS[current:], start=current + 1):
+            for statement in statements:
+                conn.execute(statement)
+            conn.execute("INSERT INTO botwire_schema (version) VALUES (%s)", (version,))
+
+
+def _run(conn: Any, stmt: sql.Stmt) -> Any:
+    if stmt.many:
+        with conn.cursor() as cur:
+            cur.executemany(_pg(stmt.sql), stmt.params)
+            return cur.rowcount
+    cur = conn.execute(_pg(stmt.sql), stmt.params, prepare=None if stmt.prepare else False)
+    return cur.rowcount if cur.description is None else cur.fetchall()
+
+
+async def _arun(conn: Any, stmt: sql.Stmt) -> Any:
+    if stmt.many:
+        async with conn.cursor() as cur:
+            await cur.executemany(_pg(stmt.sql), stmt.params)
+            return cur.rowcount
+    cur = await conn.execute(_pg(stmt.sql), stmt.params, prepare=None if stmt.prepare else False)
+    return cur.rowcount if cur.description is None else await cur.fetchall()
+
+
+@contextmanager
+def _mapped() -> Iterator[None]:
+    try:
+        yield
+    except psycopg.Error as exc:
+        raise StorageUnavailable(f"PostgreSQL: {type(exc).__name__}: {exc}") from exc

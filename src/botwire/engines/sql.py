@@ -1,0 +1,392 @@
+"""SQL shared by the SQLite and PostgreSQL engines, written once.
+
+Each operation has a *handler*: a generator that yields ``Stmt`` records and receives, for each,
+the fetched rows (a statement with a result) or the row count (one without). It returns the
+operation's result. The engines only drive handlers: open a transaction where the handler needs
+one (``TXN``), execute each statement, send the answer back. Sync and async drivers step the same
+generators, so no logic exists twice (the pattern of ``httpx.Auth.auth_flow``).
+
+Statements use ``?`` placeholders; the PostgreSQL engine rewrites them to ``%s`` once per text.
+Both databases compare text by code point here (SQLite's BINARY collation on UTF-8, PostgreSQL's
+``COLLATE "C"``), which is also Python's ``str`` order.
+
+Versions are per key and only go up, even across a delete: an existing row's version is
+``version + 1``, computed in the writing statement; a new row starts one above its namespace's
+*floor*, the highest version ever removed from that namespace (raised by ``delete``, ``clear``
+and the purge of expired keys, never by ``set``), so a reader's old version is never handed out
+again. Compare-and-set is a conditional ``UPDATE`` (or an ``INSERT ... ON CONFLICT`` that only
+replaces an expired row): the database re-checks the condition under its row lock, so exactly
+one of several racing writers wins. Multi-row writes lock rows in key order, the order ``forget``
+and ``clear`` use, so two of them never deadlock.
+
+``/*FOR UPDATE*/`` marks a read that should lock its rows: PostgreSQL's engine turns it into
+``FOR UPDATE``; SQLite, whose writers are serialized by ``BEGIN IMMEDIATE``, ignores the comment.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Generator
+from typing import Any, Callable, NamedTuple
+
+from .._codec import decode
+from ..errors import StorageUnavailable, UnsupportedValue, VersionConflict
+from . import base as ops
+from .base import Entry, Row
+
+
+class Stmt(NamedTuple):
+    sql: str
+    params: Any = ()
+    many: bool = False
+    # False: plan this statement for its parameters every time. A server-side prepared
+    # statement's generic plan for ``key IN (...)`` scans the whole namespace on PostgreSQL.
+    prepare: bool = True
+
+
+Handler = Generator[Stmt, Any, Any]
+
+_LIVE = "(expires_at IS NULL OR expires_at > ?)"
+_COLS = "key, {value}, version, created_at, updated_at, expires_at, size"
+_META = _COLS.format(value="NULL")
+
+_EXPIRED = "botwire_kv.expires_at IS NOT NULL AND botwire_kv.expires_at <= excluded.updated_at"
+_SET = (
+    "value = excluded.value, updated_at = excluded.updated_at, expires_at = excluded.expires_at, "
+    "size = excluded.size, version = botwire_kv.version + 1, "
+    f"created_at = CASE WHEN {_EXPIRED} THEN excluded.created_at ELSE botwire_kv.created_at END"
+)
+# Parameters: ns, key, value, ns, created_at, updated_at, expires_at, size.
+_INSERT = (
+    "INSERT INTO botwire_kv (ns, key, value, version, created_at, updated_at, expires_at, size) "
+    "VALUES (?, ?, ?, COALESCE((SELECT floor FROM botwire_namespaces WHERE ns = ?), 0) + 1, "
+    "?, ?, ?, ?) ON CONFLICT (ns, key) DO UPDATE SET "
+)
+_UPSERT = _INSERT + _SET
+# Only replaces a row that has expired: "set if absent".
+_CREATE = _INSERT + _SET + " WHERE botwire_kv.expires_at IS NOT NULL AND botwire_kv.expires_at <= ?"
+_REPLACE = (
+    "UPDATE botwire_kv SET value = ?, version = version + 1, updated_at = ?, expires_at = ?, "
+    f"size = ? WHERE ns = ? AND key = ? AND version = ? AND {_LIVE} RETURNING version"
+)
+_RAISE_FLOOR = (
+    "INSERT INTO botwire_namespaces (ns, floor) VALUES (?, ?) ON CONFLICT (ns) DO UPDATE SET "
+    "floor = CASE WHEN excluded.floor > botwire_namespaces.floor THEN excluded.floor "
+    "ELSE botwire_namespaces.floor END"
+)
+_GET_ONE = f"SELECT value FROM botwire_kv WHERE ns = ? AND key = ? AND {_LIVE}"
+_VERSION = f"SELECT version FROM botwire_kv WHERE ns = ? AND key = ? AND {_LIVE}"
+_LOG_ID = "(SELECT id FROM botwire_logs WHERE ns = ? AND name = ?)"
+_IN_CHUNK = 500
+_INCR_TRIES = 1000
+
+
+def drive(handler: Handler, run: Callable[[Stmt], Any]) -> Any:
+    """Step ``handler`` to the end, running each statement with ``run``."""
+    answer = None
+    while True:
+        try:
+            stmt = handler.send(answer)
+        except StopIteration as stop:
+            return stop.value
+        answer = run(stmt)
+
+
+async def adrive(handler: Handler, run: Callable[[Stmt], Awaitable[Any]]) -> Any:
+    """``drive`` for a coroutine ``run``: the only part the async engines add."""
+    answer = None
+    while True:
+        try:
+            stmt = handler.send(answer)
+        except StopIteration as stop:
+            return stop.value
+        answer = await run(stmt)
+
+
+class Purger:
+    """Says when a write should be followed by a small purge of expired keys."""
+
+    def __init__(self, every_writes: int = 500, every_seconds: float = 60.0, batch: int = 500):
+        self.every_writes, self.every_seconds, self.batch = every_writes, every_seconds, batch
+        self._writes = 0
+        self._last = time.monotonic()
+
+    def due(self) -> bool:
+        self._writes += 1
+        if self._writes < self.every_writes:  # the clock is read every 64th write only
+            if self._writes % 64 or time.monotonic() - self._last < self.every_seconds:
+                return False
+        self._writes, self._last = 0, time.monotonic()
+        return True
+
+
+# How a handler must be run.
+READ = 0  # reads only: no transaction
+ATOMIC = 1  # one statement writes (others only read or report): autocommit is atomic enough
+TXN = 2  # several writes that must commit together: a write transaction
+
+
+def handle(op: ops.Op, now: float) -> tuple[Handler, int]:
+    """The handler for ``op`` and how to run it (``READ``, ``ATOMIC`` or ``TXN``)."""
+    handler, mode = _HANDLERS[type(op)]
+    if mode < 0:  # a Put: one item is one statement
+        mode = ATOMIC if len(op.items) == 1 else TXN  # type: ignore[union-attr]
+    return handler(op, now), mode
+
+
+def get(op: ops.Get, now: float) -> Handler:
+    if len(op.keys) == 1:
+        rows = yield Stmt(_GET_ONE, (op.ns, op.keys[0], now))
+        return [rows[0][0] if rows else None]
+    found = dict((yield from _select_in("key, value", op.ns, op.keys, now)))
+    return [found.get(k) for k in op.keys]
+
+
+def info(op: ops.Info, now: float) -> Handler:
+    found = {r[0]: Row._make(r) for r in (yield from _select_in(_META, op.ns, op.keys, now))}
+    return [found.get(k) for k in op.keys]
+
+
+def _select_in(cols: str, ns: str, keys: tuple[str, ...], now: float) -> Handler:
+    rows: list[Any] = []
+    for start in range(0, len(keys), _IN_CHUNK):
+        chunk = keys[start : start + _IN_CHUNK]
+        marks = ", ".join("?" * len(chunk))
+        sql = f"SELECT {cols} FROM botwire_kv WHERE ns = ? AND key IN ({marks}) AND {_LIVE}"
+        rows += yield Stmt(sql, (ns, *chunk, now), prepare=False)
+    return rows
+
+
+def put(op: ops.Put, now: float) -> Handler:
+    if not op.items:
+        return []
+    expires = None if op.ttl is None else now + op.ttl
+    if op.if_version is not None:
+        ((key, text),) = op.items
+        return [(yield from _put_if(op.ns, key, text, expires, op.if_version, now))]
+    if len(op.items) == 1:
+        ((key, text),) = op.items
+        rows = yield Stmt(
+            _UPSERT + " RETURNING version",
+            (op.ns, key, text, op.ns, now, now, expires, _size(text)),
+        )
+        return [rows[0][0]]
+    items = sorted(op.items)  # lock order: by key
+    params = [(op.ns, k, t, op.ns, now, now, expires, _size(t)) for k, t in items]
+    yield Stmt(_UPSERT, params, many=True)
+    found = dict((yield from _select_in("key, version", op.ns, tuple(k for k, _ in items), now)))
+    return [found[k] for k, _ in op.items]
+
+
+def _put_if(
+    ns: str, key: str, text: str, expires: float | None, expected: int, now: float
+) -> Handler:
+    """Compare-and-set; returns the new version or raises ``VersionConflict``."""
+    if expected == 0:
+        rows = yield Stmt(
+            _CREATE + " RETURNING version", (ns, key, text, ns, now, now, expires, _size(text), now)
+        )
+    else:
+        rows = yield Stmt(_REPLACE, (text, now, expires, _size(text), ns, key, expected, now))
+    if rows:
+        return rows[0][0]
+    current = yield Stmt(_VERSION, (ns, key, now))
+    raise VersionConflict(key, expected, current[0][0] if current else 0)
+
+
+def incr(op: ops.Incr, now: float) -> Handler:
+    for _ in range(_INCR_TRIES):  # retried only when two writers create the key at once
+        rows = yield Stmt(
+            "SELECT value, version, expires_at FROM botwire_kv "
+            f"WHERE ns = ? AND key = ? AND {_LIVE} /*FOR UPDATE*/",
+            (op.ns, op.key, now),
+        )
+        current, version, expires = (decode(rows[0][0]), *rows[0][1:]) if rows else (0, 0, None)
+        if type(current) is not int:
+            raise UnsupportedValue(
+                f"incr needs an int, but {op.key!r} holds a {type(current).__name__}; "
+                "nothing changed"
+            )
+        value = current + op.by
+        try:
+            yield from _put_if(op.ns, op.key, str(value), expires, version, now)
+        except VersionConflict:
+            continue
+        return value
+    raise StorageUnavailable(f"incr on {op.key!r} kept losing to other writers; try again")
+
+
+def delete(op: ops.Delete, now: float) -> Handler:
+    rows = yield Stmt(
+        "DELETE FROM botwire_kv WHERE ns = ? AND key = ? RETURNING version, expires_at",
+        (op.ns, op.key),
+    )
+    if not rows:
+        return False
+    version, expires = rows[0]
+    yield Stmt(_RAISE_FLOOR, (op.ns, version))
+    return expires is None or expires > now
+
+
+def scan(op: ops.Scan, now: float) -> Handler:
+    cols = _COLS.format(value="value" if op.values else "NULL")
+    upper = prefix_upper(op.prefix)
+    sql = f"SELECT {cols} FROM botwire_kv WHERE ns = ? AND key >= ? AND key > ?"
+    params: tuple[Any, ...] = (op.ns, op.prefix, op.after or "")
+    if upper is not None:
+        sql += " AND key < ?"
+        params += (upper,)
+    rows = yield Stmt(f"{sql} AND {_LIVE} ORDER BY key LIMIT ?", (*params, now, op.limit))
+    return [Row._make(r) for r in rows]
+
+
+def count(op: ops.Count, now: float) -> Handler:
+    rows = yield Stmt(f"SELECT count(*) FROM botwire_kv WHERE ns = ? AND {_LIVE}", (op.ns, now))
+    return rows[0][0]
+
+
+def clear(op: ops.Clear, now: float) -> Handler:
+    rows = yield Stmt(
+        f"SELECT count(CASE WHEN {_LIVE} THEN 1 END), max(version) FROM botwire_kv WHERE ns = ?",
+        (now, op.ns),
+    )
+    live, highest = rows[0]
+    if highest is not None:
+        yield Stmt(_RAISE_FLOOR, (op.ns, highest))
+        yield Stmt("DELETE FROM botwire_kv WHERE ns = ?", (op.ns,))
+    return live
+
+
+def append(op: ops.Append, now: float) -> Handler:
+    n = len(op.entries)
+    if n == 0:
+        return []
+    rows = yield Stmt(
+        "INSERT INTO botwire_logs (ns, name, last_seq, entry_count) VALUES (?, ?, ?, ?) "
+        "ON CONFLICT (ns, name) DO UPDATE SET "
+        "last_seq = botwire_logs.last_seq + excluded.last_seq, "
+        "entry_count = botwire_logs.entry_count + excluded.entry_count RETURNING id, last_seq",
+        (op.ns, op.log, n, n),
+    )
+    log_id, last = rows[0]
+    seqs = list(range(last - n + 1, last + 1))
+    sql = "INSERT INTO botwire_entries (log_id, seq, value, ts) VALUES (?, ?, ?, ?)"
+    params = [(log_id, seq, text, now) for seq, text in zip(seqs, op.entries, strict=True)]
+    if n == 1:
+        yield Stmt(sql, params[0])
+    else:
+        yield Stmt(sql, params, many=True)
+    return seqs
+
+
+def read(op: ops.Read, now: float) -> Handler:
+    sql = f"SELECT seq, value, ts FROM botwire_entries WHERE log_id = {_LOG_ID}"
+    if op.last is not None:
+        rows = yield Stmt(f"{sql} ORDER BY seq DESC LIMIT ?", (op.ns, op.log, op.last))
+        return [Entry(*r) for r in reversed(rows)]
+    rows = yield Stmt(
+        f"{sql} AND seq > ? ORDER BY seq LIMIT ?", (op.ns, op.log, op.after, op.limit)
+    )
+    return [Entry(*r) for r in rows]
+
+
+def log_count(op: ops.LogCount, now: float) -> Handler:
+    rows = yield Stmt(
+        "SELECT entry_count FROM botwire_logs WHERE ns = ? AND name = ?", (op.ns, op.log)
+    )
+    return rows[0][0] if rows else 0
+
+
+def log_clear(op: ops.LogClear, now: float) -> Handler:
+    rows = yield Stmt(
+        "UPDATE botwire_logs SET entry_count = 0 WHERE ns = ? AND name = ? RETURNING id",
+        (op.ns, op.log),
+    )
+    if not rows:
+        return 0
+    return (yield Stmt("DELETE FROM botwire_entries WHERE log_id = ?", (rows[0][0],)))
+
+
+def namespaces(op: ops.Namespaces, now: float) -> Handler:
+    upper = prefix_upper(op.prefix)
+    below, below_n = ("", "") if upper is None else (" AND ns < ?", " AND n.ns < ?")
+    bound = (op.prefix, op.after or "") + (() if upper is None else (upper,))
+    # A loose index scan: one index probe per distinct namespace, however many keys each holds.
+    rows = yield Stmt(
+        "WITH RECURSIVE n(ns) AS ("
+        f"SELECT (SELECT min(ns) FROM botwire_kv WHERE ns >= ? AND ns > ?{below}) UNION ALL "
+        f"SELECT (SELECT min(ns) FROM botwire_kv WHERE ns > n.ns{below}) FROM n "
+        f"WHERE n.ns IS NOT NULL) SELECT ns FROM n WHERE ns IS NOT NULL AND EXISTS "
+        f"(SELECT 1 FROM botwire_kv k WHERE k.ns = n.ns AND {_LIVE}) UNION "
+        f"SELECT ns FROM botwire_logs WHERE ns >= ? AND ns > ?{below} AND entry_count > 0 "
+        "ORDER BY ns LIMIT ?",
+        (*bound, *bound[2:], now, *bound, op.limit),
+    )
+    return [r[0] for r in rows]
+
+
+def forget(op: ops.Forget, now: float) -> Handler:
+    # Lock order as every writer: log rows, then their entries; keys in key order.
+    logs = yield Stmt(
+        "UPDATE botwire_logs SET entry_count = 0 WHERE ns = ? RETURNING id, entry_count", (op.ns,)
+    )
+    entries = 0
+    for log_id, _ in logs:
+        entries += yield Stmt("DELETE FROM botwire_entries WHERE log_id = ?", (log_id,))
+    yield Stmt("DELETE FROM botwire_logs WHERE ns = ?", (op.ns,))
+    keys = yield from clear(ops.Clear(op.ns), now)
+    yield Stmt("DELETE FROM botwire_namespaces WHERE ns = ?", (op.ns,))  # no trace is left
+    return entries > 0 or keys > 0
+
+
+def purge(now: float, limit: int) -> Handler:
+    """Delete up to ``limit`` expired keys: small bounded batches, never a long pause."""
+    rows = yield Stmt(
+        "SELECT ns, key, version FROM botwire_kv WHERE expires_at <= ? LIMIT ?", (now, limit)
+    )
+    if not rows:
+        return 0
+    floors: dict[str, int] = {}
+    for ns, _, version in rows:
+        floors[ns] = max(version, floors.get(ns, 0))
+    yield Stmt(_RAISE_FLOOR, sorted(floors.items()), many=True)
+    doomed = sorted((ns, key) for ns, key, _ in rows)
+    yield Stmt(  # still expired: a key written again since the SELECT stays
+        "DELETE FROM botwire_kv WHERE ns = ? AND key = ? AND expires_at <= ?",
+        [(ns, key, now) for ns, key in doomed],
+        many=True,
+    )
+    return len(doomed)
+
+
+def prefix_upper(prefix: str) -> str | None:
+    """The smallest string greater than every string that starts with ``prefix``."""
+    stripped = prefix.rstrip("\U0010ffff")
+    if not stripped:
+        return None
+    nxt = ord(stripped[-1]) + 1
+    if 0xD800 <= nxt <= 0xDFFF:
+        nxt = 0xE000
+    return stripped[:-1] + chr(nxt)
+
+
+def _size(text: str) -> int:
+    return len(text) if text.isascii() else len(text.encode("utf-8"))
+
+
+_HANDLERS: dict[type, tuple[Callable[[Any, float], Handler], int]] = {
+    ops.Get: (get, READ),
+    ops.Info: (info, READ),
+    ops.Put: (put, -1),
+    ops.Delete: (delete, TXN),
+    ops.Incr: (incr, TXN),
+    ops.Scan: (scan, READ),
+    ops.Count: (count, READ),
+    ops.Clear: (clear, TXN),
+    ops.Append: (append, TXN),
+    ops.Read: (read, READ),
+    ops.LogCount: (log_count, READ),
+    ops.LogClear: (log_clear, TXN),
+    ops.Namespaces: (namespaces, READ),
+    ops.Forget: (forget, TXN),
+}

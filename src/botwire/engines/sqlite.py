@@ -1,0 +1,191 @@
+"""The embedded default: one SQLite file, shared by every thread and process that opens it.
+
+- One connection per thread, opened lazily and re-opened in a child after ``fork`` (the
+  parent's connections are left alone: closing them in the child could disturb the parent).
+- WAL journal with ``synchronous=NORMAL``: a committed write is in the WAL file before
+  ``set`` returns, so it survives a crash of the process (not a power cut; use
+  ``?synchronous=full`` in the URL for that).
+- Writes run in ``BEGIN IMMEDIATE`` transactions; the busy timeout (``?timeout=`` seconds,
+  default 30) waits out other writers before ``StorageUnavailable``.
+- Async calls run the same code in a worker thread (sqlite3 has no async I/O).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import sqlite3
+import threading
+import time
+from functools import partial
+from typing import Any
+
+from ..errors import StorageUnavailable
+from . import _fork, sql
+from .base import Op
+
+_MIGRATIONS: list[tuple[str, ...]] = [
+    (
+        "CREATE TABLE botwire_namespaces (ns TEXT PRIMARY KEY, floor INTEGER NOT NULL) "
+        "WITHOUT ROWID",
+        "CREATE TABLE botwire_kv (ns TEXT NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL, "
+        "version INTEGER NOT NULL, created_at REAL NOT NULL, updated_at REAL NOT NULL, "
+        "expires_at REAL, size INTEGER NOT NULL, PRIMARY KEY (ns, key)) WITHOUT ROWID",
+        "CREATE INDEX botwire_kv_expiry ON botwire_kv (expires_at) WHERE expires_at IS NOT NULL",
+        "CREATE TABLE botwire_logs (id INTEGER PRIMARY KEY AUTOINCREMENT, ns TEXT NOT NULL, "
+        "name TEXT NOT NULL, last_seq INTEGER NOT NULL, entry_count INTEGER NOT NULL, "
+        "UNIQUE (ns, name))",
+        "CREATE TABLE botwire_entries (log_id INTEGER NOT NULL, seq INTEGER NOT NULL, "
+        "value TEXT NOT NULL, ts REAL NOT NULL, PRIMARY KEY (log_id, seq)) WITHOUT ROWID",
+    ),
+]
+log = logging.getLogger(__name__)
+_SYNCHRONOUS = {"off": "OFF", "normal": "NORMAL", "full": "FULL", "extra": "EXTRA"}
+
+
+class SQLiteEngine:
+    """Engine over one SQLite database file."""
+
+    def __init__(self, path: str, *, timeout: float = 30.0, synchronous: str = "normal") -> None:
+        if synchronous.lower() not in _SYNCHRONOUS:
+            raise ValueError(f"synchronous must be one of {sorted(_SYNCHRONOUS)}")
+        self.path = os.path.abspath(path)
+        self.url = f"sqlite:///{self.path}"
+        self.timeout = timeout
+        self._synchronous = _SYNCHRONOUS[synchronous.lower()]
+        self._local = threading.local()
+        self._lock = threading.Lock()
+        self._migrate_lock = threading.Lock()
+        self._generation = _fork.generation
+        self._conns: list[sqlite3.Connection] = []
+        self._inherited: list[sqlite3.Connection] = []  # a parent's, after fork: never closed
+        self._migrated = False
+        self._closed = False
+        self._purger = sql.Purger()
+
+    def execute(self, op: Op) -> Any:
+        handler, mode = sql.handle(op, time.time())
+        try:
+            result = self._drive(handler, mode)
+        except sqlite3.Error as exc:
+            raise StorageUnavailable(f"SQLite: {exc}") from exc
+        if mode and self._purger.due():
+            self._purge()
+        return result
+
+    def _purge(self) -> None:
+        """Best effort: a purge that fails (say, the database is busy) waits for the next one."""
+        try:
+            self._drive(sql.purge(time.time(), self._purger.batch), sql.TXN)
+        except sqlite3.Error as exc:
+            log.debug("purge of expired keys skipped: %s", exc)
+
+    async def aexecute(self, op: Op) -> Any:
+        return await asyncio.to_thread(self.execute, op)
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            conns, self._conns = self._conns, []
+        for conn in conns:
+            conn.close()
+
+    async def aclose(self) -> None:
+        self.close()
+
+    def _drive(self, handler: sql.Handler, mode: int) -> Any:
+        run = partial(_run, self._connection())
+        if mode != sql.TXN:  # a lone write statement takes the write lock at its start
+            return sql.drive(handler, run)
+        conn = run.args[0]
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            result = sql.drive(handler, run)
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+        return result
+
+    def _connection(self) -> sqlite3.Connection:
+        conn = getattr(self._local, "conn", None)
+        if conn is None or self._generation != _fork.generation:
+            conn = self._open()
+            self._local.conn = conn
+        return conn
+
+    def _open(self) -> sqlite3.Connection:
+        with self._lock:
+            if self._closed:
+                raise StorageUnavailable(f"the engine for {self.url} is closed")
+            if self._generation != _fork.generation:  # forked: leave the parent's alone
+                self._inherited += self._conns
+                self._conns, self._generation = [], _fork.generation
+            try:
+                os.makedirs(os.path.dirname(self.path), exist_ok=True)
+            except OSError as exc:
+                raise StorageUnavailable(
+                    f"cannot create the folder for {self.path}: {exc}"
+                ) from exc
+            conn = sqlite3.connect(
+                self.path, timeout=self.timeout, isolation_level=None, check_same_thread=False
+            )
+            self._conns.append(conn)
+        for pragma in (
+            f"PRAGMA synchronous={self._synchronous}",
+            "PRAGMA temp_store=MEMORY",
+            "PRAGMA mmap_size=268435456",
+            "PRAGMA cache_size=-16000",
+        ):
+            conn.execute(pragma)
+        if not self._migrated:
+            with self._migrate_lock:  # one thread migrates; the others wait for it
+                if not self._migrated:
+                    _migrate(conn, self.timeout)
+                    self._migrated = True
+        return conn
+
+
+def _migrate(conn: sqlite3.Connection, timeout: float) -> None:
+    _use_wal(conn, timeout)
+    if conn.execute("PRAGMA user_version").fetchone()[0] >= len(_MIGRATIONS):
+        return
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        current = conn.execute("PRAGMA user_version").fetchone()[0]
+        for version, statements in enumerate(_MIGRATIONS[current:], start=current + 1):
+            for statement in statements:
+                conn.execute(statement)
+            conn.execute(f"PRAGMA user_version={version}")
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+
+
+def _use_wal(conn: sqlite3.Connection, timeout: float) -> None:
+    """Switch the file to WAL. The switch does not wait for the busy timeout by itself
+    (another process may be creating the same fresh file), so wait here."""
+    deadline, pause = time.monotonic() + timeout, 0.001
+    while True:
+        try:
+            if conn.execute("PRAGMA journal_mode").fetchone()[0].lower() == "wal":
+                return
+            if conn.execute("PRAGMA journal_mode=WAL").fetchone()[0].lower() == "wal":
+                return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) and "busy" not in str(exc):
+                raise
+        if time.monotonic() >= deadline:
+            raise sqlite3.OperationalError("database is locked: could not switch it to WAL")
+        time.sleep(pause)
+        pause = min(pause * 2, 0.05)
+
+
+def _run(conn: sqlite3.Connection, stmt: sql.Stmt) -> Any:
+    if stmt.many:
+        return conn.executemany(stmt.sql, stmt.params).rowcount
+    cur = conn.execute(stmt.sql, stmt.params)
+    return cur.rowcount if cur.description is None else cur.fetchall()

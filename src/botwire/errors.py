@@ -1,0 +1,94 @@
+"""Every error botwire raises, in one tree.
+
+::
+
+    BotWireError
+    ├── InvalidInput (ValueError)        bad key, TTL, argument or value content
+    │   ├── InvalidKey                   empty, longer than 512 characters, NUL, not a str
+    │   └── ValueTooLarge                encoded value above ``max_value_bytes``
+    ├── UnsupportedValue (TypeError)     not a JSON value; ``incr`` on a value that is not an int
+    ├── NotFound (KeyError)              ``m[key]`` / ``del m[key]`` on a missing key
+    ├── VersionConflict                  compare-and-set lost; ``.current_version``
+    ├── QuotaExceeded                    a quota is used up; ``.retry_after`` (seconds or None)
+    ├── StorageUnavailable               database down, locked past the timeout, connection lost
+    └── ConfigurationError               bad URL, missing optional dependency
+
+Errors a subclass of a builtin can be caught either way: ``except ValueError`` catches
+``InvalidKey``. Driver errors (``sqlite3``, ``psycopg``) never escape an engine: they are
+mapped to ``StorageUnavailable`` (or re-raised as a bug) at the engine boundary, with the
+original chained as ``__cause__``.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "BotWireError",
+    "InvalidInput",
+    "InvalidKey",
+    "ValueTooLarge",
+    "UnsupportedValue",
+    "NotFound",
+    "VersionConflict",
+    "QuotaExceeded",
+    "StorageUnavailable",
+    "ConfigurationError",
+]
+
+
+class BotWireError(Exception):
+    """Base class of every botwire error."""
+
+
+class InvalidInput(BotWireError, ValueError):
+    """An argument is out of range or a value's content cannot be stored."""
+
+
+class InvalidKey(InvalidInput):
+    """A key, namespace or log name is not a 1-512 character string without NUL."""
+
+
+class ValueTooLarge(InvalidInput):
+    """The encoded value is larger than the configured ``max_value_bytes``."""
+
+    def __init__(self, size: int, limit: int) -> None:
+        super().__init__(f"value is {size} bytes encoded; the limit is {limit} bytes")
+        self.size = size
+        self.limit = limit
+
+
+class UnsupportedValue(BotWireError, TypeError):
+    """The value is not a JSON value (or, for ``incr``, the stored value is not an int)."""
+
+
+class NotFound(BotWireError, KeyError):
+    """The key does not exist (or has expired)."""
+
+    def __str__(self) -> str:
+        return Exception.__str__(self)
+
+
+class VersionConflict(BotWireError):
+    """A compare-and-set write found another version; nothing was written."""
+
+    def __init__(self, key: str, expected: int, current_version: int) -> None:
+        state = "absent" if current_version == 0 else f"at version {current_version}"
+        super().__init__(f"key {key!r} is {state}, not at version {expected}")
+        self.key = key
+        self.expected = expected
+        self.current_version = current_version
+
+
+class QuotaExceeded(BotWireError):
+    """A quota is used up; ``retry_after`` says when to try again (seconds, or None)."""
+
+    def __init__(self, message: str, *, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class StorageUnavailable(BotWireError):
+    """The storage could not be reached or stayed locked past the timeout."""
+
+
+class ConfigurationError(BotWireError):
+    """A URL, setting or optional dependency is wrong or missing."""

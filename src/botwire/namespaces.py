@@ -1,0 +1,64 @@
+"""Whole-namespace operations: list the namespaces that hold anything, forget one customer."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+
+from ._codec import check_name
+from .engines import lease
+from .engines import base as ops
+from .memory import PAGE_SIZE, _apages, _check_prefix, _pages
+
+__all__ = ["namespaces", "forget", "anamespaces", "aforget"]
+
+
+def _page(prefix: str):  # type: ignore[no-untyped-def]
+    prefix = _check_prefix(prefix)
+    return lambda after: ops.Namespaces(prefix, after, PAGE_SIZE)
+
+
+def _same(name: str) -> str:
+    return name
+
+
+def namespaces(prefix: str = "", *, url: str | None = None) -> Iterator[str]:
+    """Every namespace starting with ``prefix`` that holds a live key or a log entry."""
+    page = _page(prefix)
+    held = lease(url)
+    try:
+        yield from _pages(held.engine.execute, page, _same)
+    finally:
+        held.release()
+
+
+async def anamespaces(prefix: str = "", *, url: str | None = None) -> AsyncIterator[str]:
+    page = _page(prefix)
+    held = lease(url)
+    try:
+        async for name in _apages(held.engine.aexecute, page, _same):
+            yield name
+    finally:
+        last = held.release()
+        if last is not None:
+            await last.aclose()
+
+
+def forget(namespace: str, *, url: str | None = None) -> bool:
+    """Delete every key and log of ``namespace`` in one transaction; whether it held anything."""
+    op = ops.Forget(check_name(namespace, "namespace"))
+    held = lease(url)
+    try:
+        return bool(held.engine.execute(op))
+    finally:
+        held.release()
+
+
+async def aforget(namespace: str, *, url: str | None = None) -> bool:
+    op = ops.Forget(check_name(namespace, "namespace"))
+    held = lease(url)
+    try:
+        return bool(await held.engine.aexecute(op))
+    finally:
+        last = held.release()
+        if last is not None:
+            await last.aclose()

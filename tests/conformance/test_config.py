@@ -1,0 +1,176 @@
+"""Engine selection: read when a Memory is created (never at import), first match wins."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+import botwire
+from botwire import ConfigurationError, ValueTooLarge
+
+
+@pytest.fixture
+def clean_env(monkeypatch):
+    for name in ("BOTWIRE_URL", "BOTWIRE_DATABASE_URL", "BOTWIRE_HOME", "BOTWIRE_MAX_VALUE_BYTES"):
+        monkeypatch.delenv(name, raising=False)
+    return monkeypatch
+
+
+def test_default_is_botwire_db_in_botwire_home(clean_env, tmp_path, ns):
+    # botwire is already imported: the setting below must still be honoured
+    home = tmp_path / "home"
+    clean_env.setenv("BOTWIRE_HOME", str(home))
+    with botwire.Memory(ns) as m:
+        m.set("k", "in home")
+    assert (home / "botwire.db").is_file()
+    with botwire.Memory(ns, url=f"sqlite:///{home}/botwire.db") as m:
+        assert m.get("k") == "in home"
+
+
+def test_botwire_home_is_read_per_memory(clean_env, tmp_path, ns):
+    clean_env.setenv("BOTWIRE_HOME", str(tmp_path / "one"))
+    with botwire.Memory(ns) as m:
+        m.set("k", "one")
+    clean_env.setenv("BOTWIRE_HOME", str(tmp_path / "two"))
+    with botwire.Memory(ns) as m:
+        assert m.get("k") is None
+        m.set("k", "two")
+    assert (tmp_path / "one" / "botwire.db").is_file()
+    assert (tmp_path / "two" / "botwire.db").is_file()
+    clean_env.setenv("BOTWIRE_HOME", str(tmp_path / "one"))
+    with botwire.Memory(ns) as m:
+        assert m.get("k") == "one"
+
+
+def test_botwire_database_url_is_honoured(clean_env, tmp_path, ns):
+    db = tmp_path / "elsewhere" / "custom.db"
+    db.parent.mkdir()
+    clean_env.setenv("BOTWIRE_HOME", str(tmp_path / "home"))
+    clean_env.setenv("BOTWIRE_DATABASE_URL", f"sqlite:///{db}")
+    with botwire.Memory(ns) as m:
+        m.set("k", "via env url")
+    assert db.is_file()
+    assert not (tmp_path / "home" / "botwire.db").exists()
+    with botwire.Memory(ns, url=f"sqlite:///{db}") as m:
+        assert m.get("k") == "via env url"
+
+
+def test_url_argument_beats_the_environment(clean_env, tmp_path, ns):
+    clean_env.setenv("BOTWIRE_HOME", str(tmp_path / "home"))
+    clean_env.setenv("BOTWIRE_DATABASE_URL", f"sqlite:///{tmp_path}/env.db")
+    with botwire.Memory(ns, url=f"sqlite:///{tmp_path}/arg.db") as m:
+        m.set("k", 1)
+    assert (tmp_path / "arg.db").is_file()
+    assert not (tmp_path / "env.db").exists()
+    assert not (tmp_path / "home" / "botwire.db").exists()
+
+
+def test_postgres_database_url_from_the_environment(clean_env, postgres_url, ns):
+    clean_env.setenv("BOTWIRE_DATABASE_URL", postgres_url)
+    with botwire.Memory(ns) as m:
+        m.set("k", "in postgres")
+    with botwire.Memory(ns, url=postgres_url) as m:
+        assert m.get("k") == "in postgres"
+
+
+def test_postgres_scheme_alias(clean_env, postgres_url, ns):
+    assert postgres_url.startswith("postgresql://")
+    alias = "postgres://" + postgres_url[len("postgresql://") :]
+    with botwire.Memory(ns, url=alias) as m:
+        m.set("k", "via alias")
+    with botwire.Memory(ns, url=postgres_url) as m:
+        assert m.get("k") == "via alias"
+
+
+def test_relative_sqlite_path(clean_env, tmp_path, ns):
+    clean_env.chdir(tmp_path)
+    with botwire.Memory(ns, url="sqlite:///relative/path.db") as m:
+        m.set("k", 1)
+    assert (tmp_path / "relative" / "path.db").is_file()
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "mysql://user@host/db",
+        "redis://localhost:6379",
+        "ftp://example.com/x",
+        "nonsense",
+        "sqlite3:///x.db",
+    ],
+)
+def test_unknown_scheme_raises_configuration_error(clean_env, tmp_path, ns, url):
+    clean_env.chdir(tmp_path)
+    with pytest.raises(ConfigurationError):
+        m = botwire.Memory(ns, url=url)
+        try:
+            m.set("k", 1)
+        finally:
+            m.close()
+
+
+def test_unknown_scheme_in_environment_raises_configuration_error(clean_env, ns):
+    clean_env.setenv("BOTWIRE_DATABASE_URL", "mysql://user@host/db")
+    with pytest.raises(ConfigurationError):
+        m = botwire.Memory(ns)
+        try:
+            m.set("k", 1)
+        finally:
+            m.close()
+
+
+def test_configuration_error_is_a_botwire_error():
+    assert issubclass(ConfigurationError, botwire.BotWireError)
+
+
+def test_max_value_bytes_from_the_environment(clean_env, engine_url, ns):
+    clean_env.setenv("BOTWIRE_MAX_VALUE_BYTES", "100")
+    with botwire.Memory(ns, url=engine_url) as m:
+        m.set("ok", "x" * 50)
+        with pytest.raises(ValueTooLarge):
+            m.set("big", "x" * 200)
+        assert not m.exists("big")
+    with botwire.Memory(ns, url=engine_url, max_value_bytes=1000) as m:
+        m.set("big", "x" * 200)  # the argument beats the environment
+
+
+def test_importing_botwire_reads_no_configuration(tmp_path):
+    # a bad setting must not break the import, only the creation of a Memory
+    code = textwrap.dedent(
+        """
+        import botwire
+        try:
+            botwire.Memory("ns").set("k", 1)
+        except botwire.ConfigurationError:
+            print("configuration error at use")
+        """
+    )
+    env = {"BOTWIRE_DATABASE_URL": "mysql://nope/x", "PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}
+    proc = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+        cwd=tmp_path,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "configuration error at use"
+
+
+def test_import_creates_no_files(tmp_path):
+    home = tmp_path / "home"
+    env = {"BOTWIRE_HOME": str(home), "PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}
+    proc = subprocess.run(
+        [sys.executable, "-c", "import botwire"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+        cwd=tmp_path,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert not home.exists()

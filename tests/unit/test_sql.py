@@ -1,0 +1,34 @@
+"""The I/O-free pieces of the SQL layer."""
+
+from __future__ import annotations
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from botwire.engines.sql import prefix_upper
+
+text = st.text(st.characters(blacklist_categories=("Cs",)), max_size=8)
+
+
+def test_prefix_upper_examples():
+    assert prefix_upper("") is None
+    assert prefix_upper("a") == "b"
+    assert prefix_upper("a:") == "a;"
+    assert prefix_upper("\U0010ffff") is None
+    assert prefix_upper("a\U0010ffff") == "b"
+    assert prefix_upper("\ud7ff") == "\ue000"  # skips the surrogate block
+
+
+@given(prefix=text.filter(bool), rest=text)
+def test_every_extension_of_a_prefix_sorts_below_its_upper_bound(prefix, rest):
+    upper = prefix_upper(prefix)
+    key = prefix + rest
+    assert key >= prefix
+    assert upper is None or key < upper
+
+
+@given(prefix=text.filter(bool), other=text)
+def test_strings_between_prefix_and_upper_start_with_prefix(prefix, other):
+    upper = prefix_upper(prefix)
+    if other >= prefix and (upper is None or other < upper):
+        assert other.startswith(prefix)
