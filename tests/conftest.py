@@ -24,10 +24,19 @@ REQUIRE_POSTGRES_ENV = "BOTWIRE_TEST_REQUIRE_POSTGRES"
 ENGINES = {
     "sqlite": "sqlite_url",
     "postgres": "postgres_url",
+    "http-sqlite": "http_sqlite_url",
+    "http-postgres": "http_postgres_url",
 }
 
+# The conformance servers store without quotas and accept big values: quotas and limits have
+# their own tests.
+_TEST_SERVER = {"writes_per_day": 0, "max_bytes": 0, "max_value_bytes": 64 << 20,
+                "max_body_bytes": 256 << 20}
+
 # Settings that would redirect a Memory away from the URL a test asked for.
-_ENGINE_ENV = ("BOTWIRE_URL", "BOTWIRE_DATABASE_URL", "BOTWIRE_MAX_VALUE_BYTES")
+_ENGINE_ENV = (
+    "BOTWIRE_URL", "BOTWIRE_DATABASE_URL", "BOTWIRE_MAX_VALUE_BYTES", "BOTWIRE_API_KEY"
+)
 
 
 def _postgres_required() -> bool:
@@ -86,6 +95,52 @@ def sqlite_url(tmp_path) -> str:
     return f"sqlite:///{tmp_path}/botwire.db"
 
 
+@pytest.fixture(scope="session")
+def http_sqlite_server(tmp_path_factory):
+    """A botwire server over a SQLite file, in its own process, for the whole session."""
+    from servers import ServerProcess
+
+    home = tmp_path_factory.mktemp("http-sqlite")
+    server = ServerProcess(f"sqlite:///{home}/botwire.db", home, **_TEST_SERVER).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def http_postgres_server(tmp_path_factory, postgres_schema_url):
+    """A botwire server over this session's PostgreSQL schema, in its own process."""
+    from servers import ServerProcess
+
+    home = tmp_path_factory.mktemp("http-postgres")
+    server = ServerProcess(postgres_schema_url, home, **_TEST_SERVER).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def fresh_postgres_url(postgres_server_url):
+    """A URL of a new, empty PostgreSQL schema, dropped after the test."""
+    import psycopg
+
+    schema = f"botwire_test_fresh_{secrets.token_hex(6)}"
+    with psycopg.connect(postgres_server_url, autocommit=True, connect_timeout=5) as conn:
+        conn.execute(f'CREATE SCHEMA "{schema}"')
+    yield with_query_param(postgres_server_url, "options", f"-csearch_path={schema}")
+    with psycopg.connect(postgres_server_url, autocommit=True, connect_timeout=5) as conn:
+        conn.execute("SET lock_timeout = '20s'")
+        conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+
+
+@pytest.fixture
+def http_sqlite_url(http_sqlite_server) -> str:
+    return http_sqlite_server.url()
+
+
+@pytest.fixture
+def http_postgres_url(http_postgres_server) -> str:
+    return http_postgres_server.url()
+
+
 @pytest.fixture(params=list(ENGINES))
 def engine_url(request, monkeypatch) -> str:
     """A URL for each engine in turn. Environment settings that could override it are removed."""
@@ -118,8 +173,8 @@ def fresh_engine_url(engine_id, request, tmp_path):
             with psycopg.connect(server, autocommit=True, connect_timeout=5) as conn:
                 conn.execute("SET lock_timeout = '20s'")
                 conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
-    else:  # pragma: no cover - an engine without a notion of fresh storage
-        pytest.skip(f"no fresh storage for engine {engine_id!r}")
+    else:
+        pytest.skip(f"{engine_id}: a server creates its schema when it starts, before any client")
 
 
 def unique_ns(tag: str = "t") -> str:

@@ -9,11 +9,13 @@
 
 from ._version import __version__
 from .errors import (
+    AuthenticationFailed,
     BotWireError,
     ConfigurationError,
     InvalidInput,
     InvalidKey,
     NotFound,
+    PermissionDenied,
     QuotaExceeded,
     StorageUnavailable,
     UnsupportedValue,
@@ -44,5 +46,7 @@ __all__ = [
     "VersionConflict",
     "QuotaExceeded",
     "StorageUnavailable",
+    "AuthenticationFailed",
+    "PermissionDenied",
     "ConfigurationError",
 ]

@@ -13,9 +13,9 @@ from .errors import BotWireError
 
 url_option = click.option(
     "--url",
-    envvar="BOTWIRE_DATABASE_URL",
     default=None,
-    help="Database URL (default: the embedded SQLite file).",
+    help="Database or server URL (default: BOTWIRE_URL, BOTWIRE_DATABASE_URL, else the "
+    "embedded SQLite file).",
 )
 
 
@@ -88,12 +88,12 @@ def set_(
         click.echo(m.set(key, parsed, ttl=ttl))
 
 
-@main.command()
+@main.command("ls")
 @click.argument("namespace")
 @click.option("--prefix", default="")
 @url_option
-def keys(namespace: str, prefix: str, url: str | None) -> None:
-    """List the keys of NAMESPACE."""
+def ls(namespace: str, prefix: str, url: str | None) -> None:
+    """List the keys stored in NAMESPACE."""
     with Memory(namespace, url=url) as m:
         for key in m.keys(prefix):
             click.echo(key)
@@ -129,6 +129,33 @@ def forget_(namespace: str, yes: bool, url: str | None) -> None:
     if not yes:
         click.confirm(f"Delete everything stored for {namespace!r}?", abort=True)
     click.echo("forgotten" if forget(namespace, url=url) else "nothing was stored")
+
+
+@main.command()
+@click.option("--host", envvar="BOTWIRE_HOST", default=None, help="[default: 127.0.0.1]")
+@click.option("--port", envvar="BOTWIRE_PORT", type=int, default=None, help="[default: 8421]")
+@click.option(
+    "--database",
+    envvar="BOTWIRE_DATABASE_URL",
+    default=None,
+    help="sqlite:///path or postgresql://... [default: the SQLite file in $BOTWIRE_HOME]",
+)
+@click.option("--workers", envvar="BOTWIRE_WORKERS", type=int, default=None, help="[default: 1]")
+def serve(host: str | None, port: int | None, database: str | None, workers: int | None) -> None:
+    """Run the botwire server (more settings: BOTWIRE_* variables, see the README)."""
+    try:
+        from .server.config import Settings
+        from .server.run import serve as run
+    except ImportError as exc:
+        raise click.ClickException(
+            f"the server needs its extra: pip install 'botwire[server]' ({exc})"
+        ) from None
+    run(Settings.from_env(host=host, port=port, database=database, workers=workers))
+
+
+from .keys_cli import keys  # noqa: E402  (the `botwire keys ...` group)
+
+main.add_command(keys)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -10,7 +10,9 @@
     ├── NotFound (KeyError)              ``m[key]`` / ``del m[key]`` on a missing key
     ├── VersionConflict                  compare-and-set lost; ``.current_version``
     ├── QuotaExceeded                    a quota is used up; ``.retry_after`` (seconds or None)
-    ├── StorageUnavailable               database down, locked past the timeout, connection lost
+    ├── StorageUnavailable               database or server down, locked past the timeout
+    ├── AuthenticationFailed             the server did not accept the API key (HTTP 401)
+    ├── PermissionDenied                 the API key may not do this here (HTTP 403)
     └── ConfigurationError               bad URL, missing optional dependency
 
 Errors a subclass of a builtin can be caught either way: ``except ValueError`` catches
@@ -31,6 +33,8 @@ __all__ = [
     "VersionConflict",
     "QuotaExceeded",
     "StorageUnavailable",
+    "AuthenticationFailed",
+    "PermissionDenied",
     "ConfigurationError",
 ]
 
@@ -88,6 +92,14 @@ class QuotaExceeded(BotWireError):
 
 class StorageUnavailable(BotWireError):
     """The storage could not be reached or stayed locked past the timeout."""
+
+
+class AuthenticationFailed(BotWireError):
+    """The botwire server did not accept the API key (missing, unknown or revoked)."""
+
+
+class PermissionDenied(BotWireError):
+    """The API key's scopes do not cover this namespace, or lack the right needed."""
 
 
 class ConfigurationError(BotWireError):

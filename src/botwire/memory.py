@@ -71,11 +71,11 @@ def _check_prefix(prefix: object) -> str:
 class _Owner:
     """Holds an engine: either given (the caller owns it) or leased from the shared registry."""
 
-    def __init__(self, url: str | None, engine: Engine | None) -> None:
+    def __init__(self, url: str | None, engine: Engine | None, api_key: str | None) -> None:
         if engine is not None:
             self._engine, self._lease = engine, None
         else:
-            self._lease = lease(url)
+            self._lease = lease(url, api_key=api_key)
             self._engine = self._lease.engine
         self._finalizer = weakref.finalize(self, _release, self._lease)
 
@@ -102,10 +102,11 @@ class _MemoryBase(_Owner):
         url: str | None = None,
         engine: Engine | None = None,
         max_value_bytes: int | None = None,
+        api_key: str | None = None,
     ) -> None:
         self.namespace = check_name(namespace, "namespace")
         self.max_value_bytes = _max_value_bytes(max_value_bytes)
-        super().__init__(url, engine)
+        super().__init__(url, engine, api_key)
 
     @property
     def engine(self) -> Engine:

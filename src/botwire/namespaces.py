@@ -21,19 +21,23 @@ def _same(name: str) -> str:
     return name
 
 
-def namespaces(prefix: str = "", *, url: str | None = None) -> Iterator[str]:
+def namespaces(
+    prefix: str = "", *, url: str | None = None, api_key: str | None = None
+) -> Iterator[str]:
     """Every namespace starting with ``prefix`` that holds a live key or a log entry."""
     page = _page(prefix)
-    held = lease(url)
+    held = lease(url, api_key=api_key)
     try:
         yield from _pages(held.engine.execute, page, _same)
     finally:
         held.release()
 
 
-async def anamespaces(prefix: str = "", *, url: str | None = None) -> AsyncIterator[str]:
+async def anamespaces(
+    prefix: str = "", *, url: str | None = None, api_key: str | None = None
+) -> AsyncIterator[str]:
     page = _page(prefix)
-    held = lease(url)
+    held = lease(url, api_key=api_key)
     try:
         async for name in _apages(held.engine.aexecute, page, _same):
             yield name
@@ -43,19 +47,19 @@ async def anamespaces(prefix: str = "", *, url: str | None = None) -> AsyncItera
             await last.aclose()
 
 
-def forget(namespace: str, *, url: str | None = None) -> bool:
+def forget(namespace: str, *, url: str | None = None, api_key: str | None = None) -> bool:
     """Delete every key and log of ``namespace`` in one transaction; whether it held anything."""
     op = ops.Forget(check_name(namespace, "namespace"))
-    held = lease(url)
+    held = lease(url, api_key=api_key)
     try:
         return bool(held.engine.execute(op))
     finally:
         held.release()
 
 
-async def aforget(namespace: str, *, url: str | None = None) -> bool:
+async def aforget(namespace: str, *, url: str | None = None, api_key: str | None = None) -> bool:
     op = ops.Forget(check_name(namespace, "namespace"))
-    held = lease(url)
+    held = lease(url, api_key=api_key)
     try:
         return bool(await held.engine.aexecute(op))
     finally:

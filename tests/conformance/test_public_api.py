@@ -34,6 +34,8 @@ ERRORS = [
     "VersionConflict",
     "QuotaExceeded",
     "StorageUnavailable",
+    "AuthenticationFailed",
+    "PermissionDenied",
     "ConfigurationError",
 ]
 

@@ -40,7 +40,7 @@ def test_set_get_keys_log_forget(run, tmp_path):
     assert run("set", "cust-1", "note", "plain words", "--string").stdout.strip() == "1"
     assert json.loads(run("get", "cust-1", "prefs").stdout) == {"lang": "en"}
     assert json.loads(run("get", "cust-1", "note").stdout) == "plain words"
-    assert run("keys", "cust-1").stdout.split() == ["last_order", "note", "prefs"]
+    assert run("ls", "cust-1").stdout.split() == ["last_order", "note", "prefs"]
     assert run("namespaces").stdout.split() == ["cust-1"]
     assert run("log", "cust-1", "calls").stdout == ""
     assert "forgotten" in run("forget", "cust-1", "--yes").stdout
@@ -71,3 +71,57 @@ def test_demo_second_call_remembers_the_first(run):
     assert len(pids) == 2  # the two calls ran in two processes
     again = run("demo").stdout  # idempotent: the demo resets its own caller
     assert "found 4 facts, 1 earlier call(s)" in again
+
+
+def test_serve_makes_one_admin_key_on_first_start_only(tmp_path):
+    from servers import ServerProcess
+
+    home = tmp_path / "home"
+    server = ServerProcess(f"sqlite:///{tmp_path}/s.db", home).start()
+    key_file = home / "admin.key"
+    assert oct(key_file.stat().st_mode & 0o777) == "0o600"
+    secret = key_file.read_text().strip()
+    assert secret.startswith("bw_") and server.log().count(secret) == 1
+    server.stop()
+    key_file.unlink()
+    server.start()  # the database already has a key: none is made or shown again
+    assert not key_file.exists()
+    assert server.log().count("bw_") == 1
+    server.stop()
+
+
+def test_keys_create_list_revoke_against_a_server(tmp_path):
+    from servers import ServerProcess
+
+    home = tmp_path / "home"
+    server = ServerProcess(f"sqlite:///{tmp_path}/s.db", home).start()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BOTWIRE_")}
+    env["BOTWIRE_HOME"] = str(home)  # where the admin key was saved
+    env["BOTWIRE_PORT"] = str(server.port)
+
+    def cli(*args: str) -> subprocess.CompletedProcess:
+        done = subprocess.run([str(BIN), *args], capture_output=True, text=True, env=env,
+                              stdin=subprocess.DEVNULL, timeout=60)
+        assert done.returncode == 0, done.stderr
+        return done
+
+    try:
+        made = cli("keys", "create", "--prefix", "acme:", "--write", "--name", "agents")
+        secret = made.stdout.strip()
+        assert secret.startswith("bw_") and "not shown again" in made.stderr
+        listed = [json.loads(line) for line in cli("keys", "list", "--json").stdout.splitlines()]
+        mine = next(k for k in listed if k["name"] == "agents")
+        assert mine["prefixes"] == ["acme:"] and mine["rights"] == "write"
+        assert secret not in cli("keys", "list").stdout
+        # the new key works for its prefix through the ordinary commands
+        url = f"http://{secret}@127.0.0.1:{server.port}"
+        cli("set", "acme:1", "k", '{"v": 1}', "--url", url)
+        assert json.loads(cli("get", "acme:1", "k", "--url", url).stdout) == {"v": 1}
+        denied = subprocess.run([str(BIN), "set", "other", "k", "1", "--url", url],
+                                capture_output=True, text=True, env=env, timeout=60)
+        assert denied.returncode != 0 and "PermissionDenied" in denied.stderr
+        cli("keys", "revoke", mine["id"])
+        listed = [json.loads(line) for line in cli("keys", "list", "--json").stdout.splitlines()]
+        assert next(k for k in listed if k["id"] == mine["id"])["revoked_at"] is not None
+    finally:
+        server.stop()

@@ -40,11 +40,38 @@ def test_bad_urls_raise_configuration_error(url):
         open_engine(url)
 
 
-def test_http_url_is_a_clear_error_until_the_server_engine_lands(monkeypatch):
+def test_botwire_url_picks_the_http_engine_and_never_shows_the_key(monkeypatch):
+    from botwire.engines.http import HttpEngine
+
     monkeypatch.setenv("BOTWIRE_URL", "http://secret-key@localhost:8421")
+    with Memory("ns") as m:
+        assert isinstance(m.engine, HttpEngine)
+        assert "secret-key" not in repr(m) and "secret-key" not in m.engine.url
+        assert m.engine._key == "secret-key"
+
+
+def test_api_key_sources_in_order(monkeypatch):
+    from botwire.engines.http import split_url
+
+    monkeypatch.setenv("BOTWIRE_API_KEY", "from-env")
+    assert split_url("http://h:1", None)[1] == "from-env"
+    assert split_url("http://from-url@h:1", None)[1] == "from-url"
+    assert split_url("http://:from-password@h:1", None)[1] == "from-password"
+    assert split_url("http://from-url@h:1", "given")[1] == "given"
+    base, _, options = split_url("https://k@h:1/prefix/?timeout=2&retries=0", None)
+    assert base == "https://h:1/prefix" and options["timeout"] == 2 and options["retries"] == 0
+
+
+@pytest.mark.parametrize("url", ["http://k@h:1?bogus=1", "http://k@h:1?timeout=soon", "http:///x"])
+def test_bad_http_urls_are_configuration_errors_without_the_key(url):
     with pytest.raises(ConfigurationError) as exc:
-        Memory("ns")
-    assert "secret-key" not in str(exc.value)
+        Memory("ns", url=url)
+    assert "k@" not in str(exc.value)
+
+
+def test_api_key_with_a_database_url_is_an_error(tmp_path):
+    with pytest.raises(ConfigurationError, match="api_key"):
+        Memory("ns", url=f"sqlite:///{tmp_path}/x.db", api_key="k")
 
 
 def test_memories_on_one_url_share_one_engine_until_the_last_closes(tmp_path):

@@ -27,7 +27,7 @@ def test_schema_is_versioned(url, ns):
             "WHERE table_schema = %s AND table_name = 'botwire_kv' AND column_name = 'key'",
             (schema_opts,),
         ).fetchone()
-    assert versions == [1]
+    assert versions == [1, 2]
     assert collation == ("C",)
 
 
@@ -61,7 +61,7 @@ def test_engines_starting_together_migrate_once(postgres_server_url, ns):
     try:
         assert not errors
         with psycopg.connect(url) as conn:
-            assert conn.execute("SELECT count(*) FROM botwire_schema").fetchone()[0] == 1
+            assert conn.execute("SELECT count(*) FROM botwire_schema").fetchone()[0] == 2
     finally:
         with psycopg.connect(postgres_server_url, autocommit=True) as conn:
             conn.execute(f'DROP SCHEMA "{schema}" CASCADE')

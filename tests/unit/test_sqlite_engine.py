@@ -23,7 +23,7 @@ def test_database_is_in_wal_mode_with_current_schema(url, tmp_path):
         m.set("k", 1)
     conn = sqlite3.connect(tmp_path / "botwire.db")
     assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-    assert conn.execute("PRAGMA user_version").fetchone()[0] == 1
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == 2
     tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
     assert {"botwire_kv", "botwire_logs", "botwire_entries"} <= tables
 
@@ -90,7 +90,7 @@ def test_threads_racing_to_create_a_fresh_file_all_succeed(tmp_path):
         m = Memory("ns", url=f"sqlite:///{tmp_path}/r{round_}/botwire.db")
         ready, errors = threading.Barrier(4), []
 
-        def work(n: int, m: Memory = m, ready: threading.Barrier = ready) -> None:
+        def work(n: int, m: Memory = m, ready: threading.Barrier = ready, errors=errors) -> None:
             try:
                 ready.wait(10)
                 m.set(f"k{n}", n)

@@ -17,19 +17,24 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 from ..errors import ConfigurationError
 from .base import Engine
 
-__all__ = ["Engine", "Lease", "default_path", "lease", "open_engine", "resolve_url"]
+__all__ = ["Engine", "Lease", "default_path", "home_dir", "lease", "open_engine", "resolve_url"]
 
 DB_FILE = "botwire.db"
 
 
-def default_path() -> str:
-    """``$BOTWIRE_HOME/botwire.db``, else the same file in the user data dir."""
+def home_dir() -> str:
+    """``$BOTWIRE_HOME``, else the user data dir (platformdirs): the database, the admin key."""
     home = os.environ.get("BOTWIRE_HOME")
     if not home:
         import platformdirs
 
         home = platformdirs.user_data_dir("botwire", appauthor=False)
-    return os.path.join(os.path.abspath(os.path.expanduser(home)), DB_FILE)
+    return os.path.abspath(os.path.expanduser(home))
+
+
+def default_path() -> str:
+    """``$BOTWIRE_HOME/botwire.db``, else the same file in the user data dir."""
+    return os.path.join(home_dir(), DB_FILE)
 
 
 def resolve_url(url: str | None = None) -> str:
@@ -39,7 +44,7 @@ def resolve_url(url: str | None = None) -> str:
     return "sqlite:///" + default_path()
 
 
-def open_engine(url: str) -> Engine:
+def open_engine(url: str, *, api_key: str | None = None) -> Engine:
     """A new engine for ``url`` (not shared: the caller closes it)."""
     scheme = url.split(":", 1)[0].lower() if ":" in url else ""
     opener = _OPENERS.get(scheme)
@@ -48,6 +53,12 @@ def open_engine(url: str) -> Engine:
             f"unsupported URL scheme {scheme!r} in {_redact(url)!r}: use sqlite:///path, "
             "postgresql://... or http(s)://..."
         )
+    if scheme in ("http", "https"):
+        from .http import HttpEngine
+
+        return HttpEngine(url, api_key=api_key)
+    if api_key is not None:
+        raise ConfigurationError("api_key is for a botwire server (an http:// or https:// URL)")
     return opener(url)
 
 
@@ -82,11 +93,10 @@ def _open_postgres(url: str) -> Engine:
     return PostgresEngine(url)
 
 
-def _open_http(url: str) -> Engine:
-    raise ConfigurationError(
-        f"{_redact(url)!r} points at a botwire server; the HTTP engine is not part of this "
-        "release. Use sqlite:/// or postgresql:// URLs (unset BOTWIRE_URL)."
-    )
+def _open_http(url: str) -> Engine:  # pragma: no cover - open_engine passes the key
+    from .http import HttpEngine
+
+    return HttpEngine(url)
 
 
 _OPENERS: dict[str, Callable[[str], Engine]] = {
@@ -111,7 +121,7 @@ def _redact(url: str) -> str:
 class Lease:
     """One holder's claim on a shared engine. ``release()`` is idempotent."""
 
-    url: str
+    url: tuple[str, str | None]
     engine: Engine
     released: bool = field(default=False)
 
@@ -123,21 +133,22 @@ class Lease:
         return _release(self.url)
 
 
-_shared: dict[str, list] = {}  # url -> [engine, holders]
+_shared: dict[tuple[str, str | None], list] = {}  # (url, api key) -> [engine, holders]
 _shared_lock = threading.Lock()
 
 
-def lease(url: str | None = None) -> Lease:
+def lease(url: str | None = None, *, api_key: str | None = None) -> Lease:
     resolved = resolve_url(url)
+    shared_as = (resolved, api_key)
     with _shared_lock:
-        entry = _shared.get(resolved)
+        entry = _shared.get(shared_as)
         if entry is None:
-            entry = _shared[resolved] = [open_engine(resolved), 0]
+            entry = _shared[shared_as] = [open_engine(resolved, api_key=api_key), 0]
         entry[1] += 1
-        return Lease(resolved, entry[0])
+        return Lease(shared_as, entry[0])
 
 
-def _release(url: str) -> Engine | None:
+def _release(url: tuple[str, str | None]) -> Engine | None:
     with _shared_lock:
         entry = _shared.get(url)
         if entry is None:

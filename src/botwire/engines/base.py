@@ -10,7 +10,7 @@ Results per operation:
 
 ==============  ============================================================================
 ``Get``         ``list[str | None]``, each key's JSON text, ``None`` for missing or expired
-``Info``        ``list[Row | None]``, each key's metadata (``Row.value`` is ``None``)
+``Info``        ``list[Row | None]``, each key's metadata (and value when ``values``)
 ``Put``         ``list[int]``, the new version of each item
 ``Delete``      ``bool``, whether a live key was deleted
 ``Incr``        ``int``, the new value
@@ -24,10 +24,25 @@ Results per operation:
 ``Namespaces``  ``list[str]``, namespaces after ``after`` with a live key or log entry
 ``Forget``      ``bool``, whether the namespace held anything
 ==============  ============================================================================
+
+The botwire server also keeps its own state (API keys, quota counters) in the database it
+serves, through a few *server ops* below the line. The SQL engines run them; the HTTP engine,
+a client, refuses them.
+
+==============  ============================================================================
+``Charge``      ``int | None``, the day's write count after charging ``n``; ``None`` when
+                that would pass ``limit`` (nothing is charged)
+``Usage``       ``int``, bytes stored by live keys and log entries of the namespace
+``SaveKey``     ``bool``, whether the key was saved (``only_if_none``: no key exists yet)
+``FindKey``     ``ApiKey | None``, the unrevoked key with this hash
+``ListKeys``    ``list[ApiKey]``, every key, revoked ones too, oldest first
+``RevokeKey``   ``bool``, whether an unrevoked key was revoked
+==============  ============================================================================
 """
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable, Generator
 from typing import Any, NamedTuple, Protocol, Union, runtime_checkable
 
 
@@ -59,6 +74,7 @@ class Get(NamedTuple):
 class Info(NamedTuple):
     ns: str
     keys: tuple[str, ...]
+    values: bool = False  # fill ``Row.value`` too
 
 
 class Put(NamedTuple):
@@ -133,6 +149,49 @@ class Forget(NamedTuple):
     ns: str
 
 
+class ApiKey(NamedTuple):
+    """A server API key as stored: only the SHA-256 of the secret, never the secret."""
+
+    id: str
+    hash: str
+    name: str
+    prefixes: tuple[str, ...]
+    rights: str  # "read", "write" or "admin"
+    writes_per_day: int | None  # None: the server default; 0: unlimited
+    max_bytes: int | None
+    created_at: float
+    revoked_at: float | None = None
+
+
+class Charge(NamedTuple):
+    ns: str
+    day: str  # UTC date, YYYY-MM-DD
+    n: int  # negative to refund
+    limit: int  # 0: unlimited
+
+
+class Usage(NamedTuple):
+    ns: str
+
+
+class SaveKey(NamedTuple):
+    key: ApiKey
+    only_if_none: bool = False
+
+
+class FindKey(NamedTuple):
+    hash: str
+
+
+class ListKeys(NamedTuple):
+    pass
+
+
+class RevokeKey(NamedTuple):
+    id: str
+    at: float
+
+
 Op = Union[
     Get,
     Info,
@@ -148,6 +207,12 @@ Op = Union[
     LogClear,
     Namespaces,
     Forget,
+    Charge,
+    Usage,
+    SaveKey,
+    FindKey,
+    ListKeys,
+    RevokeKey,
 ]
 
 
@@ -164,3 +229,31 @@ class Engine(Protocol):
     def close(self) -> None: ...
 
     async def aclose(self) -> None: ...
+
+
+# -- stepping handlers ------------------------------------------------------------------------
+# An engine turns each op into a *handler*: a generator that yields what to send to the
+# database or server (a statement, a request) and receives each answer. The drivers below step
+# one, sync or async, so the engines write their logic once (as httpx.Auth.auth_flow does).
+
+
+def drive(handler: Generator[Any, Any, Any], run: Callable[[Any], Any]) -> Any:
+    """Step ``handler`` to the end, running each statement with ``run``."""
+    answer = None
+    while True:
+        try:
+            stmt = handler.send(answer)
+        except StopIteration as stop:
+            return stop.value
+        answer = run(stmt)
+
+
+async def adrive(handler: Generator[Any, Any, Any], run: Callable[[Any], Awaitable[Any]]) -> Any:
+    """``drive`` for a coroutine ``run``: the only part the async engines add."""
+    answer = None
+    while True:
+        try:
+            stmt = handler.send(answer)
+        except StopIteration as stop:
+            return stop.value
+        answer = await run(stmt)

@@ -49,6 +49,16 @@ _MIGRATIONS: list[tuple[str, ...]] = [
         "CREATE TABLE botwire_entries (log_id bigint NOT NULL, seq bigint NOT NULL, "
         "value text NOT NULL, ts double precision NOT NULL, PRIMARY KEY (log_id, seq))",
     ),
+    (  # 2: what the server keeps (API keys, write counters) and log entry sizes for quotas
+        "ALTER TABLE botwire_entries ADD COLUMN size integer NOT NULL DEFAULT 0",
+        "UPDATE botwire_entries SET size = octet_length(value)",
+        'CREATE TABLE botwire_usage (ns text COLLATE "C" NOT NULL, day text NOT NULL, '
+        "writes bigint NOT NULL, PRIMARY KEY (ns, day))",
+        "CREATE TABLE botwire_api_keys (id text PRIMARY KEY, hash text NOT NULL UNIQUE, "
+        "name text NOT NULL, prefixes text NOT NULL, rights text NOT NULL, "
+        "writes_per_day bigint, max_bytes bigint, created_at double precision NOT NULL, "
+        "revoked_at double precision)",
+    ),
 ]
 _OPTIONS = {"pool_min": 1, "pool_max": 10, "pool_timeout": 10.0}
 _pg_sql: dict[str, str] = {}

@@ -25,14 +25,16 @@ and ``clear`` use, so two of them never deadlock.
 
 from __future__ import annotations
 
+import functools
+import json
 import time
-from collections.abc import Awaitable, Generator
+from collections.abc import Generator
 from typing import Any, Callable, NamedTuple
 
 from .._codec import decode
 from ..errors import StorageUnavailable, UnsupportedValue, VersionConflict
 from . import base as ops
-from .base import Entry, Row
+from .base import Entry, Row, adrive, drive  # noqa: F401  (the engines' drivers)
 
 
 class Stmt(NamedTuple):
@@ -57,11 +59,10 @@ _SET = (
     f"created_at = CASE WHEN {_EXPIRED} THEN excluded.created_at ELSE botwire_kv.created_at END"
 )
 # Parameters: ns, key, value, ns, created_at, updated_at, expires_at, size.
-_INSERT = (
-    "INSERT INTO botwire_kv (ns, key, value, version, created_at, updated_at, expires_at, size) "
-    "VALUES (?, ?, ?, COALESCE((SELECT floor FROM botwire_namespaces WHERE ns = ?), 0) + 1, "
-    "?, ?, ?, ?) ON CONFLICT (ns, key) DO UPDATE SET "
-)
+_ROW = "(?, ?, ?, COALESCE((SELECT floor FROM botwire_namespaces WHERE ns = ?), 0) + 1, ?, ?, ?, ?)"
+_INTO = "INSERT INTO botwire_kv (ns, key, value, version, created_at, updated_at, expires_at, size)"
+_ON_CONFLICT = " ON CONFLICT (ns, key) DO UPDATE SET "
+_INSERT = f"{_INTO} VALUES {_ROW}{_ON_CONFLICT}"
 _UPSERT = _INSERT + _SET
 # Only replaces a row that has expired: "set if absent".
 _CREATE = _INSERT + _SET + " WHERE botwire_kv.expires_at IS NOT NULL AND botwire_kv.expires_at <= ?"
@@ -79,28 +80,6 @@ _VERSION = f"SELECT version FROM botwire_kv WHERE ns = ? AND key = ? AND {_LIVE}
 _LOG_ID = "(SELECT id FROM botwire_logs WHERE ns = ? AND name = ?)"
 _IN_CHUNK = 500
 _INCR_TRIES = 1000
-
-
-def drive(handler: Handler, run: Callable[[Stmt], Any]) -> Any:
-    """Step ``handler`` to the end, running each statement with ``run``."""
-    answer = None
-    while True:
-        try:
-            stmt = handler.send(answer)
-        except StopIteration as stop:
-            return stop.value
-        answer = run(stmt)
-
-
-async def adrive(handler: Handler, run: Callable[[Stmt], Awaitable[Any]]) -> Any:
-    """``drive`` for a coroutine ``run``: the only part the async engines add."""
-    answer = None
-    while True:
-        try:
-            stmt = handler.send(answer)
-        except StopIteration as stop:
-            return stop.value
-        answer = await run(stmt)
 
 
 class Purger:
@@ -143,7 +122,8 @@ def get(op: ops.Get, now: float) -> Handler:
 
 
 def info(op: ops.Info, now: float) -> Handler:
-    found = {r[0]: Row._make(r) for r in (yield from _select_in(_META, op.ns, op.keys, now))}
+    cols = _COLS.format(value="value") if op.values else _META
+    found = {r[0]: Row._make(r) for r in (yield from _select_in(cols, op.ns, op.keys, now))}
     return [found.get(k) for k in op.keys]
 
 
@@ -172,10 +152,19 @@ def put(op: ops.Put, now: float) -> Handler:
         )
         return [rows[0][0]]
     items = sorted(op.items)  # lock order: by key
-    params = [(op.ns, k, t, op.ns, now, now, expires, _size(t)) for k, t in items]
-    yield Stmt(_UPSERT, params, many=True)
-    found = dict((yield from _select_in("key, version", op.ns, tuple(k for k, _ in items), now)))
+    found: dict[str, int] = {}
+    for start in range(0, len(items), _IN_CHUNK):  # one multi-row statement per chunk
+        chunk = items[start : start + _IN_CHUNK]
+        params = [p for k, t in chunk for p in (op.ns, k, t, op.ns, now, now, expires, _size(t))]
+        rows = yield Stmt(_upsert_rows(len(chunk)), params, prepare=False)
+        found.update(rows)
     return [found[k] for k, _ in op.items]
+
+
+@functools.lru_cache(maxsize=8)
+def _upsert_rows(n: int) -> str:
+    rows = ", ".join([_ROW] * n)
+    return f"{_INTO} VALUES {rows}{_ON_CONFLICT}{_SET} RETURNING key, version"
 
 
 def _put_if(
@@ -270,8 +259,10 @@ def append(op: ops.Append, now: float) -> Handler:
     )
     log_id, last = rows[0]
     seqs = list(range(last - n + 1, last + 1))
-    sql = "INSERT INTO botwire_entries (log_id, seq, value, ts) VALUES (?, ?, ?, ?)"
-    params = [(log_id, seq, text, now) for seq, text in zip(seqs, op.entries, strict=True)]
+    sql = "INSERT INTO botwire_entries (log_id, seq, value, ts, size) VALUES (?, ?, ?, ?, ?)"
+    params = [
+        (log_id, seq, text, now, _size(text)) for seq, text in zip(seqs, op.entries, strict=True)
+    ]
     if n == 1:
         yield Stmt(sql, params[0])
     else:
@@ -350,6 +341,7 @@ def purge(now: float, limit: int) -> Handler:
     for ns, _, version in rows:
         floors[ns] = max(version, floors.get(ns, 0))
     yield Stmt(_RAISE_FLOOR, sorted(floors.items()), many=True)
+    yield Stmt("DELETE FROM botwire_usage WHERE day < ?", (utc_day(now - 2 * 86400),))
     doomed = sorted((ns, key) for ns, key, _ in rows)
     yield Stmt(  # still expired: a key written again since the SELECT stays
         "DELETE FROM botwire_kv WHERE ns = ? AND key = ? AND expires_at <= ?",
@@ -357,6 +349,79 @@ def purge(now: float, limit: int) -> Handler:
         many=True,
     )
     return len(doomed)
+
+
+# -- server ops: quota counters and API keys ----------------------------------------------------
+
+_KEY_COLS = "id, hash, name, prefixes, rights, writes_per_day, max_bytes, created_at, revoked_at"
+
+
+def utc_day(ts: float) -> str:
+    return time.strftime("%Y-%m-%d", time.gmtime(ts))
+
+
+def charge(op: ops.Charge, now: float) -> Handler:
+    if op.limit and op.n > op.limit:
+        return None
+    sql = (
+        "INSERT INTO botwire_usage (ns, day, writes) VALUES (?, ?, ?) ON CONFLICT (ns, day) "
+        "DO UPDATE SET writes = botwire_usage.writes + excluded.writes"
+    )
+    params: tuple[Any, ...] = (op.ns, op.day, op.n)
+    if op.limit:  # the database re-checks under its row lock: exactly ``limit`` fit
+        sql += " WHERE botwire_usage.writes + excluded.writes <= ?"
+        params += (op.limit,)
+    rows = yield Stmt(sql + " RETURNING writes", params)
+    return rows[0][0] if rows else None
+
+
+def usage(op: ops.Usage, now: float) -> Handler:
+    rows = yield Stmt(
+        f"SELECT (SELECT COALESCE(sum(size), 0) FROM botwire_kv WHERE ns = ? AND {_LIVE}) + "
+        "(SELECT COALESCE(sum(e.size), 0) FROM botwire_entries e JOIN botwire_logs l "
+        "ON e.log_id = l.id WHERE l.ns = ?)",
+        (op.ns, now, op.ns),
+    )
+    return int(rows[0][0])
+
+
+def save_key(op: ops.SaveKey, now: float) -> Handler:
+    """``only_if_none``: the first-start key. Replicas racing to create it all use one fixed
+    id, so exactly one insert lands."""
+    k = op.key
+    if op.only_if_none and (yield Stmt("SELECT 1 FROM botwire_api_keys LIMIT 1")):
+        return False
+    marks = ", ".join("?" * len(k))
+    count = yield Stmt(
+        f"INSERT INTO botwire_api_keys ({_KEY_COLS}) VALUES ({marks}) ON CONFLICT DO NOTHING",
+        (*k[:3], json.dumps(list(k.prefixes)), *k[4:]),
+    )
+    return count == 1
+
+
+def find_key(op: ops.FindKey, now: float) -> Handler:
+    rows = yield Stmt(
+        f"SELECT {_KEY_COLS} FROM botwire_api_keys WHERE hash = ? AND revoked_at IS NULL",
+        (op.hash,),
+    )
+    return _api_key(rows[0]) if rows else None
+
+
+def list_keys(op: ops.ListKeys, now: float) -> Handler:
+    rows = yield Stmt(f"SELECT {_KEY_COLS} FROM botwire_api_keys ORDER BY created_at, id")
+    return [_api_key(r) for r in rows]
+
+
+def revoke_key(op: ops.RevokeKey, now: float) -> Handler:
+    count = yield Stmt(
+        "UPDATE botwire_api_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL",
+        (op.at, op.id),
+    )
+    return count == 1
+
+
+def _api_key(row: Any) -> ops.ApiKey:
+    return ops.ApiKey._make((*row[:3], tuple(json.loads(row[3])), *row[4:]))
 
 
 def prefix_upper(prefix: str) -> str | None:
@@ -389,4 +454,10 @@ _HANDLERS: dict[type, tuple[Callable[[Any, float], Handler], int]] = {
     ops.LogClear: (log_clear, TXN),
     ops.Namespaces: (namespaces, READ),
     ops.Forget: (forget, TXN),
+    ops.Charge: (charge, ATOMIC),
+    ops.Usage: (usage, READ),
+    ops.SaveKey: (save_key, ATOMIC),
+    ops.FindKey: (find_key, READ),
+    ops.ListKeys: (list_keys, READ),
+    ops.RevokeKey: (revoke_key, ATOMIC),
 }

@@ -39,6 +39,16 @@ _MIGRATIONS: list[tuple[str, ...]] = [
         "CREATE TABLE botwire_entries (log_id INTEGER NOT NULL, seq INTEGER NOT NULL, "
         "value TEXT NOT NULL, ts REAL NOT NULL, PRIMARY KEY (log_id, seq)) WITHOUT ROWID",
     ),
+    (  # 2: what the server keeps (API keys, write counters) and log entry sizes for quotas
+        "ALTER TABLE botwire_entries ADD COLUMN size INTEGER NOT NULL DEFAULT 0",
+        "UPDATE botwire_entries SET size = length(CAST(value AS BLOB))",
+        "CREATE TABLE botwire_usage (ns TEXT NOT NULL, day TEXT NOT NULL, "
+        "writes INTEGER NOT NULL, PRIMARY KEY (ns, day)) WITHOUT ROWID",
+        "CREATE TABLE botwire_api_keys (id TEXT PRIMARY KEY, hash TEXT NOT NULL UNIQUE, "
+        "name TEXT NOT NULL, prefixes TEXT NOT NULL, rights TEXT NOT NULL, "
+        "writes_per_day INTEGER, max_bytes INTEGER, created_at REAL NOT NULL, "
+        "revoked_at REAL) WITHOUT ROWID",
+    ),
 ]
 log = logging.getLogger(__name__)
 _SYNCHRONOUS = {"off": "OFF", "normal": "NORMAL", "full": "FULL", "extra": "EXTRA"}

@@ -1,0 +1,5 @@
+"""``python -m botwire``: the command line."""
+
+from .cli import main
+
+main()

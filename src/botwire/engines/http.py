@@ -1,0 +1,452 @@
+"""The HTTP engine: the client of a botwire server (``BOTWIRE_URL=http://KEY@host:8421``).
+
+Each op becomes one request to the server's ``/v1`` API (a few become several: paged reads,
+batches over 1000 keys). As in ``sql.py``, an op's *handler* is a generator that yields
+``Req`` records and receives each answer, so the sync and async clients share every line but
+the one that sends.
+
+- One keep-alive connection pool per process (a fresh one after ``fork``) and per event loop.
+- The API key comes from the URL's user (or password) part, ``api_key=`` or ``BOTWIRE_API_KEY``.
+- URL options: ``timeout`` (seconds per request, default 10), ``connect_timeout`` (default 5),
+  ``retries`` (default 3).
+- Retries with exponential backoff: on connection errors before the request was sent, for
+  every op; after that (a lost answer) and on 503, only for idempotent ops (reads, plain
+  writes of a value, deletes) - never for ``incr``, ``append`` or compare-and-set.
+- Error answers become the exceptions the embedded engines raise (``_wire.CODES``); a 429
+  raises ``QuotaExceeded`` with ``retry_after`` from the ``Retry-After`` header.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import os
+import threading
+import time
+import weakref
+from collections.abc import Generator
+from typing import Any, NamedTuple
+from urllib.parse import parse_qsl, unquote, urlsplit
+
+import httpx
+
+from .._codec import _dumps
+from .._version import __version__
+from .._wire import make_cursor, raise_for_error, segment
+from ..errors import ConfigurationError, StorageUnavailable
+from . import base as ops
+from .base import Entry, Op, Row, adrive, drive
+
+_BATCH = 1000
+_OPTIONS = {"timeout": 10.0, "connect_timeout": 5.0, "retries": 3.0}
+_BACKOFF = 0.05  # first pause; doubled after each failed attempt, at most 2 s
+
+
+class Req(NamedTuple):
+    method: str
+    path: str
+    params: dict[str, Any] | None = None
+    content: str | None = None
+    headers: dict[str, str] | None = None
+    idempotent: bool = True
+    missing_ok: bool = False  # a 404 is an answer (a missing key), not an error
+    key: str = ""  # for error messages
+
+
+Handler = Generator[Req, Any, Any]  # sent: the httpx.Response to each Req
+
+
+def split_url(url: str, api_key: str | None) -> tuple[str, str | None, dict[str, float]]:
+    """The base URL without credentials or options, the API key, and the options."""
+    parts = urlsplit(url)
+    if not parts.hostname:
+        raise ConfigurationError(f"{redact(url)!r} has no host: use http(s)://KEY@host:8421")
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    unknown = {k for k, _ in query} - set(_OPTIONS)
+    if unknown:
+        raise ConfigurationError(f"unknown options {sorted(unknown)} in {redact(url)!r}")
+    try:
+        options = {**_OPTIONS, **{k: float(v) for k, v in query}}
+    except ValueError:
+        raise ConfigurationError(f"bad option value in {redact(url)!r}") from None
+    from_url = unquote(parts.username or "") or unquote(parts.password or "")
+    key = api_key or from_url or os.environ.get("BOTWIRE_API_KEY") or None
+    netloc = parts.hostname if ":" not in parts.hostname else f"[{parts.hostname}]"
+    if parts.port:
+        netloc += f":{parts.port}"
+    base = parts._replace(netloc=netloc, query="", fragment="").geturl().rstrip("/")
+    return base, key, options
+
+
+def redact(url: str) -> str:
+    parts = urlsplit(url)
+    if not (parts.username or parts.password):
+        return url
+    return parts._replace(netloc="***@" + parts.netloc.rpartition("@")[2]).geturl()
+
+
+class HttpEngine:
+    """Engine over a botwire server's HTTP API."""
+
+    def __init__(self, url: str, *, api_key: str | None = None) -> None:
+        self.base, self._key, options = split_url(url, api_key)
+        self.url = self.base
+        self.timeout = httpx.Timeout(options["timeout"], connect=options["connect_timeout"])
+        self.retries = int(options["retries"])
+        self._lock = threading.Lock()
+        self._pid = os.getpid()
+        self._client: httpx.Client | None = None
+        self._aclients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, httpx.AsyncClient]
+        self._aclients = weakref.WeakKeyDictionary()
+        self._closed = False
+
+    # -- the I/O edge ---------------------------------------------------------------------------
+
+    def execute(self, op: Op) -> Any:
+        return drive(_handler(op), self._send)
+
+    async def aexecute(self, op: Op) -> Any:
+        return await adrive(_handler(op), self._asend)
+
+    def _send(self, req: Req) -> httpx.Response:
+        client = self._sync_client()
+        for attempt in itertools.count():
+            try:
+                outcome: Any = client.request(
+                    req.method,
+                    req.path,
+                    params=req.params,
+                    content=req.content,
+                    headers=req.headers,
+                )
+            except httpx.HTTPError as exc:
+                outcome = exc
+            pause = self._settle(req, attempt, outcome)
+            if isinstance(pause, httpx.Response):
+                return pause
+            time.sleep(pause)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _asend(self, req: Req) -> httpx.Response:
+        client = self._async_client()
+        for attempt in itertools.count():
+            try:
+                outcome: Any = await client.request(
+                    req.method,
+                    req.path,
+                    params=req.params,
+                    content=req.content,
+                    headers=req.headers,
+                )
+            except httpx.HTTPError as exc:
+                outcome = exc
+            pause = self._settle(req, attempt, outcome)
+            if isinstance(pause, httpx.Response):
+                return pause
+            await asyncio.sleep(pause)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _settle(self, req: Req, attempt: int, outcome: Any) -> httpx.Response | float:
+        """The answer (checked: an error answer raises), or the pause before trying again."""
+        if attempt < self.retries:
+            if isinstance(outcome, httpx.Response):
+                retry = outcome.status_code == 503 and req.idempotent
+            elif isinstance(outcome, (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)):
+                retry = True  # the request never left
+            else:
+                retry = req.idempotent and isinstance(outcome, httpx.TransportError)
+            if retry:
+                return min(_BACKOFF * 2**attempt, 2.0)
+        if isinstance(outcome, Exception):
+            raise self._unavailable(outcome) from outcome
+        return _checked(req, outcome)
+
+    def _unavailable(self, exc: Exception) -> StorageUnavailable:
+        return StorageUnavailable(f"botwire server at {self.base}: {type(exc).__name__}: {exc}")
+
+    # -- clients ---------------------------------------------------------------------------------
+
+    def _client_options(self) -> dict[str, Any]:
+        headers = {"User-Agent": f"botwire/{__version__}", "Accept": "application/json"}
+        if self._key:
+            headers["Authorization"] = f"Bearer {self._key}"
+        return {
+            "base_url": self.base,
+            "headers": headers,
+            "timeout": self.timeout,
+            "limits": httpx.Limits(max_connections=100, max_keepalive_connections=32),
+        }
+
+    def _sync_client(self) -> httpx.Client:
+        client = self._client
+        if client is not None and self._pid == os.getpid():
+            return client
+        with self._lock:
+            self._check_open()
+            if self._pid != os.getpid():  # forked: the parent's sockets are not ours
+                self._pid, self._client = os.getpid(), None
+                self._aclients = weakref.WeakKeyDictionary()
+            if self._client is None:
+                self._client = httpx.Client(**self._client_options())
+            return self._client
+
+    def _async_client(self) -> httpx.AsyncClient:
+        loop = asyncio.get_running_loop()
+        client = self._aclients.get(loop) if self._pid == os.getpid() else None
+        if client is not None:
+            return client
+        with self._lock:
+            self._check_open()
+            if self._pid != os.getpid():
+                self._pid, self._client = os.getpid(), None
+                self._aclients = weakref.WeakKeyDictionary()
+            client = self._aclients.get(loop)
+            if client is None:
+                client = self._aclients[loop] = httpx.AsyncClient(**self._client_options())
+            return client
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise StorageUnavailable(f"the engine for {self.base} is closed")
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            client, self._client = self._client, None
+        if client is not None and self._pid == os.getpid():
+            client.close()
+
+    async def aclose(self) -> None:
+        client = self._aclients.pop(asyncio.get_running_loop(), None)
+        self.close()
+        if client is not None:
+            await client.aclose()
+
+
+def _checked(req: Req, resp: httpx.Response) -> httpx.Response:
+    if resp.status_code >= 400 and not (req.missing_ok and resp.status_code == 404):
+        raise_for_error(resp.status_code, resp.content, resp.headers, key=req.key)
+    return resp
+
+
+# -- one handler per op --------------------------------------------------------------------------
+
+
+def _ns(ns: str) -> str:
+    return f"/v1/namespaces/{segment(ns)}"
+
+
+def _key(ns: str, key: str) -> str:
+    return f"{_ns(ns)}/keys/{segment(key)}"
+
+
+def _log(ns: str, log: str) -> str:
+    return f"{_ns(ns)}/logs/{segment(log)}"
+
+
+def _body(obj: Any) -> str:
+    return json.dumps(obj, ensure_ascii=False, separators=(",", ":"))
+
+
+def _row(item: dict[str, Any], value: str | None = None) -> Row:
+    return Row(
+        item["key"],
+        value,
+        item["version"],
+        item["created_at"],
+        item["updated_at"],
+        item["expires_at"],
+        item["size"],
+    )
+
+
+def get(op: ops.Get) -> Handler:
+    if len(op.keys) == 1:
+        key = op.keys[0]
+        resp = yield Req("GET", _key(op.ns, key), missing_ok=True, key=key)
+        return [None if resp.status_code == 404 else resp.text]
+    found: dict[str, str] = {}
+    for start in range(0, len(op.keys), _BATCH):
+        chunk = list(op.keys[start : start + _BATCH])
+        resp = yield Req("POST", f"{_ns(op.ns)}/batch/get", content=_body({"keys": chunk}))
+        found.update((k, _dumps(v)) for k, v in resp.json()["items"].items())
+    return [found.get(k) for k in op.keys]
+
+
+def info(op: ops.Info) -> Handler:
+    if len(op.keys) == 1 and not op.values:
+        key = op.keys[0]
+        resp = yield Req("HEAD", _key(op.ns, key), missing_ok=True, key=key)
+        if resp.status_code == 404:
+            return [None]
+        h = resp.headers
+        expires = h.get("x-botwire-expires-at")
+        return [
+            Row(
+                key,
+                None,
+                int(h["x-botwire-version"]),
+                float(h["x-botwire-created-at"]),
+                float(h["x-botwire-updated-at"]),
+                float(expires) if expires else None,
+                int(h["x-botwire-size"]),
+            )
+        ]
+    found: dict[str, Row] = {}
+    for start in range(0, len(op.keys), _BATCH):
+        chunk = list(op.keys[start : start + _BATCH])
+        body = _body({"keys": chunk, "meta": True})
+        resp = yield Req("POST", f"{_ns(op.ns)}/batch/get", content=body)
+        found.update((k, _row(item)) for k, item in resp.json()["items"].items())
+    return [found.get(k) for k in op.keys]
+
+
+def put(op: ops.Put) -> Handler:
+    if not op.items:
+        return []
+    params = None if op.ttl is None else {"ttl": repr(op.ttl)}
+    if len(op.items) == 1:
+        ((key, text),) = op.items
+        headers = {"Content-Type": "application/json"}
+        if op.if_version == 0:
+            headers["If-None-Match"] = "*"
+        elif op.if_version is not None:
+            headers["If-Match"] = f'"{op.if_version}"'
+        resp = yield Req(
+            "PUT",
+            _key(op.ns, key),
+            params,
+            text,
+            headers,
+            idempotent=op.if_version is None,
+            key=key,
+        )
+        return [resp.json()["version"]]
+    pairs = ",".join(f"{_dumps(k)}:{t}" for k, t in op.items)
+    body = f'{{"items":{{{pairs}}},"ttl":{"null" if op.ttl is None else repr(op.ttl)}}}'
+    resp = yield Req("POST", f"{_ns(op.ns)}/batch/set", content=body)
+    versions = resp.json()["versions"]
+    return [versions[k] for k, _ in op.items]
+
+
+def delete(op: ops.Delete) -> Handler:
+    resp = yield Req("DELETE", _key(op.ns, op.key), missing_ok=True, key=op.key)
+    return resp.status_code != 404
+
+
+def incr(op: ops.Incr) -> Handler:
+    resp = yield Req(
+        "POST",
+        f"{_key(op.ns, op.key)}/incr",
+        content=_body({"by": op.by}),
+        idempotent=False,
+        key=op.key,
+    )
+    return resp.json()["value"]
+
+
+def scan(op: ops.Scan) -> Handler:
+    params: dict[str, Any] = {"limit": op.limit, "values": "true" if op.values else "false"}
+    if op.prefix:
+        params["prefix"] = op.prefix
+    if op.after is not None:
+        params["cursor"] = make_cursor(op.after)
+    resp = yield Req("GET", f"{_ns(op.ns)}/keys", params)
+    items = resp.json()["keys"]
+    return [_row(i, _dumps(i["value"]) if op.values else None) for i in items]
+
+
+def count(op: ops.Count) -> Handler:
+    resp = yield Req("GET", _ns(op.ns))
+    return resp.json()["keys"]
+
+
+def clear(op: ops.Clear) -> Handler:
+    resp = yield Req("DELETE", f"{_ns(op.ns)}/keys")
+    return resp.json()["deleted"]
+
+
+def append(op: ops.Append) -> Handler:
+    if not op.entries:
+        return []
+    body = '{"entries":[' + ",".join(op.entries) + "]}"
+    resp = yield Req("POST", _log(op.ns, op.log), content=body, idempotent=False)
+    return resp.json()["seqs"]
+
+
+def read(op: ops.Read) -> Handler:
+    if op.last is not None:
+        if op.last == 0:
+            return []
+        resp = yield Req("GET", _log(op.ns, op.log), {"last": op.last})
+        return _entries(resp)
+    out: list[Entry] = []
+    after = op.after
+    while op.limit is None or len(out) < op.limit:
+        want = _BATCH if op.limit is None else min(_BATCH, op.limit - len(out))
+        resp = yield Req("GET", _log(op.ns, op.log), {"after": after, "limit": want})
+        page = _entries(resp)
+        out += page
+        if len(page) < want:
+            break
+        after = page[-1].seq
+    return out
+
+
+def _entries(resp: httpx.Response) -> list[Entry]:
+    return [Entry(e["seq"], _dumps(e["value"]), e["ts"]) for e in resp.json()["entries"]]
+
+
+def log_count(op: ops.LogCount) -> Handler:
+    resp = yield Req("GET", f"{_log(op.ns, op.log)}/count")
+    return resp.json()["count"]
+
+
+def log_clear(op: ops.LogClear) -> Handler:
+    resp = yield Req("DELETE", _log(op.ns, op.log))
+    return resp.json()["deleted"]
+
+
+def namespaces(op: ops.Namespaces) -> Handler:
+    if op.limit == 0:
+        return []
+    params: dict[str, Any] = {"limit": min(op.limit, _BATCH)}
+    if op.prefix:
+        params["prefix"] = op.prefix
+    if op.after is not None:
+        params["cursor"] = make_cursor(op.after)
+    resp = yield Req("GET", "/v1/namespaces", params)
+    return resp.json()["namespaces"]
+
+
+def forget(op: ops.Forget) -> Handler:
+    resp = yield Req("DELETE", _ns(op.ns))
+    return resp.json()["forgotten"]
+
+
+_HANDLERS = {
+    ops.Get: get,
+    ops.Info: info,
+    ops.Put: put,
+    ops.Delete: delete,
+    ops.Incr: incr,
+    ops.Scan: scan,
+    ops.Count: count,
+    ops.Clear: clear,
+    ops.Append: append,
+    ops.Read: read,
+    ops.LogCount: log_count,
+    ops.LogClear: log_clear,
+    ops.Namespaces: namespaces,
+    ops.Forget: forget,
+}
+
+
+def _handler(op: Op) -> Handler:
+    make = _HANDLERS.get(type(op))
+    if make is None:
+        raise ConfigurationError(
+            f"{type(op).__name__} runs inside the botwire server, not through its HTTP client"
+        )
+    return make(op)  # type: ignore[operator]

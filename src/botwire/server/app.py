@@ -1,0 +1,168 @@
+"""The FastAPI application: ``create_app(settings)``; ``app_from_env()`` for uvicorn workers.
+
+Requests pass through one small ASGI layer (``Edge``) before FastAPI sees them: it routes on
+the raw, still percent-encoded path (so a ``/`` inside a key stays inside its segment), refuses
+bodies over ``max_body_bytes`` before reading them, and records metrics by route template.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI, Request
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.responses import Response
+
+from .._version import __version__
+from ..engines import open_engine
+from ..engines.base import Engine, FindKey
+from ..errors import StorageUnavailable
+from . import errors, legacy, v1
+from .config import Settings
+from .errors import BodyTooLarge, error_response
+from .state import Context
+
+Scope = dict[str, Any]
+
+
+def create_app(settings: Settings | None = None, engine: Engine | None = None) -> FastAPI:
+    """An application over ``engine`` (or one opened from ``settings.database`` at startup,
+    closed at shutdown)."""
+    settings = settings or Settings.from_env()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        owned = engine is None
+        ctx = Context.build(engine or open_engine(settings.database), settings)
+        app.state.ctx = ctx
+        await ctx.engine.aexecute(FindKey("startup"))  # create or migrate the schema now
+        try:
+            yield
+        finally:
+            if owned:
+                await ctx.engine.aclose()
+
+    app = FastAPI(
+        title="botwire",
+        version=__version__,
+        summary="Persistent memory for voice AI agents: keys, logs and namespaces over HTTP.",
+        lifespan=lifespan,
+    )
+    for exc_class, handler in errors.HANDLERS.items():
+        app.add_exception_handler(exc_class, handler)
+    app.include_router(v1.router)
+    app.include_router(legacy.router)
+    _add_health(app)
+    if settings.cors_origins:
+        from starlette.middleware.cors import CORSMiddleware
+
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=list(settings.cors_origins),
+            allow_methods=["GET", "PUT", "POST", "DELETE", "HEAD"],
+            allow_headers=[
+                "Authorization",
+                "X-API-Key",
+                "Content-Type",
+                "If-Match",
+                "If-None-Match",
+            ],
+            expose_headers=["ETag", "Retry-After"],
+        )
+    app.add_middleware(Edge, max_body=settings.max_body_bytes)
+    return app
+
+
+def app_from_env() -> FastAPI:
+    """For ``uvicorn --factory``: settings from ``BOTWIRE_*`` variables."""
+    return create_app(Settings.from_env())
+
+
+def _add_health(app: FastAPI) -> None:
+    @app.get("/healthz", summary="The process is up", tags=["health"])
+    async def healthz() -> Response:
+        return v1.reply({"status": "ok"})
+
+    @app.get("/readyz", summary="The database answers", tags=["health"])
+    async def readyz(request: Request) -> Response:
+        try:
+            await v1.ctx_of(request).engine.aexecute(FindKey("readyz"))
+        except StorageUnavailable as exc:
+            return error_response("storage_unavailable", f"database not ready: {exc}")
+        return v1.reply({"status": "ready"})
+
+    @app.get("/metrics", summary="Prometheus metrics (needs an API key)", tags=["health"])
+    async def metrics(request: Request, who: v1.Who) -> Response:
+        body = generate_latest(v1.ctx_of(request).metrics.registry)
+        return Response(body, media_type=CONTENT_TYPE_LATEST)
+
+
+class Edge:
+    """Raw-path routing, the body size limit and request metrics, as plain ASGI."""
+
+    def __init__(self, app: Any, max_body: int) -> None:
+        self.app = app
+        self.max_body = max_body
+
+    async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        raw = scope.get("raw_path")
+        if raw:
+            scope["path"] = raw.split(b"?", 1)[0].decode("latin-1")
+        start = time.perf_counter()
+        status = [500]
+
+        async def send_recording(message: Any) -> None:
+            if message["type"] == "http.response.start":
+                status[0] = message["status"]
+            await send(message)
+
+        declared = _content_length(scope)
+        if declared is not None and declared > self.max_body:
+            reply = error_response("body_too_large", self._too_large())
+            await reply(scope, receive, send_recording)
+        else:
+            await self.app(scope, self._limited(receive), send_recording)
+        self._observe(scope, status[0], time.perf_counter() - start)
+
+    def _limited(self, receive: Any) -> Any:
+        seen = [0]
+
+        async def receive_limited() -> dict[str, Any]:
+            message = await receive()
+            if message["type"] == "http.request":
+                seen[0] += len(message.get("body", b""))
+                if seen[0] > self.max_body:
+                    raise BodyTooLarge(self._too_large())
+            return message  # type: ignore[no-any-return]
+
+        return receive_limited
+
+    def _too_large(self) -> str:
+        return f"the request body is over the server's limit of {self.max_body} bytes"
+
+    def _observe(self, scope: Scope, status: int, seconds: float) -> None:
+        app = scope.get("app")
+        ctx = getattr(getattr(app, "state", None), "ctx", None)
+        if ctx is None:
+            return
+        route = scope.get("route")
+        template = getattr(route, "path", None) or "unmatched"
+        method = scope["method"]
+        ctx.metrics.requests.labels(method, template, str(status)).inc()
+        ctx.metrics.latency.labels(method, template).observe(seconds)
+
+
+def _content_length(scope: Scope) -> int | None:
+    for header, value in scope.get("headers", ()):
+        if header == b"content-length":
+            try:
+                return int(value)
+            except ValueError:
+                return None
+    return None

@@ -1,0 +1,201 @@
+"""API keys: made at random, shown once, stored as SHA-256, scoped to namespace prefixes.
+
+A key holds one right for all its prefixes: ``read`` (get, list, read logs), ``write`` (also
+set, delete, incr, append, clear) or ``admin`` (also forget namespaces and manage keys within
+its prefixes). A key never learns that a namespace outside its prefixes exists: every request
+on one is refused with 403 before anything is read, and listings are filtered.
+
+Keys are 256 random bits, so a fast hash is the right one (a slow password hash protects
+guessable secrets; these are not guessable). Lookups are cached for ``key_cache_seconds``; a
+revocation applies at once on the replica that made it and within that time on the others.
+Clients that keep presenting bad keys are refused with 429 for the rest of the window.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import secrets
+import time
+from collections import OrderedDict, deque
+from dataclasses import dataclass
+from typing import Any
+
+from .._codec import check_name
+from .._wire import API_KEY_PREFIX
+from ..engines.base import ApiKey, Engine, FindKey, SaveKey
+from ..errors import AuthenticationFailed, InvalidInput, PermissionDenied
+
+RIGHTS = ("read", "write", "admin")
+BOOTSTRAP_ID = "admin"
+
+
+def hash_secret(secret: str) -> str:
+    return hashlib.sha256(secret.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def new_key(
+    name: str,
+    prefixes: list[str] | tuple[str, ...],
+    rights: str,
+    *,
+    writes_per_day: int | None = None,
+    max_bytes: int | None = None,
+    key_id: str | None = None,
+) -> tuple[str, ApiKey]:
+    """A new secret and the record to store for it (which does not contain the secret)."""
+    if rights not in RIGHTS:
+        raise InvalidInput(f"rights must be one of {', '.join(RIGHTS)}, not {rights!r}")
+    if not prefixes:
+        raise InvalidInput('a key needs at least one namespace prefix ("" for all)')
+    for prefix in prefixes:
+        if prefix != "":
+            check_name(prefix, "prefix")
+    for limit in (writes_per_day, max_bytes):
+        if limit is not None and (type(limit) is not int or limit < 0):
+            raise InvalidInput("quota overrides are integers >= 0 (0: unlimited)")
+    if not isinstance(name, str) or len(name) > 200:
+        raise InvalidInput("a key's name is a string of at most 200 characters")
+    secret = API_KEY_PREFIX + secrets.token_urlsafe(32)
+    record = ApiKey(
+        id=key_id or secrets.token_hex(6),
+        hash=hash_secret(secret),
+        name=name,
+        prefixes=tuple(dict.fromkeys(prefixes)),
+        rights=rights,
+        writes_per_day=writes_per_day,
+        max_bytes=max_bytes,
+        created_at=time.time(),
+    )
+    return secret, record
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is asking: the stored key behind a request."""
+
+    key: ApiKey
+
+    def can(self, namespace: str, right: str) -> bool:
+        if RIGHTS.index(self.key.rights) < RIGHTS.index(right):
+            return False
+        return any(namespace.startswith(p) for p in self.key.prefixes)
+
+    def require(self, namespace: str, right: str) -> None:
+        if not self.can(namespace, right):
+            raise PermissionDenied(f"this API key has no {right} access to namespace {namespace!r}")
+
+    def require_right(self, right: str) -> None:
+        if RIGHTS.index(self.key.rights) < RIGHTS.index(right):
+            raise PermissionDenied(f"this API key lacks the {right} right")
+
+    def covers(self, prefix: str) -> bool:
+        """Whether every namespace starting with ``prefix`` is within this key's scopes."""
+        return any(prefix.startswith(p) for p in self.key.prefixes)
+
+    def listing_prefixes(self, prefix: str) -> list[str]:
+        """The prefixes to list so that ``prefix`` is honoured and nothing outside leaks."""
+        out = set()
+        for own in self.key.prefixes:
+            if prefix.startswith(own):
+                out.add(prefix)
+            elif own.startswith(prefix):
+                out.add(own)
+        # a prefix inside another one lists nothing new
+        return sorted(p for p in out if not any(p != q and p.startswith(q) for q in out))
+
+
+def secret_from_headers(headers: Any) -> str | None:
+    """The key from ``Authorization: Bearer``, ``X-API-Key`` or HTTP Basic (user or password)."""
+    direct = headers.get("x-api-key")
+    if direct:
+        return direct.strip()
+    auth = headers.get("authorization")
+    if not auth:
+        return None
+    scheme, _, value = auth.partition(" ")
+    scheme = scheme.lower()
+    if scheme == "bearer":
+        return value.strip() or None
+    if scheme == "basic":
+        try:
+            user, _, password = base64.b64decode(value.strip()).decode().partition(":")
+        except (binascii.Error, UnicodeDecodeError, ValueError):
+            return None
+        return user or password or None
+    return None
+
+
+class KeyRing:
+    """Finds the key behind a secret (cached briefly) and throttles clients that guess."""
+
+    def __init__(self, engine: Engine, *, cache_seconds: float, failures: int, window: float):
+        self.engine = engine
+        self.cache_seconds = cache_seconds
+        self.failures, self.window = failures, window
+        self._cache: dict[str, tuple[float, ApiKey | None]] = {}
+        self._failed: OrderedDict[str, deque[float]] = OrderedDict()
+
+    async def authenticate(self, secret: str | None, client: str) -> Principal:
+        now = time.monotonic()
+        self._check_throttle(client, now)
+        if not secret:
+            raise AuthenticationFailed(
+                "an API key is required: Authorization: Bearer <key>, X-API-Key, or the key as "
+                "the user of the URL (http://KEY@host:8421)"
+            )
+        digest = hash_secret(secret)
+        cached = self._cache.get(digest)
+        if cached is not None and cached[0] > now:
+            found = cached[1]
+        else:
+            found = await self.engine.aexecute(FindKey(digest))
+            if len(self._cache) > 10_000:
+                self._cache.clear()
+            self._cache[digest] = (now + self.cache_seconds, found)
+        if found is None or not hmac.compare_digest(found.hash, digest):
+            self._record_failure(client, now)
+            raise AuthenticationFailed("the API key is not valid (unknown or revoked)")
+        return Principal(found)
+
+    def forget_cached(self) -> None:
+        """Drop every cached lookup (after a key is revoked here)."""
+        self._cache.clear()
+
+    def _check_throttle(self, client: str, now: float) -> None:
+        failed = self._failed.get(client)
+        if not failed:
+            return
+        while failed and failed[0] <= now - self.window:
+            failed.popleft()
+        if len(failed) >= self.failures:
+            retry = failed[0] + self.window - now
+            raise TooManyFailures(retry)
+
+    def _record_failure(self, client: str, now: float) -> None:
+        failed = self._failed.setdefault(client, deque())
+        self._failed.move_to_end(client)
+        failed.append(now)
+        if len(failed) > self.failures:
+            failed.popleft()
+        while len(self._failed) > 10_000:  # bounded memory under a spray of addresses
+            self._failed.popitem(last=False)
+
+
+class TooManyFailures(AuthenticationFailed):
+    """Too many bad keys from one client: wait ``retry_after`` seconds."""
+
+    code = "too_many_auth_failures"
+
+    def __init__(self, retry_after: float) -> None:
+        super().__init__("too many failed authentication attempts; try again later")
+        self.retry_after = max(1, int(retry_after + 0.999))
+
+
+def bootstrap_op() -> tuple[str, SaveKey]:
+    """The first-start admin key (every namespace) and the op that saves it only when the
+    database holds no key at all (the op answers whether it did)."""
+    secret, record = new_key("bootstrap admin", [""], "admin", key_id=BOOTSTRAP_ID)
+    return secret, SaveKey(record, only_if_none=True)

@@ -1,0 +1,30 @@
+"""What every request handler shares: one engine, the settings, keys, quotas and metrics."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..engines.base import Engine
+from .auth import KeyRing
+from .config import Settings
+from .metrics import Metrics
+from .quotas import Quotas
+
+
+@dataclass
+class Context:
+    engine: Engine
+    settings: Settings
+    keyring: KeyRing
+    quotas: Quotas
+    metrics: Metrics
+
+    @classmethod
+    def build(cls, engine: Engine, settings: Settings) -> Context:
+        keyring = KeyRing(
+            engine,
+            cache_seconds=settings.key_cache_seconds,
+            failures=settings.auth_failures,
+            window=settings.auth_window,
+        )
+        return cls(engine, settings, keyring, Quotas(engine, settings), Metrics())

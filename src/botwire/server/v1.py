@@ -1,0 +1,486 @@
+"""``/v1``: every engine operation over HTTP.
+
+Namespaces, keys and log names are single path segments, percent-encoded by the client (a
+``/`` inside a key is ``%2F``); the edge middleware routes on the raw path and ``name`` decodes
+each segment. A key's value travels as the raw JSON body (``PUT``) or answer (``GET``), its
+version as the ``ETag``: ``If-Match: "7"`` writes only over version 7, ``If-None-Match: *`` only
+when the key is absent, and a mismatch is 412 with the current version in the error body.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Annotated, Any
+from urllib.parse import unquote
+
+from fastapi import APIRouter, Depends, Query, Request
+from starlette.responses import Response
+
+from .. import _codec
+from .._codec import check_name, check_ttl, decode, encode
+from .._wire import make_cursor, read_cursor
+from ..engines import base as ops
+from ..errors import InvalidInput, NotFound, UnsupportedValue
+from .auth import Principal, new_key, secret_from_headers
+from .errors import InvalidCursor, MalformedJson, NotAnInteger
+from .state import Context
+
+MAX_PAGE = 1000
+router = APIRouter(prefix="/v1")
+
+
+# -- request plumbing ---------------------------------------------------------------------------
+
+
+def ctx_of(request: Request) -> Context:
+    return request.app.state.ctx  # type: ignore[no-any-return]
+
+
+async def authenticate(request: Request) -> Principal:
+    client = request.client.host if request.client else "unknown"
+    secret = secret_from_headers(request.headers)
+    return await ctx_of(request).keyring.authenticate(secret, client)
+
+
+Who = Annotated[Principal, Depends(authenticate)]
+
+
+def name(raw: str, what: str = "key") -> str:
+    """A path segment as the client meant it: percent-decoded (strict UTF-8) and checked."""
+    try:
+        decoded = unquote(raw, errors="strict")
+    except UnicodeDecodeError:
+        raise InvalidInput(f"the {what} in the path is not percent-encoded UTF-8") from None
+    return check_name(decoded, what)
+
+
+def _no_constant(text: str) -> Any:
+    raise ValueError(f"{text} is not a JSON value")
+
+
+def parse_json(raw: bytes) -> Any:
+    try:
+        return json.loads(raw, parse_constant=_no_constant)
+    except RecursionError:
+        raise MalformedJson("the JSON body is nested too deeply") from None
+    except ValueError as exc:  # includes UnicodeDecodeError
+        raise MalformedJson(f"the body is not valid JSON: {exc}") from None
+
+
+async def json_object(request: Request, *fields: str) -> dict[str, Any]:
+    body = parse_json(await request.body())
+    if not isinstance(body, dict):
+        raise InvalidInput(f"the body must be a JSON object with {', '.join(fields)}")
+    return body
+
+
+def reply(obj: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    text = json.dumps(obj, ensure_ascii=False, separators=(",", ":"))
+    return Response(text, status, headers, media_type="application/json")
+
+
+def ttl_of(raw: Any) -> float | None:
+    if raw is None or raw == "":
+        return None
+    if isinstance(raw, str):
+        try:
+            raw = float(raw)
+        except ValueError:
+            raise InvalidInput(f"ttl must be a number of seconds, not {raw!r}") from None
+    return check_ttl(raw)
+
+
+def cursor_after(cursor: str | None) -> str | None:
+    if not cursor:
+        return None
+    try:
+        return read_cursor(cursor)
+    except InvalidInput as exc:
+        raise InvalidCursor(str(exc)) from None
+
+
+def page_limit(limit: int) -> int:
+    if not 1 <= limit <= MAX_PAGE:
+        raise InvalidInput(f"limit must be between 1 and {MAX_PAGE}")
+    return limit
+
+
+def meta(row: ops.Row) -> dict[str, Any]:
+    return {
+        "key": row.key,
+        "version": row.version,
+        "created_at": row.created_at,
+        "updated_at": row.updated_at,
+        "expires_at": row.expires_at,
+        "size": row.size,
+    }
+
+
+def meta_headers(row: ops.Row) -> dict[str, str]:
+    headers = {
+        "ETag": f'"{row.version}"',
+        "X-Botwire-Version": str(row.version),
+        "X-Botwire-Created-At": repr(row.created_at),
+        "X-Botwire-Updated-At": repr(row.updated_at),
+        "X-Botwire-Size": str(row.size),
+    }
+    if row.expires_at is not None:
+        headers["X-Botwire-Expires-At"] = repr(row.expires_at)
+    return headers
+
+
+def version_condition(request: Request) -> int | None:
+    """``If-Match: "7"`` -> 7; ``If-None-Match: *`` -> 0 (only if absent); else no condition."""
+    match = request.headers.get("if-match")
+    none_match = request.headers.get("if-none-match")
+    if match is not None and none_match is not None:
+        raise InvalidInput("send If-Match or If-None-Match, not both")
+    if none_match is not None:
+        if none_match.strip() != "*":
+            raise InvalidInput('If-None-Match supports only "*" (write only if absent)')
+        return 0
+    if match is None:
+        return None
+    tag = match.strip()
+    if tag.startswith("W/"):
+        tag = tag[2:]
+    tag = tag.strip('"')
+    if not tag.isdigit():
+        raise InvalidInput(f'If-Match takes a version ETag such as "7", not {match!r}')
+    return int(tag)
+
+
+async def write(ctx: Context, who: Principal, op: Any, ns: str, writes: int, added: int) -> Any:
+    """Run a write op under the namespace's quotas: charged first, refunded if it fails."""
+    charged = await ctx.quotas.admit(who, ns, writes, added)
+    try:
+        result = await ctx.engine.aexecute(op)
+    except BaseException:
+        await ctx.quotas.done(charged, ok=False)
+        raise
+    await ctx.quotas.done(charged, ok=True)
+    return result
+
+
+def _value_text(value: Any, ctx: Context) -> str:
+    return encode(value, ctx.settings.max_value_bytes)
+
+
+async def read_row(request: Request, who: Principal, raw_ns: str, raw_key: str) -> ops.Row:
+    """One key's row with its value, for a key with read rights; ``NotFound`` when missing."""
+    ns, key = name(raw_ns, "namespace"), name(raw_key)
+    who.require(ns, "read")
+    (row,) = await ctx_of(request).engine.aexecute(ops.Info(ns, (key,), values=True))
+    if row is None:
+        raise NotFound(f"key {key!r} not found in namespace {ns!r}")
+    return row  # type: ignore[no-any-return]
+
+
+# -- keys ----------------------------------------------------------------------------------------
+
+
+@router.get("/namespaces/{ns}/keys/{key}", summary="Get a key's value")
+async def get_key(request: Request, ns: str, key: str, who: Who) -> Response:
+    """The stored JSON value as the body; version and times in headers (`ETag` is the version)."""
+    row = await read_row(request, who, ns, key)
+    return Response(row.value, 200, meta_headers(row), media_type="application/json")
+
+
+@router.head("/namespaces/{ns}/keys/{key}", summary="A key's version and times, no value")
+async def head_key(request: Request, ns: str, key: str, who: Who) -> Response:
+    ns, key = name(ns, "namespace"), name(key)
+    who.require(ns, "read")
+    (row,) = await ctx_of(request).engine.aexecute(ops.Info(ns, (key,)))
+    if row is None:
+        return Response(status_code=404)
+    return Response(None, 200, meta_headers(row), media_type="application/json")
+
+
+@router.put(
+    "/namespaces/{ns}/keys/{key}",
+    summary="Set a key",
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": {}, "example": {"orders": ["A-1"]}}},
+        }
+    },
+)
+async def put_key(
+    request: Request,
+    ns: str,
+    key: str,
+    who: Who,
+    ttl: Annotated[str | None, Query(description="seconds until the key expires")] = None,
+) -> Response:
+    """The body is the value (any JSON). `If-Match: "<version>"` / `If-None-Match: *` make it a
+    compare-and-set; a mismatch is 412 with `current_version` in the error."""
+    ctx = ctx_of(request)
+    ns, key = name(ns, "namespace"), name(key)
+    who.require(ns, "write")
+    if_version = version_condition(request)
+    text = _value_text(parse_json(await request.body()), ctx)
+    op = ops.Put(ns, ((key, text),), ttl_of(ttl), if_version)
+    (version,) = await write(ctx, who, op, ns, 1, len(text.encode()))
+    return reply({"version": version}, headers={"ETag": f'"{version}"'})
+
+
+@router.delete("/namespaces/{ns}/keys/{key}", summary="Delete a key")
+async def delete_key(request: Request, ns: str, key: str, who: Who) -> Response:
+    ns, key = name(ns, "namespace"), name(key)
+    who.require(ns, "write")
+    if not await ctx_of(request).engine.aexecute(ops.Delete(ns, key)):
+        raise NotFound(f"key {key!r} not found")
+    return reply({"deleted": True})
+
+
+@router.post("/namespaces/{ns}/keys/{key}/incr", summary="Add to an integer key, atomically")
+async def incr_key(request: Request, ns: str, key: str, who: Who) -> Response:
+    """Body `{"by": 1}` (optional). A missing key counts from 0; a non-integer value is 409."""
+    ctx = ctx_of(request)
+    ns, key = name(ns, "namespace"), name(key)
+    who.require(ns, "write")
+    raw = await request.body()
+    body = parse_json(raw) if raw.strip() else {}
+    if not isinstance(body, dict):
+        raise InvalidInput('the body must be a JSON object such as {"by": 1}')
+    by = body.get("by", 1)
+    op = ops.Incr(ns, key, _codec.check_int(by, "by"))
+    try:
+        value = await write(ctx, who, op, ns, 1, 20)
+    except UnsupportedValue as exc:
+        raise NotAnInteger(str(exc)) from None
+    return reply({"value": value})
+
+
+@router.get("/namespaces/{ns}/keys", summary="List keys (paged)")
+async def list_keys(
+    request: Request,
+    ns: str,
+    who: Who,
+    prefix: str = "",
+    cursor: str | None = None,
+    limit: int = 100,
+    values: bool = False,
+) -> Response:
+    """Keys in code-point order with their metadata (and values with `values=true`). Pass
+    `next_cursor` back as `cursor` for the next page; it is `null` on the last one."""
+    ns = name(ns, "namespace")
+    who.require(ns, "read")
+    if prefix:
+        check_name(prefix, "prefix")
+    limit = page_limit(limit)
+    op = ops.Scan(ns, prefix, cursor_after(cursor), limit, values)
+    rows = await ctx_of(request).engine.aexecute(op)
+    items = []
+    for row in rows:
+        item = meta(row)
+        if values:
+            item["value"] = decode(row.value)
+        items.append(item)
+    nxt = make_cursor(rows[-1].key) if len(rows) == limit else None
+    return reply({"keys": items, "next_cursor": nxt})
+
+
+@router.delete("/namespaces/{ns}/keys", summary="Delete every key of a namespace")
+async def clear_keys(request: Request, ns: str, who: Who) -> Response:
+    ns = name(ns, "namespace")
+    who.require(ns, "write")
+    return reply({"deleted": await ctx_of(request).engine.aexecute(ops.Clear(ns))})
+
+
+@router.post("/namespaces/{ns}/batch/get", summary="Get many keys")
+async def batch_get(request: Request, ns: str, who: Who) -> Response:
+    """Body `{"keys": [...], "meta": false}`. Answers `{"items": {key: value}}` for the keys that
+    exist; with `meta: true`, each item is the key's metadata instead of its value."""
+    ns = name(ns, "namespace")
+    who.require(ns, "read")
+    body = await json_object(request, "keys")
+    keys = _codec.check_names(_list(body.get("keys"), "keys"))
+    want_meta = body.get("meta", False) is True
+    rows = await ctx_of(request).engine.aexecute(ops.Info(ns, keys, values=not want_meta))
+    items = {
+        row.key: (meta(row) if want_meta else decode(row.value)) for row in rows if row is not None
+    }
+    return reply({"items": items})
+
+
+@router.post("/namespaces/{ns}/batch/set", summary="Set many keys, all or nothing")
+async def batch_set(request: Request, ns: str, who: Who) -> Response:
+    """Body `{"items": {key: value}, "ttl": null}`. Answers `{"versions": {key: version}}`."""
+    ctx = ctx_of(request)
+    ns = name(ns, "namespace")
+    who.require(ns, "write")
+    body = await json_object(request, "items")
+    items = body.get("items")
+    if not isinstance(items, dict):
+        raise InvalidInput('"items" must be an object of key -> value')
+    texts = tuple((check_name(k), _value_text(v, ctx)) for k, v in items.items())
+    op = ops.Put(ns, texts, ttl_of(body.get("ttl")))
+    added = sum(len(t.encode()) for _, t in texts)
+    versions = await write(ctx, who, op, ns, len(texts), added)
+    return reply({"versions": {k: v for (k, _), v in zip(texts, versions, strict=True)}})
+
+
+def _list(value: Any, what: str) -> list[Any]:
+    if not isinstance(value, list):
+        raise InvalidInput(f'"{what}" must be a JSON array')
+    return value
+
+
+# -- namespaces ---------------------------------------------------------------------------------
+
+
+@router.get("/namespaces", summary="List namespaces (paged, only those the key may read)")
+async def list_namespaces(
+    request: Request,
+    who: Who,
+    prefix: str = "",
+    cursor: str | None = None,
+    limit: int = 100,
+) -> Response:
+    if prefix:
+        check_name(prefix, "prefix")
+    limit = page_limit(limit)
+    after = cursor_after(cursor)
+    engine = ctx_of(request).engine
+    found: list[str] = []
+    if who.key.rights in ("read", "write", "admin"):
+        for scope in who.listing_prefixes(prefix):
+            if len(found) >= limit:
+                break
+            found += await engine.aexecute(ops.Namespaces(scope, after, limit - len(found)))
+    nxt = make_cursor(found[-1]) if len(found) == limit else None
+    return reply({"namespaces": found, "next_cursor": nxt})
+
+
+@router.get("/namespaces/{ns}", summary="A namespace's key count and stored bytes")
+async def namespace_stats(request: Request, ns: str, who: Who) -> Response:
+    ns = name(ns, "namespace")
+    who.require(ns, "read")
+    engine = ctx_of(request).engine
+    count = await engine.aexecute(ops.Count(ns))
+    used = await engine.aexecute(ops.Usage(ns))
+    return reply({"namespace": ns, "keys": count, "bytes": used})
+
+
+@router.delete("/namespaces/{ns}", summary="Forget a namespace: every key and log (admin)")
+async def forget_namespace(request: Request, ns: str, who: Who) -> Response:
+    ns = name(ns, "namespace")
+    who.require(ns, "admin")
+    return reply({"forgotten": await ctx_of(request).engine.aexecute(ops.Forget(ns))})
+
+
+# -- logs ---------------------------------------------------------------------------------------
+
+
+@router.post("/namespaces/{ns}/logs/{log}", summary="Append entries to a log")
+async def append_log(request: Request, ns: str, log: str, who: Who) -> Response:
+    """Body `{"entries": [...]}` (any JSON values). Answers `{"seqs": [...]}`, gap-free."""
+    ctx = ctx_of(request)
+    ns, log = name(ns, "namespace"), name(log, "log name")
+    who.require(ns, "write")
+    body = await json_object(request, "entries")
+    texts = tuple(_value_text(v, ctx) for v in _list(body.get("entries"), "entries"))
+    added = sum(len(t.encode()) for t in texts)
+    seqs = await write(ctx, who, ops.Append(ns, log, texts), ns, len(texts), added)
+    return reply({"seqs": seqs})
+
+
+@router.get("/namespaces/{ns}/logs/{log}", summary="Read a log, oldest first")
+async def read_log(
+    request: Request,
+    ns: str,
+    log: str,
+    who: Who,
+    last: int | None = None,
+    after: int = 0,
+    limit: int = 100,
+) -> Response:
+    """`last=N`: the newest N entries. Otherwise up to `limit` entries with `seq > after`."""
+    ns, log = name(ns, "namespace"), name(log, "log name")
+    who.require(ns, "read")
+    if last is not None:
+        op = ops.Read(ns, log, last=_codec.check_int(last, "last", minimum=0))
+    else:
+        op = ops.Read(ns, log, after=_codec.check_int(after, "after", minimum=0), limit=limit)
+        page_limit(limit)
+    entries = await ctx_of(request).engine.aexecute(op)
+    return reply(
+        {"entries": [{"seq": e.seq, "value": decode(e.value), "ts": e.ts} for e in entries]}
+    )
+
+
+@router.get("/namespaces/{ns}/logs/{log}/count", summary="How many entries a log holds")
+async def count_log(request: Request, ns: str, log: str, who: Who) -> Response:
+    ns, log = name(ns, "namespace"), name(log, "log name")
+    who.require(ns, "read")
+    return reply({"count": await ctx_of(request).engine.aexecute(ops.LogCount(ns, log))})
+
+
+@router.delete("/namespaces/{ns}/logs/{log}", summary="Delete every entry of a log")
+async def clear_log(request: Request, ns: str, log: str, who: Who) -> Response:
+    ns, log = name(ns, "namespace"), name(log, "log name")
+    who.require(ns, "write")
+    return reply({"deleted": await ctx_of(request).engine.aexecute(ops.LogClear(ns, log))})
+
+
+# -- API keys (admin) ---------------------------------------------------------------------------
+
+
+def key_json(key: ops.ApiKey) -> dict[str, Any]:
+    return {
+        "id": key.id,
+        "name": key.name,
+        "prefixes": list(key.prefixes),
+        "rights": key.rights,
+        "writes_per_day": key.writes_per_day,
+        "max_bytes": key.max_bytes,
+        "created_at": key.created_at,
+        "revoked_at": key.revoked_at,
+    }
+
+
+@router.post("/keys", summary="Create an API key (admin); the secret is shown only here")
+async def create_key(request: Request, who: Who) -> Response:
+    """Body `{"prefixes": ["acme:"], "rights": "write", "name": "...", "writes_per_day": null,
+    "max_bytes": null}`. The new key's prefixes must lie within the caller's."""
+    who.require_right("admin")
+    body = await json_object(request, "prefixes", "rights")
+    prefixes = _list(body.get("prefixes"), "prefixes")
+    if not all(isinstance(p, str) for p in prefixes):
+        raise InvalidInput('"prefixes" must be strings')
+    for prefix in prefixes:
+        if not who.covers(prefix):
+            who.require(prefix or "(every namespace)", "admin")
+    secret, record = new_key(
+        body.get("name", ""),
+        prefixes,
+        body.get("rights", "read"),
+        writes_per_day=body.get("writes_per_day"),
+        max_bytes=body.get("max_bytes"),
+    )
+    await ctx_of(request).engine.aexecute(ops.SaveKey(record))
+    return reply({**key_json(record), "key": secret}, status=201)
+
+
+@router.get("/keys", summary="List API keys within the caller's prefixes (admin)")
+async def list_api_keys(request: Request, who: Who) -> Response:
+    who.require_right("admin")
+    keys = await ctx_of(request).engine.aexecute(ops.ListKeys())
+    mine = [k for k in keys if all(who.covers(p) for p in k.prefixes)]
+    return reply({"keys": [key_json(k) for k in mine]})
+
+
+@router.delete("/keys/{key_id}", summary="Revoke an API key (admin)")
+async def revoke_api_key(request: Request, key_id: str, who: Who) -> Response:
+    who.require_right("admin")
+    ctx = ctx_of(request)
+    keys = await ctx.engine.aexecute(ops.ListKeys())
+    target = next((k for k in keys if k.id == key_id and k.revoked_at is None), None)
+    if target is None or not all(who.covers(p) for p in target.prefixes):
+        raise NotFound(f"no active key {key_id!r} within this key's prefixes")
+    revoked = await ctx.engine.aexecute(ops.RevokeKey(key_id, time.time()))
+    ctx.keyring.forget_cached()
+    return reply({"revoked": revoked})
