@@ -26,7 +26,11 @@ ENGINES = {
     "postgres": "postgres_url",
     "http-sqlite": "http_sqlite_url",
     "http-postgres": "http_postgres_url",
+    "asgi-sqlite": "asgi_sqlite_url",
+    "asgi-postgres": "asgi_postgres_url",
 }
+# Engines reachable only from this process: tests marked ``processes`` skip them.
+IN_PROCESS = {"asgi-sqlite", "asgi-postgres"}
 
 # The conformance servers store without quotas and accept big values: quotas and limits have
 # their own tests.
@@ -131,6 +135,49 @@ def fresh_postgres_url(postgres_server_url):
         conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
 
 
+def _in_process_server(database: str):
+    """The server application in this process (no socket): the HTTP engine calls it via ASGI."""
+    from botwire.engines import open_engine
+    from botwire.server import Settings, create_app
+    from botwire.engines.base import SaveKey
+    from botwire.server.auth import new_key
+    from botwire.server.inprocess import InProcessServer
+
+    engine = open_engine(database)  # other servers may share it: a key of our own
+    secret, record = new_key("in-process tests", [""], "admin")
+    assert engine.execute(SaveKey(record))
+    engine.close()
+    server = InProcessServer(
+        create_app(Settings(database=database, **_TEST_SERVER)),
+        base_url=f"http://botwire-{secrets.token_hex(4)}.inprocess",
+    )
+    return server, server.url(secret)
+
+
+@pytest.fixture(scope="session")
+def asgi_sqlite_server(tmp_path_factory):
+    server, url = _in_process_server(f"sqlite:///{tmp_path_factory.mktemp('asgi')}/botwire.db")
+    yield url
+    server.close()
+
+
+@pytest.fixture(scope="session")
+def asgi_postgres_server(postgres_schema_url):
+    server, url = _in_process_server(postgres_schema_url)
+    yield url
+    server.close()
+
+
+@pytest.fixture
+def asgi_sqlite_url(asgi_sqlite_server) -> str:
+    return asgi_sqlite_server
+
+
+@pytest.fixture
+def asgi_postgres_url(asgi_postgres_server) -> str:
+    return asgi_postgres_server
+
+
 @pytest.fixture
 def http_sqlite_url(http_sqlite_server) -> str:
     return http_sqlite_server.url()
@@ -146,6 +193,8 @@ def engine_url(request, monkeypatch) -> str:
     """A URL for each engine in turn. Environment settings that could override it are removed."""
     for name in _ENGINE_ENV:
         monkeypatch.delenv(name, raising=False)
+    if request.param in IN_PROCESS and request.node.get_closest_marker("processes"):
+        pytest.skip(f"{request.param}: an in-process server is not reachable from other processes")
     return request.getfixturevalue(ENGINES[request.param])
 
 

@@ -116,6 +116,7 @@ def _drain(q, n):
 # --- tests ---------------------------------------------------------------------------------------
 
 
+@pytest.mark.processes
 def test_incr_from_processes_is_atomic(memory, engine_url, ns):
     memory.set("warm", 1)  # the database exists before the race starts
     start = SPAWN.Event()
@@ -130,6 +131,7 @@ def test_incr_from_processes_is_atomic(memory, engine_url, ns):
     assert memory.get("c") == PROCS * 500
 
 
+@pytest.mark.processes
 def test_appends_from_processes_are_gap_free(memory, engine_url, ns):
     memory.set("warm", 1)
     start = SPAWN.Event()
@@ -161,6 +163,7 @@ def test_appends_from_processes_are_gap_free(memory, engine_url, ns):
         assert [by_seq[s] for s in seqs] == [{"worker": worker, "i": i} for i in range(per)]
 
 
+@pytest.mark.processes
 @pytest.mark.parametrize("n", [PROCS])
 def test_compare_and_set_race_between_processes(memory, engine_url, ns, n):
     v = memory.set("k", "initial")
@@ -241,6 +244,7 @@ def test_if_version_zero_race_between_threads(memory):
     assert memory.get("lock") == won[0]
 
 
+@pytest.mark.processes
 def test_write_in_one_process_is_read_by_another_at_once(memory, engine_url, ns):
     memory.set("from-parent", {"hello": "child"})
     results = SPAWN.Queue()
@@ -331,6 +335,7 @@ def test_first_use_by_several_threads_at_once(fresh_engine_url, ns):
         m.close()
 
 
+@pytest.mark.processes
 @pytest.mark.skipif(sys.platform == "win32" or not hasattr(os, "fork"), reason="needs os.fork")
 def test_memory_keeps_working_in_a_forked_child(memory):
     memory.set("k", "set before fork")
@@ -353,6 +358,7 @@ def test_memory_keeps_working_in_a_forked_child(memory):
     assert memory.get("after") == 1
 
 
+@pytest.mark.processes
 @pytest.mark.skipif(sys.platform == "win32" or not hasattr(os, "fork"), reason="needs os.fork")
 def test_several_forked_children_increment(memory):
     memory.incr("counter")

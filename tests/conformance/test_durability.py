@@ -39,6 +39,7 @@ def _assert_killed(proc):
     assert proc.returncode == -signal.SIGKILL, (proc.returncode, proc.stdout, proc.stderr)
 
 
+@pytest.mark.processes
 def test_set_survives_sigkill(engine_url, ns):
     proc = _run_and_kill(
         """
@@ -52,6 +53,7 @@ def test_set_survives_sigkill(engine_url, ns):
         assert m.get("k") == {"call": 42, "notes": ["a", "b"]}
 
 
+@pytest.mark.processes
 def test_every_kind_of_write_survives_sigkill(engine_url, ns):
     proc = _run_and_kill(
         """
@@ -81,6 +83,7 @@ def test_every_kind_of_write_survives_sigkill(engine_url, ns):
         assert m.log("calls").append("fourth") == 4
 
 
+@pytest.mark.processes
 def test_kill_during_a_stream_of_writes_keeps_what_returned(engine_url, ns):
     # the child reports each write after it returns; everything reported must be there
     proc = subprocess.run(

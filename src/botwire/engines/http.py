@@ -43,6 +43,22 @@ _OPTIONS = {"timeout": 10.0, "connect_timeout": 5.0, "retries": 3.0}
 _BACKOFF = 0.05  # first pause; doubled after each failed attempt, at most 2 s
 
 
+# base URL -> (sync transport, async transport): servers mounted in this process
+_MOUNTS: dict[str, tuple[httpx.BaseTransport, httpx.AsyncBaseTransport]] = {}
+
+
+def mount(
+    base_url: str, transport: httpx.BaseTransport, atransport: httpx.AsyncBaseTransport
+) -> None:
+    """Send requests for ``base_url`` through these transports (see ``server.inprocess``).
+    Engines opened afterwards use them."""
+    _MOUNTS[base_url.rstrip("/")] = (transport, atransport)
+
+
+def unmount(base_url: str) -> None:
+    _MOUNTS.pop(base_url.rstrip("/"), None)
+
+
 class Req(NamedTuple):
     method: str
     path: str
@@ -167,16 +183,20 @@ class HttpEngine:
 
     # -- clients ---------------------------------------------------------------------------------
 
-    def _client_options(self) -> dict[str, Any]:
+    def _client_options(self, sync: bool) -> dict[str, Any]:
         headers = {"User-Agent": f"botwire/{__version__}", "Accept": "application/json"}
         if self._key:
             headers["Authorization"] = f"Bearer {self._key}"
-        return {
+        options = {
             "base_url": self.base,
             "headers": headers,
             "timeout": self.timeout,
             "limits": httpx.Limits(max_connections=100, max_keepalive_connections=32),
         }
+        mounted = _MOUNTS.get(self.base)
+        if mounted is not None:
+            options["transport"] = mounted[0 if sync else 1]
+        return options
 
     def _sync_client(self) -> httpx.Client:
         client = self._client
@@ -188,7 +208,7 @@ class HttpEngine:
                 self._pid, self._client = os.getpid(), None
                 self._aclients = weakref.WeakKeyDictionary()
             if self._client is None:
-                self._client = httpx.Client(**self._client_options())
+                self._client = httpx.Client(**self._client_options(sync=True))
             return self._client
 
     def _async_client(self) -> httpx.AsyncClient:
@@ -203,7 +223,9 @@ class HttpEngine:
                 self._aclients = weakref.WeakKeyDictionary()
             client = self._aclients.get(loop)
             if client is None:
-                client = self._aclients[loop] = httpx.AsyncClient(**self._client_options())
+                client = self._aclients[loop] = httpx.AsyncClient(
+                    **self._client_options(sync=False)
+                )
             return client
 
     def _check_open(self) -> None:

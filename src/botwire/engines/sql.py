@@ -105,6 +105,14 @@ ATOMIC = 1  # one statement writes (others only read or report): autocommit is a
 TXN = 2  # several writes that must commit together: a write transaction
 
 
+def handle_mode(op: ops.Op) -> int:
+    """How ``op`` will run (``READ``, ``ATOMIC`` or ``TXN``), without building its handler."""
+    mode = _HANDLERS[type(op)][1]
+    if mode < 0:
+        return ATOMIC if len(op.items) == 1 else TXN  # type: ignore[union-attr]
+    return mode
+
+
 def handle(op: ops.Op, now: float) -> tuple[Handler, int]:
     """The handler for ``op`` and how to run it (``READ``, ``ATOMIC`` or ``TXN``)."""
     handler, mode = _HANDLERS[type(op)]

@@ -18,12 +18,28 @@ import os
 import sqlite3
 import threading
 import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from functools import partial
 from typing import Any
 
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - Windows
+    fcntl = None  # type: ignore[assignment]
+
 from ..errors import StorageUnavailable
 from . import _fork, sql
+from . import base as ops
 from .base import Op
+
+
+
+def _is_point_read(op: Op) -> bool:
+    if isinstance(op, (ops.Get, ops.Info)):
+        return len(op.keys) == 1
+    return isinstance(op, (ops.FindKey, ops.LogCount))
 
 _MIGRATIONS: list[tuple[str, ...]] = [
     (
@@ -73,6 +89,9 @@ class SQLiteEngine:
         self._migrated = False
         self._closed = False
         self._purger = sql.Purger()
+        self._gate = _WriteGate(self.path + "-botwire.lock")
+        self._write_pool: ThreadPoolExecutor | None = None
+        self._write_pid = 0
 
     def execute(self, op: Op) -> Any:
         handler, mode = sql.handle(op, time.time())
@@ -92,12 +111,33 @@ class SQLiteEngine:
             log.debug("purge of expired keys skipped: %s", exc)
 
     async def aexecute(self, op: Op) -> Any:
-        return await asyncio.to_thread(self.execute, op)
+        if self._migrated and _is_point_read(op):
+            # One indexed read in WAL mode (never blocked by writers): shorter than a thread hop.
+            return self.execute(op)
+        if sql.handle_mode(op) == sql.READ:
+            return await asyncio.to_thread(self.execute, op)
+        # Writes queue on one thread per engine: this process's writers never contend for
+        # SQLite's lock (whose busy handler sleeps), and the event loop never waits on it.
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._writer(), self.execute, op)
+
+    def _writer(self) -> ThreadPoolExecutor:
+        pool = self._write_pool
+        if pool is None or self._write_pid != os.getpid():
+            with self._lock:
+                if self._write_pool is None or self._write_pid != os.getpid():
+                    self._write_pool = ThreadPoolExecutor(1, "botwire-sqlite-writer")
+                    self._write_pid = os.getpid()
+                pool = self._write_pool
+        return pool
 
     def close(self) -> None:
         with self._lock:
             self._closed = True
             conns, self._conns = self._conns, []
+            pool, self._write_pool = self._write_pool, None
+        if pool is not None and self._write_pid == os.getpid():
+            pool.shutdown(wait=True)
         for conn in conns:
             conn.close()
 
@@ -106,6 +146,12 @@ class SQLiteEngine:
 
     def _drive(self, handler: sql.Handler, mode: int) -> Any:
         run = partial(_run, self._connection())
+        if mode == sql.READ:
+            return sql.drive(handler, run)
+        with self._gate(self.timeout):
+            return self._write(handler, mode, run)
+
+    def _write(self, handler: sql.Handler, mode: int, run: Any) -> Any:
         if mode != sql.TXN:  # a lone write statement takes the write lock at its start
             return sql.drive(handler, run)
         conn = run.args[0]
@@ -156,6 +202,66 @@ class SQLiteEngine:
                     _migrate(conn, self.timeout)
                     self._migrated = True
         return conn
+
+
+class _WriteGate:
+    """Writers of one file take turns here before SQLite's own lock: a lock for this
+    process's threads, then an ``flock`` on a file beside the database for other processes.
+    A waiting writer is let in as soon as the gate opens, where SQLite's busy handler sleeps
+    1, 2, 5 ... 100 ms between tries (the long tail of concurrent writes). Without ``fcntl``
+    (Windows) only threads queue here. Writers that are not botwire still meet SQLite's lock.
+    """
+
+    _setup = threading.Lock()
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._state: tuple[int, threading.Lock, int] | None = None  # generation, lock, fd
+
+    def _ready(self) -> tuple[threading.Lock, int]:
+        state = self._state
+        if state is None or state[0] != _fork.generation:
+            with self._setup:  # after a fork: a lock and a file descriptor of our own
+                state = self._state
+                if state is None or state[0] != _fork.generation:
+                    state = self._state = (_fork.generation, threading.Lock(), self._open())
+        return state[1], state[2]
+
+    def _open(self) -> int:
+        if fcntl is None:
+            return -1
+        try:
+            return os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError:
+            return -1  # an unwritable folder: SQLite's own lock still guards the data
+
+    @contextmanager
+    def __call__(self, timeout: float) -> Iterator[None]:
+        lock, fd = self._ready()
+        if not lock.acquire(timeout=timeout):
+            raise sqlite3.OperationalError("database is locked (by another thread)")
+        try:
+            locked = fd >= 0 and _flock(fd, timeout)
+            try:
+                yield
+            finally:
+                if locked:
+                    fcntl.flock(fd, fcntl.LOCK_UN)
+        finally:
+            lock.release()
+
+
+def _flock(fd: int, timeout: float) -> bool:
+    deadline, pause = time.monotonic() + timeout, 0.00005
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return True
+        except BlockingIOError:
+            if time.monotonic() >= deadline:
+                raise sqlite3.OperationalError("database is locked (by another process)") from None
+            time.sleep(pause)
+            pause = min(pause * 2, 0.002)
 
 
 def _migrate(conn: sqlite3.Connection, timeout: float) -> None:

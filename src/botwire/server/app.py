@@ -20,7 +20,7 @@ from .._version import __version__
 from ..engines import open_engine
 from ..engines.base import Engine, FindKey
 from ..errors import StorageUnavailable
-from . import errors, legacy, v1
+from . import errors, fast, legacy, v1
 from .config import Settings
 from .errors import BodyTooLarge, error_response
 from .state import Context
@@ -123,9 +123,15 @@ class Edge:
             await send(message)
 
         declared = _content_length(scope)
+        ctx = getattr(getattr(scope.get("app"), "state", None), "ctx", None)
+        hot = fast.match(scope["method"], scope["path"]) if ctx is not None else None
         if declared is not None and declared > self.max_body:
             reply = error_response("body_too_large", self._too_large())
             await reply(scope, receive, send_recording)
+        elif hot is not None and ctx is not None:
+            reply = await fast.answer(ctx, scope, self._limited(receive), *hot)
+            await reply(scope, receive, send_recording)
+            scope["route_template"] = fast.KEY_ROUTE
         else:
             await self.app(scope, self._limited(receive), send_recording)
         self._observe(scope, status[0], time.perf_counter() - start)
@@ -152,7 +158,7 @@ class Edge:
         if ctx is None:
             return
         route = scope.get("route")
-        template = getattr(route, "path", None) or "unmatched"
+        template = scope.get("route_template") or getattr(route, "path", None) or "unmatched"
         method = scope["method"]
         ctx.metrics.requests.labels(method, template, str(status)).inc()
         ctx.metrics.latency.labels(method, template).observe(seconds)

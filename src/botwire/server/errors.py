@@ -130,9 +130,14 @@ async def on_unexpected(request: Request, exc: Exception) -> Response:
 def _count(request: Request, code: str) -> None:
     ctx = getattr(request.app.state, "ctx", None)
     if ctx is not None:
-        ctx.metrics.errors.labels(code).inc()
-        if code in ("write_quota_exceeded", "storage_quota_exceeded"):
-            ctx.metrics.quota_rejections.labels(code.split("_")[0]).inc()
+        count(ctx, code)
+
+
+def count(ctx: Any, code: str) -> None:
+    """Record an error answer in the metrics (and a quota rejection as one)."""
+    ctx.metrics.errors.labels(code).inc()
+    if code in ("write_quota_exceeded", "storage_quota_exceeded"):
+        ctx.metrics.quota_rejections.labels(code.split("_")[0]).inc()
 
 
 HANDLERS = {

@@ -69,7 +69,7 @@ async def put(request: Request, namespace: str, key: str, who: Who) -> Response:
 @router.get("/{namespace}/{key:path}", summary="Read a string (botwire 0.2)")
 @_legacy_errors
 async def get(request: Request, namespace: str, key: str, who: Who) -> Response:
-    row = await read_row(request, who, namespace, key)
+    row = await read_row(ctx_of(request), who, namespace, key)
     return reply(
         {
             "namespace": name(namespace, "namespace"),

@@ -130,10 +130,10 @@ def meta_headers(row: ops.Row) -> dict[str, str]:
     return headers
 
 
-def version_condition(request: Request) -> int | None:
+def version_condition(headers: Any) -> int | None:
     """``If-Match: "7"`` -> 7; ``If-None-Match: *`` -> 0 (only if absent); else no condition."""
-    match = request.headers.get("if-match")
-    none_match = request.headers.get("if-none-match")
+    match = headers.get("if-match")
+    none_match = headers.get("if-none-match")
     if match is not None and none_match is not None:
         raise InvalidInput("send If-Match or If-None-Match, not both")
     if none_match is not None:
@@ -167,11 +167,11 @@ def _value_text(value: Any, ctx: Context) -> str:
     return encode(value, ctx.settings.max_value_bytes)
 
 
-async def read_row(request: Request, who: Principal, raw_ns: str, raw_key: str) -> ops.Row:
+async def read_row(ctx: Context, who: Principal, raw_ns: str, raw_key: str) -> ops.Row:
     """One key's row with its value, for a key with read rights; ``NotFound`` when missing."""
     ns, key = name(raw_ns, "namespace"), name(raw_key)
     who.require(ns, "read")
-    (row,) = await ctx_of(request).engine.aexecute(ops.Info(ns, (key,), values=True))
+    (row,) = await ctx.engine.aexecute(ops.Info(ns, (key,), values=True))
     if row is None:
         raise NotFound(f"key {key!r} not found in namespace {ns!r}")
     return row  # type: ignore[no-any-return]
@@ -180,21 +180,45 @@ async def read_row(request: Request, who: Principal, raw_ns: str, raw_key: str) 
 # -- keys ----------------------------------------------------------------------------------------
 
 
+# The three single-key routes below are also served by ``fast.py`` without FastAPI's
+# routing and dependency injection (they are most of the traffic); both call these functions.
+
+
+async def get_value(ctx: Context, who: Principal, raw_ns: str, raw_key: str) -> Response:
+    row = await read_row(ctx, who, raw_ns, raw_key)
+    return Response(row.value, 200, meta_headers(row), media_type="application/json")
+
+
+async def get_meta(ctx: Context, who: Principal, raw_ns: str, raw_key: str) -> Response:
+    ns, key = name(raw_ns, "namespace"), name(raw_key)
+    who.require(ns, "read")
+    (row,) = await ctx.engine.aexecute(ops.Info(ns, (key,)))
+    if row is None:
+        return Response(status_code=404)
+    return Response(None, 200, meta_headers(row), media_type="application/json")
+
+
+async def put_value(
+    ctx: Context, who: Principal, raw_ns: str, raw_key: str, headers: Any, ttl: Any, body: bytes
+) -> Response:
+    ns, key = name(raw_ns, "namespace"), name(raw_key)
+    who.require(ns, "write")
+    if_version = version_condition(headers)
+    text = _value_text(parse_json(body), ctx)
+    op = ops.Put(ns, ((key, text),), ttl_of(ttl), if_version)
+    (version,) = await write(ctx, who, op, ns, 1, len(text.encode()))
+    return reply({"version": version}, headers={"ETag": f'"{version}"'})
+
+
 @router.get("/namespaces/{ns}/keys/{key}", summary="Get a key's value")
 async def get_key(request: Request, ns: str, key: str, who: Who) -> Response:
     """The stored JSON value as the body; version and times in headers (`ETag` is the version)."""
-    row = await read_row(request, who, ns, key)
-    return Response(row.value, 200, meta_headers(row), media_type="application/json")
+    return await get_value(ctx_of(request), who, ns, key)
 
 
 @router.head("/namespaces/{ns}/keys/{key}", summary="A key's version and times, no value")
 async def head_key(request: Request, ns: str, key: str, who: Who) -> Response:
-    ns, key = name(ns, "namespace"), name(key)
-    who.require(ns, "read")
-    (row,) = await ctx_of(request).engine.aexecute(ops.Info(ns, (key,)))
-    if row is None:
-        return Response(status_code=404)
-    return Response(None, 200, meta_headers(row), media_type="application/json")
+    return await get_meta(ctx_of(request), who, ns, key)
 
 
 @router.put(
@@ -216,14 +240,8 @@ async def put_key(
 ) -> Response:
     """The body is the value (any JSON). `If-Match: "<version>"` / `If-None-Match: *` make it a
     compare-and-set; a mismatch is 412 with `current_version` in the error."""
-    ctx = ctx_of(request)
-    ns, key = name(ns, "namespace"), name(key)
-    who.require(ns, "write")
-    if_version = version_condition(request)
-    text = _value_text(parse_json(await request.body()), ctx)
-    op = ops.Put(ns, ((key, text),), ttl_of(ttl), if_version)
-    (version,) = await write(ctx, who, op, ns, 1, len(text.encode()))
-    return reply({"version": version}, headers={"ETag": f'"{version}"'})
+    body = await request.body()
+    return await put_value(ctx_of(request), who, ns, key, request.headers, ttl, body)
 
 
 @router.delete("/namespaces/{ns}/keys/{key}", summary="Delete a key")
