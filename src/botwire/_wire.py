@@ -49,15 +49,26 @@ def error_body(code: str, message: str, **extra: Any) -> dict[str, Any]:
     return {"error": {"code": code, "message": message, **extra}}
 
 
+_BY_STATUS = {
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    412: "version_conflict",
+    413: "body_too_large",
+    429: "write_quota_exceeded",
+    503: "storage_unavailable",
+}
+
+
 def raise_for_error(status: int, body: bytes, headers: Any, *, key: str = "") -> None:
-    """Raise the exception for an error answer (status >= 400)."""
+    """Raise the exception for an error answer (status >= 400), also for an answer that
+    is not ours (a proxy's 502 or 429, say): then the status alone decides."""
     try:
         err = json.loads(body)["error"]
         code, message = str(err["code"]), str(err["message"])
     except (ValueError, KeyError, TypeError):
-        code = "internal" if status >= 500 else "invalid_request"
-        if status == 503:
-            code = "storage_unavailable"
+        code = _BY_STATUS.get(status, "internal" if status >= 500 else "invalid_request")
         message = f"the server answered {status}: {body[:200]!r}"
         err = {}
     cls = CODES.get(code, (status, errors.BotWireError))[1]
@@ -69,7 +80,10 @@ def raise_for_error(status: int, body: bytes, headers: Any, *, key: str = "") ->
         raise errors.ValueTooLarge(int(err.get("size", 0)), int(err.get("limit", 0)))
     if cls is errors.QuotaExceeded:
         raise errors.QuotaExceeded(message, retry_after=retry_after(headers))
-    raise cls(message)
+    exc = cls(message)
+    if status == 429:  # too many failed keys: when to try again
+        exc.retry_after = retry_after(headers)  # type: ignore[attr-defined]
+    raise exc
 
 
 def retry_after(headers: Any) -> float | None:

@@ -70,6 +70,44 @@ async def test_compare_and_set_with_if_match_and_if_none_match(api):
     assert (await api.call("GET", path)).json() == 4
 
 
+@pytest.mark.parametrize("tag", [b'"\xb2"', b'"' + b"9" * 30 + b'"', b'"99999999999999999999"'])
+async def test_odd_if_match_tags_are_400(api, tag):
+    r = await api.call("PUT", k("cas", "odd"), content=b"1", headers={"If-Match": tag})
+    assert_error(r, 400, "invalid_input")
+
+
+async def test_if_match_zero_never_matches(api):
+    r = await api.call("PUT", k("cas", "absent"), content=b"1", headers={"If-Match": '"0"'})
+    assert_error(r, 412, "version_conflict")
+    assert_error(await api.call("GET", k("cas", "absent")), 404, "not_found")
+
+
+async def test_a_body_cut_short_by_a_disconnect_is_not_stored(api):
+    app = api.client._transport.app
+    messages = [
+        {"type": "http.request", "body": b'"12', "more_body": True},
+        {"type": "http.disconnect"},
+    ]
+    sent = []
+
+    async def receive():
+        return messages.pop(0) if messages else {"type": "http.disconnect"}
+
+    async def send(message):
+        sent.append(message)
+
+    scope = {
+        "type": "http", "method": "PUT", "path": "/v1/namespaces/n/keys/cut",
+        "raw_path": b"/v1/namespaces/n/keys/cut", "query_string": b"", "root_path": "",
+        "scheme": "http", "http_version": "1.1", "server": ("t", 80), "client": ("10.0.0.1", 1),
+        "headers": [(b"authorization", f"Bearer {api.admin}".encode()),
+                    (b"content-length", b"6")],
+    }
+    await app(scope, receive, send)
+    assert sent[0]["status"] == 400
+    assert_error(await api.call("GET", k("n", "cut")), 404, "not_found")
+
+
 async def test_ttl_hides_the_key(api):
     r = await api.call("PUT", k("ttl", "k"), content=b"1", params={"ttl": "0.05"})
     assert r.status_code == 200
@@ -150,6 +188,9 @@ async def test_bad_cursor_is_400(api, cursor):
         ("GET", "/v1/namespaces/n/keys?limit=0", None, 400, "invalid_input"),
         ("GET", "/v1/namespaces/n/keys?limit=abc", None, 422, "invalid_request"),
         ("GET", "/v1/namespaces/n/logs/l?after=-1", None, 400, "invalid_input"),
+        ("GET", f"/v1/namespaces/n/logs/l?after={2**63}", None, 400, "invalid_input"),
+        ("GET", "/v1/namespaces/n/logs/l?last=100001", None, 400, "invalid_input"),
+        ("POST", "/v1/namespaces/n/keys/k/incr", b'{"by": 1e400}', 400, "malformed_json"),
         ("GET", "/v1/nowhere", None, 404, "not_found"),
         ("PATCH", "/v1/namespaces/n/keys/k", b"1", 405, "method_not_allowed"),
         ("GET", "/v1/namespaces/n/keys/missing", None, 404, "not_found"),
@@ -270,3 +311,6 @@ async def test_cors_is_off_unless_configured(api, make_api):
     open_api = await make_api(cors_origins=("https://app.example",))
     r = await open_api.call("OPTIONS", k("n", "k"), key=False, headers=pre)
     assert r.headers["access-control-allow-origin"] == "https://app.example"
+    for path in (k("n", "k"), "/v1/namespaces/n/keys"):  # the fast path's answers too
+        r = await open_api.call("GET", path, headers={"Origin": "https://app.example"})
+        assert r.headers["access-control-allow-origin"] == "https://app.example"

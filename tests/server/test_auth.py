@@ -24,13 +24,16 @@ async def test_every_request_needs_a_valid_key(api):
     assert r.status_code == 401
 
 
-@pytest.mark.parametrize("how", ["bearer", "x-api-key", "basic-user", "basic-password"])
+@pytest.mark.parametrize(
+    "how", ["bearer", "x-api-key", "basic-user", "basic-password", "basic-name-and-key"]
+)
 async def test_key_accepted_in_each_documented_place(api, how):
     headers = {
         "bearer": {"Authorization": f"Bearer {api.admin}"},
         "x-api-key": {"X-API-Key": api.admin},
         "basic-user": basic(api.admin),
         "basic-password": basic("", api.admin),
+        "basic-name-and-key": basic("agent-7", api.admin),
     }[how]
     r = await api.call("PUT", "/v1/namespaces/a/keys/k", key=False, headers=headers, content=b"1")
     assert r.status_code == 200, r.text
@@ -185,3 +188,23 @@ async def test_repeated_failures_from_one_client_are_throttled(make_api):
     assert 0 < int(r.headers["retry-after"]) <= 60
     r = await api.call("GET", "/v1/namespaces")  # the same client, even with a good key
     assert r.status_code == 429
+
+
+async def test_a_scoped_admin_cannot_give_more_quota_than_it_has(make_api):
+    api = await make_api(writes_per_day=100, max_bytes=10_000)
+    acme = api.make_key(["acme:"], "admin", writes_per_day=5, max_bytes=1000)
+    for limits in ({"writes_per_day": 0}, {"max_bytes": 0}, {"writes_per_day": 6},
+                   {"max_bytes": 5000}):
+        r = await api.call("POST", "/v1/keys", key=acme,
+                           json={"prefixes": ["acme:1"], "rights": "write", **limits})
+        assert r.status_code == 403, limits
+    r = await api.call("POST", "/v1/keys", key=acme, json={"prefixes": ["acme:1"],
+                                                          "rights": "write"})
+    made = r.json()
+    assert r.status_code == 201 and made["writes_per_day"] == 5 and made["max_bytes"] == 1000
+    r = await api.call("POST", "/v1/keys", key=acme, json={"prefixes": ["acme:2"],
+                                                          "writes_per_day": 2})
+    assert r.status_code == 201 and r.json()["writes_per_day"] == 2
+    # the unscoped admin may give anything
+    r = await api.call("POST", "/v1/keys", json={"prefixes": ["x:"], "writes_per_day": 0})
+    assert r.status_code == 201 and r.json()["writes_per_day"] == 0

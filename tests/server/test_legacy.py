@@ -90,3 +90,12 @@ async def test_same_auth_scopes_and_quotas(make_api):
 async def test_limit_out_of_range(api, limit):
     r = await api.call("GET", "/memory/n", params={"limit": limit})
     assert r.status_code == 400
+
+
+async def test_auth_and_validation_errors_carry_detail_too(api):
+    r = await api.call("GET", "/memory/n/k", key=False)
+    assert r.status_code == 401 and r.json()["detail"] and r.json()["error"]["code"]
+    r = await api.call("GET", "/memory/n", params={"limit": "x"})
+    assert r.status_code == 422 and "detail" in r.json()
+    r = await api.call("GET", "/v1/namespaces/n/keys/k", key=False)
+    assert "detail" not in r.json()

@@ -31,6 +31,9 @@ async def test_write_quota_counts_each_value_and_answers_429(make_api):
     assert [k["key"] for k in keys] == ["k0", "k1", "k2"]
     r = await api.call("POST", "/v1/namespaces/q/batch/set", json={"items": {"a": 1, "b": 2}})
     assert r.status_code == 200
+    six = {f"s{i}": i for i in range(6)}  # more than a whole day's quota: never fits
+    r = await api.call("POST", "/v1/namespaces/fresh/batch/set", json={"items": six})
+    assert r.status_code == 400 and "retry-after" not in r.headers
     assert (
         await api.call("POST", "/v1/namespaces/q/logs/l", json={"entries": [1]})
     ).status_code == 429

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import multiprocessing
+import os
 import sqlite3
 import threading
 import time
@@ -157,3 +158,75 @@ def test_synchronous_option_applies(tmp_path):
     Memory("ns", engine=engine).set("k", 1)
     assert engine._connection().execute("PRAGMA synchronous").fetchone()[0] == 2
     engine.close()
+
+
+def test_wal_is_checkpointed_in_the_background(tmp_path):
+    # connections never checkpoint on their own (wal_autocheckpoint=0): without the background
+    # checkpoint the data would stay in the WAL and the database file would not grow
+    path = tmp_path / "botwire.db"
+    m = Memory("ns", url=f"sqlite:///{path}")
+    m.set("first", 1)
+    before = path.stat().st_size
+    value = "x" * 500
+    for i in range(2500):
+        m.set(f"k{i}", value)
+    deadline = time.monotonic() + 10
+    while path.stat().st_size <= before and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert path.stat().st_size > before + 500_000
+    m.close()
+
+
+async def test_an_async_write_waits_off_the_event_loop_while_another_writer_holds_the_gate(
+    tmp_path,
+):
+    import asyncio
+
+    from botwire import AsyncMemory
+
+    m = AsyncMemory("ns", url=f"sqlite:///{tmp_path}/botwire.db")
+    await m.set("warm", 1)
+    gate = m.engine._gate
+    held, release = threading.Event(), threading.Event()
+
+    def hold_gate() -> None:
+        with gate(5):
+            held.set()
+            release.wait(5)
+
+    holder = threading.Thread(target=hold_gate)
+    holder.start()
+    held.wait(5)
+    ticks = 0
+
+    async def ticker() -> None:
+        nonlocal ticks
+        while True:
+            await asyncio.sleep(0.01)
+            ticks += 1
+
+    tick_task = asyncio.create_task(ticker())
+    write = asyncio.create_task(m.set("k", "after the other writer"))
+    await asyncio.sleep(0.3)
+    assert not write.done()  # queued behind the gate ...
+    assert ticks >= 10  # ... while the event loop kept running
+    release.set()
+    assert await asyncio.wait_for(write, 5) == 1
+    tick_task.cancel()
+    holder.join()
+    assert await m.get("k") == "after the other writer"
+    await m.aclose()
+
+
+def test_engines_leave_no_file_descriptors_behind(tmp_path):
+    def open_fds() -> int:
+        return len(os.listdir("/proc/self/fd"))
+
+    with Memory("ns", url=f"sqlite:///{tmp_path}/warm.db") as m:
+        m.set("k", 1)
+    before = open_fds()
+    for i in range(30):
+        engine = SQLiteEngine(str(tmp_path / f"e{i % 3}.db"))
+        Memory("ns", engine=engine).set("k", i)
+        engine.close()
+    assert open_fds() <= before + 2

@@ -37,6 +37,7 @@ a client, refuses them.
 ``FindKey``     ``ApiKey | None``, the unrevoked key with this hash
 ``ListKeys``    ``list[ApiKey]``, every key, revoked ones too, oldest first
 ``RevokeKey``   ``bool``, whether an unrevoked key was revoked
+``Recent``      ``list[Row]``, the most recently written keys, newest first (no values)
 ==============  ============================================================================
 """
 
@@ -192,6 +193,11 @@ class RevokeKey(NamedTuple):
     at: float
 
 
+class Recent(NamedTuple):
+    ns: str
+    limit: int
+
+
 Op = Union[
     Get,
     Info,
@@ -213,6 +219,7 @@ Op = Union[
     FindKey,
     ListKeys,
     RevokeKey,
+    Recent,
 ]
 
 

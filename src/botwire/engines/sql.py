@@ -428,6 +428,15 @@ def revoke_key(op: ops.RevokeKey, now: float) -> Handler:
     return count == 1
 
 
+def recent(op: ops.Recent, now: float) -> Handler:
+    rows = yield Stmt(
+        f"SELECT {_META} FROM botwire_kv WHERE ns = ? AND {_LIVE} "
+        "ORDER BY updated_at DESC, key DESC LIMIT ?",
+        (op.ns, now, op.limit),
+    )
+    return [Row._make(r) for r in rows]
+
+
 def _api_key(row: Any) -> ops.ApiKey:
     return ops.ApiKey._make((*row[:3], tuple(json.loads(row[3])), *row[4:]))
 
@@ -468,4 +477,5 @@ _HANDLERS: dict[type, tuple[Callable[[Any, float], Handler], int]] = {
     ops.FindKey: (find_key, READ),
     ops.ListKeys: (list_keys, READ),
     ops.RevokeKey: (revoke_key, ATOMIC),
+    ops.Recent: (recent, READ),
 }

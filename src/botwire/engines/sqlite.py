@@ -25,7 +25,7 @@ import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from functools import partial
 from typing import Any
 
@@ -112,7 +112,10 @@ class SQLiteEngine:
                 self._purge(wait)
             self._writes += 1
             if self._writes % CHECKPOINT_EVERY == 0:
-                self._background().submit(self._checkpoint)
+                try:
+                    self._background().submit(self._checkpoint)
+                except (RuntimeError, StorageUnavailable):  # closing: the last close checkpoints
+                    pass
         return result
 
     def _purge(self, wait: bool) -> None:
@@ -158,6 +161,8 @@ class SQLiteEngine:
         pool = self._pools.get(name)
         if pool is None or self._pools_pid != os.getpid():
             with self._lock:
+                if self._closed:
+                    raise StorageUnavailable(f"the engine for {self.url} is closed")
                 if self._pools_pid != os.getpid():  # forked: the parent's threads are gone
                     self._pools, self._pools_pid = {}, os.getpid()
                 pool = self._pools.get(name)
@@ -173,6 +178,7 @@ class SQLiteEngine:
         if self._pools_pid == os.getpid():
             for pool in pools.values():
                 pool.shutdown(wait=True)
+        self._gate.close()
         for conn in conns:
             conn.close()
 
@@ -235,7 +241,8 @@ class SQLiteEngine:
         if not self._migrated:
             with self._migrate_lock:  # one thread migrates; the others wait for it
                 if not self._migrated:
-                    _migrate(conn, self.timeout)
+                    with self._gate(self.timeout):  # as every writer, other processes too
+                        _migrate(conn, self.timeout)
                     self._migrated = True
         return conn
 
@@ -246,47 +253,56 @@ class _WriteGate:
     A waiting writer is let in as soon as the gate opens, where SQLite's busy handler sleeps
     1, 2, 5 ... 100 ms between tries (the long tail of concurrent writes). Without ``fcntl``
     (Windows) only threads queue here. Writers that are not botwire still meet SQLite's lock.
+
+    Fairness between processes: a writer that has to wait marks itself (a shared ``flock`` on
+    a second file); a writer that would only go in if the gate is free (``timeout=None``)
+    steps aside while anyone is marked, so a busy process cannot keep the gate to itself.
     """
 
     _setup = threading.Lock()
 
     def __init__(self, path: str) -> None:
         self.path = path
-        self._state: tuple[int, threading.Lock, int] | None = None  # generation, lock, fd
+        # generation, thread lock, gate fd, waiters fd
+        self._state: tuple[int, threading.Lock, int, int] | None = None
 
-    def _ready(self) -> tuple[threading.Lock, int]:
+    def _ready(self) -> tuple[threading.Lock, int, int]:
         state = self._state
         if state is None or state[0] != _fork.generation:
-            with self._setup:  # after a fork: a lock and a file descriptor of our own
+            with self._setup:  # after a fork: a lock and file descriptors of our own
                 state = self._state
                 if state is None or state[0] != _fork.generation:
-                    state = self._state = (_fork.generation, threading.Lock(), self._open())
-        return state[1], state[2]
+                    gate, waiters = _open_lock(self.path), _open_lock(self.path + "-waiters")
+                    if gate < 0 or waiters < 0:
+                        gate = waiters = -1
+                    state = self._state = (_fork.generation, threading.Lock(), gate, waiters)
+        return state[1], state[2], state[3]
 
-    def _open(self) -> int:
-        if fcntl is None:
-            return -1
-        try:
-            return os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-        except OSError:
-            return -1  # an unwritable folder: SQLite's own lock still guards the data
+    def close(self) -> None:
+        with self._setup:
+            state, self._state = self._state, None
+        if state is not None and state[0] == _fork.generation:
+            for fd in state[2:]:
+                if fd >= 0:
+                    os.close(fd)
 
     @contextmanager
     def __call__(self, timeout: float | None) -> Iterator[None]:
         """Hold the gate; ``timeout=None``: only if it is free now, else ``GateBusy``."""
-        lock, fd = self._ready()
+        lock, fd, waiters = self._ready()
         if timeout is None:
             if not lock.acquire(blocking=False):
                 raise GateBusy("another thread is writing")
         elif not lock.acquire(timeout=timeout):
             raise sqlite3.OperationalError("database is locked (by another thread)")
         try:
-            locked = fd >= 0 and _flock(fd, timeout)
+            locked = fd >= 0 and _flock(fd, waiters, timeout)
             try:
                 yield
             finally:
                 if locked:
-                    fcntl.flock(fd, fcntl.LOCK_UN)
+                    with suppress(OSError):  # closed meanwhile by close(): already unlocked
+                        fcntl.flock(fd, fcntl.LOCK_UN)
         finally:
             lock.release()
 
@@ -295,19 +311,48 @@ class GateBusy(Exception):
     """The write gate is held and the caller chose not to wait."""
 
 
-def _flock(fd: int, timeout: float | None) -> bool:
-    deadline, pause = time.monotonic() + (timeout or 0), 0.00005
-    while True:
+def _open_lock(path: str) -> int:
+    if fcntl is None:
+        return -1
+    try:
+        return os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError:
+        return -1  # an unwritable folder: SQLite's own lock still guards the data
+
+
+def _flock(fd: int, waiters: int, timeout: float | None) -> bool:
+    if timeout is None:  # go in only if the gate is free and nobody is waiting for it
+        try:
+            fcntl.flock(waiters, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise GateBusy("other processes are waiting to write") from None
+        fcntl.flock(waiters, fcntl.LOCK_UN)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            return True
         except BlockingIOError:
-            if timeout is None:
-                raise GateBusy("another process is writing") from None
-            if time.monotonic() >= deadline:
-                raise sqlite3.OperationalError("database is locked (by another process)") from None
-            time.sleep(pause)  # short naps: a writer holds the gate for tens of microseconds
-            pause = min(pause * 2, 0.0005)
+            raise GateBusy("another process is writing") from None
+        return True
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return True
+    except BlockingIOError:
+        pass
+    fcntl.flock(waiters, fcntl.LOCK_SH)  # "someone is waiting": held for microseconds at most
+    try:
+        deadline, pause = time.monotonic() + timeout, 0.00005
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return True
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    raise sqlite3.OperationalError(
+                        "database is locked (by another process)"
+                    ) from None
+                time.sleep(pause)  # short naps: a writer holds the gate for microseconds
+                pause = min(pause * 2, 0.0005)
+    finally:
+        fcntl.flock(waiters, fcntl.LOCK_UN)
 
 
 def _migrate(conn: sqlite3.Connection, timeout: float) -> None:

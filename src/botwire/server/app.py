@@ -7,6 +7,7 @@ bodies over ``max_body_bytes`` before reading them, and records metrics by route
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -26,6 +27,7 @@ from .errors import BodyTooLarge, error_response
 from .state import Context
 
 Scope = dict[str, Any]
+log = logging.getLogger("botwire.server")
 
 
 def create_app(settings: Settings | None = None, engine: Engine | None = None) -> FastAPI:
@@ -56,7 +58,8 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     app.include_router(v1.router)
     app.include_router(legacy.router)
     _add_health(app)
-    if settings.cors_origins:
+    app.add_middleware(Edge, max_body=settings.max_body_bytes)
+    if settings.cors_origins:  # outside Edge, so the fast path's answers get the headers too
         from starlette.middleware.cors import CORSMiddleware
 
         app.add_middleware(
@@ -72,7 +75,6 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
             ],
             expose_headers=["ETag", "Retry-After"],
         )
-    app.add_middleware(Edge, max_body=settings.max_body_bytes)
     return app
 
 
@@ -91,7 +93,8 @@ def _add_health(app: FastAPI) -> None:
         try:
             await v1.ctx_of(request).engine.aexecute(FindKey("readyz"))
         except StorageUnavailable as exc:
-            return error_response("storage_unavailable", f"database not ready: {exc}")
+            log.warning("not ready: %s", exc)  # the driver's words go to the log only
+            return error_response("storage_unavailable", "the database is not reachable")
         return v1.reply({"status": "ready"})
 
     @app.get("/metrics", summary="Prometheus metrics (needs an API key)", tags=["health"])

@@ -124,6 +124,10 @@ def secret_from_headers(headers: Any) -> str | None:
             user, _, password = base64.b64decode(value.strip()).decode().partition(":")
         except (binascii.Error, UnicodeDecodeError, ValueError):
             return None
+        # the key may be either part (http://KEY@host, or a client's user:KEY)
+        for part in (user, password):
+            if part.startswith(API_KEY_PREFIX):
+                return part
         return user or password or None
     return None
 

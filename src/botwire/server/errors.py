@@ -12,7 +12,7 @@ from typing import Any
 
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
 from .._wire import CODES, error_body
@@ -43,6 +43,8 @@ _BY_CLASS: tuple[tuple[type[BaseException], str], ...] = (
     (StorageUnavailable, "storage_unavailable"),
     (AuthenticationFailed, "unauthorized"),
     (PermissionDenied, "forbidden"),
+    (OverflowError, "invalid_input"),  # an integer too large for the database
+    (ClientDisconnect, "invalid_input"),
 )
 _HTTP_CODES = {404: "not_found", 405: "method_not_allowed", 413: "body_too_large"}
 
@@ -87,6 +89,10 @@ def error_response(code: str, message: str, **extra: Any) -> Response:
 
 def for_exception(exc: BaseException) -> Response:
     code = code_for(exc)
+    if isinstance(exc, ClientDisconnect):
+        return error_response(code, "the client went away before its request body ended")
+    if isinstance(exc, OverflowError):
+        return error_response(code, "a number in the request is too large")
     extra: dict[str, Any] = {}
     if isinstance(exc, VersionConflict):
         extra = {"current_version": exc.current_version, "expected": exc.expected}
@@ -102,14 +108,14 @@ def for_exception(exc: BaseException) -> Response:
 
 async def on_botwire_error(request: Request, exc: Exception) -> Response:
     _count(request, code_for(exc))
-    return for_exception(exc)
+    return _legacy(request, for_exception(exc))
 
 
 async def on_http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     code = _HTTP_CODES.get(exc.status_code, "invalid_request")
     _count(request, code)
-    return error_response(code, str(exc.detail))
+    return _legacy(request, error_response(code, str(exc.detail)))
 
 
 async def on_validation_error(request: Request, exc: Exception) -> Response:
@@ -119,12 +125,23 @@ async def on_validation_error(request: Request, exc: Exception) -> Response:
         where = ".".join(str(p) for p in err.get("loc", ()))
         parts.append(f"{where}: {err.get('msg', 'invalid')}")
     _count(request, "invalid_request")
-    return error_response("invalid_request", "; ".join(parts) or "invalid request")
+    return _legacy(request, error_response("invalid_request", "; ".join(parts) or "invalid"))
 
 
 async def on_unexpected(request: Request, exc: Exception) -> Response:
-    _count(request, "internal")
-    return for_exception(exc)
+    _count(request, code_for(exc))
+    return _legacy(request, for_exception(exc))
+
+
+def _legacy(request: Request, response: Response) -> Response:
+    """Under /memory, errors also carry the ``detail`` the botwire 0.2 client reads."""
+    if not request.scope.get("path", "").startswith("/memory/"):
+        return response
+    body = json.loads(bytes(response.body))
+    body["detail"] = body["error"]["message"]
+    headers = {k: v for k, v in response.headers.items() if k.lower() != "content-length"}
+    text = json.dumps(body, ensure_ascii=False)
+    return Response(text, response.status_code, headers, media_type="application/json")
 
 
 def _count(request: Request, code: str) -> None:
@@ -142,6 +159,8 @@ def count(ctx: Any, code: str) -> None:
 
 HANDLERS = {
     BotWireError: on_botwire_error,
+    ClientDisconnect: on_unexpected,
+    OverflowError: on_unexpected,
     HTTPException: on_http_error,
     RequestValidationError: on_validation_error,
     Exception: on_unexpected,

@@ -12,6 +12,7 @@ import re
 from typing import Any
 from urllib.parse import parse_qsl
 
+from starlette.requests import ClientDisconnect
 from starlette.responses import Response
 
 from . import errors, v1
@@ -32,7 +33,9 @@ def match(method: str, path: str) -> tuple[str, str] | None:
 
 
 async def answer(ctx: Context, scope: Any, receive: Any, raw_ns: str, raw_key: str) -> Response:
-    headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
+    headers: dict[str, str] = {}
+    for k, v in scope["headers"]:  # the first of repeated headers, as Starlette reads them
+        headers.setdefault(k.decode("latin-1"), v.decode("latin-1"))
     client = scope.get("client")
     try:
         who = await ctx.keyring.authenticate(
@@ -56,7 +59,7 @@ async def _body(receive: Any) -> bytes:
     while True:
         message = await receive()
         if message["type"] == "http.disconnect":
-            break
+            raise ClientDisconnect()  # a partial body is never stored
         chunks.append(message.get("body", b""))
         if not message.get("more_body", False):
             break

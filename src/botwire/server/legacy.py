@@ -3,46 +3,21 @@
 That client stores strings (it JSON-encodes anything else itself), so values here are strings;
 a value written through ``/v1`` that is not a string is returned as its JSON text. Auth, scopes
 and quotas are those of ``/v1``. Errors carry the ``{"detail": ...}`` that client reads as well
-as the ``{"error": {...}}`` body of the rest of the API.
+as the ``{"error": {...}}`` body of the rest of the API (added in ``errors._legacy``).
 """
 
 from __future__ import annotations
 
-import json
-from collections.abc import Awaitable, Callable
-from functools import wraps
-from typing import Any
 
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
 from .._codec import decode, encode
 from ..engines import base as ops
-from ..errors import BotWireError, InvalidInput, NotFound
-from . import errors
+from ..errors import InvalidInput, NotFound
 from .v1 import Who, ctx_of, json_object, name, read_row, reply, write
 
 router = APIRouter(prefix="/memory", tags=["botwire 0.2 compatibility"])
-_SCAN_PAGE = 1000
-
-
-def _legacy_errors(handler: Callable[..., Awaitable[Response]]) -> Callable[..., Any]:
-    @wraps(handler)
-    async def wrapped(*args: Any, **kwargs: Any) -> Response:
-        try:
-            return await handler(*args, **kwargs)
-        except BotWireError as exc:
-            response = errors.for_exception(exc)
-            body = json.loads(bytes(response.body))
-            body["detail"] = body["error"]["message"]
-            return Response(
-                json.dumps(body, ensure_ascii=False),
-                response.status_code,
-                {k: v for k, v in response.headers.items() if k.lower() != "content-length"},
-                media_type="application/json",
-            )
-
-    return wrapped
 
 
 def _as_string(text: str | None) -> str:
@@ -51,7 +26,6 @@ def _as_string(text: str | None) -> str:
 
 
 @router.put("/{namespace}/{key:path}", summary="Store a string (botwire 0.2)")
-@_legacy_errors
 async def put(request: Request, namespace: str, key: str, who: Who) -> Response:
     ctx = ctx_of(request)
     namespace, key = name(namespace, "namespace"), name(key)
@@ -67,7 +41,6 @@ async def put(request: Request, namespace: str, key: str, who: Who) -> Response:
 
 
 @router.get("/{namespace}/{key:path}", summary="Read a string (botwire 0.2)")
-@_legacy_errors
 async def get(request: Request, namespace: str, key: str, who: Who) -> Response:
     row = await read_row(ctx_of(request), who, namespace, key)
     return reply(
@@ -82,7 +55,6 @@ async def get(request: Request, namespace: str, key: str, who: Who) -> Response:
 
 
 @router.delete("/{namespace}/{key:path}", summary="Delete a key (botwire 0.2)")
-@_legacy_errors
 async def delete(request: Request, namespace: str, key: str, who: Who) -> Response:
     namespace, key = name(namespace, "namespace"), name(key)
     who.require(namespace, "write")
@@ -92,21 +64,11 @@ async def delete(request: Request, namespace: str, key: str, who: Who) -> Respon
 
 
 @router.get("/{namespace}", summary="List keys, newest first (botwire 0.2)")
-@_legacy_errors
 async def list_keys(request: Request, namespace: str, who: Who, limit: int = 100) -> Response:
     namespace = name(namespace, "namespace")
     who.require(namespace, "read")
     if not 1 <= limit <= 1000:
         raise InvalidInput("limit must be between 1 and 1000")
-    engine = ctx_of(request).engine
-    rows: list[ops.Row] = []
-    after = None
-    while True:  # every key, then the newest ``limit`` of them
-        page = await engine.aexecute(ops.Scan(namespace, "", after, _SCAN_PAGE))
-        rows += page
-        if len(page) < _SCAN_PAGE:
-            break
-        after = page[-1].key
-    rows.sort(key=lambda r: (r.updated_at, r.key), reverse=True)
-    keys = [{"key": r.key, "bytes": r.size, "updated_at": r.updated_at} for r in rows[:limit]]
+    rows = await ctx_of(request).engine.aexecute(ops.Recent(namespace, limit))
+    keys = [{"key": r.key, "bytes": r.size, "updated_at": r.updated_at} for r in rows]
     return reply({"namespace": namespace, "count": len(keys), "keys": keys})

@@ -20,7 +20,7 @@ from typing import NamedTuple
 from .._wire import seconds_to_utc_midnight
 from ..engines.base import Charge, Engine, Usage
 from ..engines.sql import utc_day
-from ..errors import QuotaExceeded
+from ..errors import InvalidInput, QuotaExceeded
 from .auth import Principal
 from .config import Settings
 
@@ -62,6 +62,11 @@ class Quotas:
         if bytes_limit and added_bytes:
             await self._check_storage(ns, added_bytes, bytes_limit)
         day = utc_day(time.time())
+        if writes_limit and writes > writes_limit:  # could never fit, whatever the day
+            raise InvalidInput(
+                f"this request writes {writes} values; namespace {ns!r} may write "
+                f"{writes_limit} a day: send fewer at a time"
+            )
         if writes_limit and writes:
             got = await self.engine.aexecute(Charge(ns, day, writes, writes_limit))
             if got is None:

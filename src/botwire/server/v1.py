@@ -10,6 +10,7 @@ when the key is absent, and a mismatch is 412 with the current version in the er
 from __future__ import annotations
 
 import json
+import math
 import time
 from typing import Annotated, Any
 from urllib.parse import unquote
@@ -21,12 +22,13 @@ from .. import _codec
 from .._codec import check_name, check_ttl, decode, encode
 from .._wire import make_cursor, read_cursor
 from ..engines import base as ops
-from ..errors import InvalidInput, NotFound, UnsupportedValue
+from ..errors import InvalidInput, NotFound, PermissionDenied, StorageUnavailable, UnsupportedValue
 from .auth import Principal, new_key, secret_from_headers
 from .errors import InvalidCursor, MalformedJson, NotAnInteger
 from .state import Context
 
 MAX_PAGE = 1000
+MAX_LAST = 100_000  # entries in one read(last=N)
 router = APIRouter(prefix="/v1")
 
 
@@ -59,9 +61,16 @@ def _no_constant(text: str) -> Any:
     raise ValueError(f"{text} is not a JSON value")
 
 
+def _finite(text: str) -> float:
+    value = float(text)
+    if value in (math.inf, -math.inf):
+        raise ValueError(f"{text[:40]} is too large for a JSON number here")
+    return value
+
+
 def parse_json(raw: bytes) -> Any:
     try:
-        return json.loads(raw, parse_constant=_no_constant)
+        return json.loads(raw, parse_constant=_no_constant, parse_float=_finite)
     except RecursionError:
         raise MalformedJson("the JSON body is nested too deeply") from None
     except ValueError as exc:  # includes UnicodeDecodeError
@@ -98,6 +107,13 @@ def cursor_after(cursor: str | None) -> str | None:
         return read_cursor(cursor)
     except InvalidInput as exc:
         raise InvalidCursor(str(exc)) from None
+
+
+def _bounded(value: int, what: str, maximum: int) -> int:
+    value = _codec.check_int(value, what, minimum=0)
+    if value > maximum:
+        raise InvalidInput(f"{what} must be at most {maximum}")
+    return value
 
 
 def page_limit(limit: int) -> int:
@@ -146,9 +162,9 @@ def version_condition(headers: Any) -> int | None:
     if tag.startswith("W/"):
         tag = tag[2:]
     tag = tag.strip('"')
-    if not tag.isdigit():
-        raise InvalidInput(f'If-Match takes a version ETag such as "7", not {match!r}')
-    return int(tag)
+    if not (tag.isascii() and tag.isdigit() and len(tag) <= 18):
+        raise InvalidInput(f'If-Match takes a version ETag such as "7", not {match[:40]!r}')
+    return int(tag) or -1  # "0" is no version a key can have: 412, as for any mismatch
 
 
 async def write(ctx: Context, who: Principal, op: Any, ns: str, writes: int, added: int) -> Any:
@@ -156,7 +172,7 @@ async def write(ctx: Context, who: Principal, op: Any, ns: str, writes: int, add
     charged = await ctx.quotas.admit(who, ns, writes, added)
     try:
         result = await ctx.engine.aexecute(op)
-    except BaseException:
+    except Exception:  # not on cancellation: the write may still land, and then it counts
         await ctx.quotas.done(charged, ok=False)
         raise
     await ctx.quotas.done(charged, ok=True)
@@ -420,9 +436,9 @@ async def read_log(
     ns, log = name(ns, "namespace"), name(log, "log name")
     who.require(ns, "read")
     if last is not None:
-        op = ops.Read(ns, log, last=_codec.check_int(last, "last", minimum=0))
+        op = ops.Read(ns, log, last=_bounded(last, "last", MAX_LAST))
     else:
-        op = ops.Read(ns, log, after=_codec.check_int(after, "after", minimum=0), limit=limit)
+        op = ops.Read(ns, log, after=_bounded(after, "after", 2**63 - 1), limit=limit)
         page_limit(limit)
     entries = await ctx_of(request).engine.aexecute(op)
     return reply(
@@ -472,15 +488,39 @@ async def create_key(request: Request, who: Who) -> Response:
     for prefix in prefixes:
         if not who.covers(prefix):
             who.require(prefix or "(every namespace)", "admin")
+    ctx = ctx_of(request)
+    writes, stored = _child_limits(ctx, who, body.get("writes_per_day"), body.get("max_bytes"))
     secret, record = new_key(
         body.get("name", ""),
         prefixes,
         body.get("rights", "read"),
-        writes_per_day=body.get("writes_per_day"),
-        max_bytes=body.get("max_bytes"),
+        writes_per_day=writes,
+        max_bytes=stored,
     )
-    await ctx_of(request).engine.aexecute(ops.SaveKey(record))
+    if not await ctx.engine.aexecute(ops.SaveKey(record)):
+        raise StorageUnavailable("the new key could not be saved; try again")
     return reply({**key_json(record), "key": secret}, status=201)
+
+
+def _child_limits(ctx: Context, who: Principal, writes: Any, stored: Any) -> tuple[Any, Any]:
+    """A key made by a scoped admin gets no more quota than its maker: limits it leaves out
+    are inherited, and it cannot ask for more (or for 0, unlimited) than the maker has."""
+    if who.covers(""):
+        return writes, stored
+    out = []
+    for given, own, effective, default in zip(
+        (writes, stored),
+        (who.key.writes_per_day, who.key.max_bytes),
+        ctx.quotas.limits(who),
+        (ctx.settings.writes_per_day, ctx.settings.max_bytes),
+        strict=True,
+    ):
+        value = own if given is None else given
+        wanted = default if value is None else value
+        if effective and isinstance(wanted, int) and (wanted == 0 or wanted > effective):
+            raise PermissionDenied("a key cannot get a larger quota than the key that makes it")
+        out.append(value)
+    return out[0], out[1]
 
 
 @router.get("/keys", summary="List API keys within the caller's prefixes (admin)")
@@ -494,6 +534,7 @@ async def list_api_keys(request: Request, who: Who) -> Response:
 @router.delete("/keys/{key_id}", summary="Revoke an API key (admin)")
 async def revoke_api_key(request: Request, key_id: str, who: Who) -> Response:
     who.require_right("admin")
+    key_id = name(key_id, "key id")
     ctx = ctx_of(request)
     keys = await ctx.engine.aexecute(ops.ListKeys())
     target = next((k for k in keys if k.id == key_id and k.revoked_at is None), None)

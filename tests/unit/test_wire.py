@@ -1,0 +1,46 @@
+"""Error answers become the same exceptions the embedded engines raise, ours or a proxy's."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from botwire import (
+    AuthenticationFailed,
+    InvalidInput,
+    NotFound,
+    PermissionDenied,
+    QuotaExceeded,
+    StorageUnavailable,
+    VersionConflict,
+)
+from botwire._wire import error_body, raise_for_error
+
+
+@pytest.mark.parametrize(
+    "status, exc",
+    [(401, AuthenticationFailed), (403, PermissionDenied), (404, NotFound),
+     (412, VersionConflict), (413, InvalidInput), (429, QuotaExceeded),
+     (400, InvalidInput), (502, StorageUnavailable), (503, StorageUnavailable)],
+)
+def test_answers_that_are_not_ours_map_by_status(status, exc):
+    with pytest.raises(exc):
+        raise_for_error(status, b"<html>proxy says no</html>", {"retry-after": "7"})
+
+
+def test_quota_keeps_retry_after_from_a_proxy_and_from_us():
+    with pytest.raises(QuotaExceeded) as caught:
+        raise_for_error(429, b"slow down", {"retry-after": "7"})
+    assert caught.value.retry_after == 7
+    body = json.dumps(error_body("too_many_auth_failures", "wait")).encode()
+    with pytest.raises(AuthenticationFailed) as failed:
+        raise_for_error(429, body, {"retry-after": "30"})
+    assert failed.value.retry_after == 30
+
+
+def test_version_conflict_carries_the_current_version():
+    body = json.dumps(error_body("version_conflict", "x", current_version=4, expected=2))
+    with pytest.raises(VersionConflict) as caught:
+        raise_for_error(412, body.encode(), {}, key="k")
+    assert caught.value.current_version == 4 and caught.value.key == "k"
