@@ -230,3 +230,42 @@ def test_engines_leave_no_file_descriptors_behind(tmp_path):
         Memory("ns", engine=engine).set("k", i)
         engine.close()
     assert open_fds() <= before + 2
+
+
+async def test_queued_async_writes_commit_together_and_fail_alone(tmp_path):
+    import asyncio
+
+    from botwire import AsyncMemory, UnsupportedValue, VersionConflict
+
+    m = AsyncMemory("ns", url=f"sqlite:///{tmp_path}/botwire.db")
+    await m.set("text", "not a number")
+    version = await m.set("cas", 1)
+    held, release = threading.Event(), threading.Event()
+
+    def hold_gate() -> None:
+        with m.engine._gate(5):
+            held.set()
+            release.wait(5)
+
+    holder = threading.Thread(target=hold_gate)
+    holder.start()
+    held.wait(5)
+    writes = [asyncio.ensure_future(m.set(f"k{i}", i)) for i in range(50)]
+    writes += [asyncio.ensure_future(m.incr("n")) for _ in range(20)]
+    bad_incr = asyncio.ensure_future(m.incr("text"))
+    cas_ok = asyncio.ensure_future(m.set("cas", 2, if_version=version))
+    cas_stale = asyncio.ensure_future(m.set("cas", 3, if_version=version + 5))
+    await asyncio.sleep(0.2)
+    assert not any(w.done() for w in writes)  # all queued behind the gate
+    release.set()
+    await asyncio.wait_for(asyncio.gather(*writes), 10)
+    with pytest.raises(UnsupportedValue):
+        await bad_incr
+    assert await cas_ok == version + 1
+    with pytest.raises(VersionConflict):
+        await cas_stale
+    holder.join()
+    assert await m.get_many([f"k{i}" for i in range(50)]) == {f"k{i}": i for i in range(50)}
+    assert await m.get("n") == 20 and await m.get("text") == "not a number"
+    assert await m.get("cas") == 2
+    await m.aclose()

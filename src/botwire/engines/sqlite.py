@@ -23,6 +23,7 @@ import os
 import sqlite3
 import threading
 import time
+from collections import deque
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager, suppress
@@ -39,6 +40,15 @@ from . import _fork, sql
 from . import base as ops
 from .base import Op
 
+
+
+def _settle(future: asyncio.Future[Any], outcome: Any) -> None:
+    if future.cancelled():
+        return
+    if isinstance(outcome, BaseException):
+        future.set_exception(outcome)
+    else:
+        future.set_result(outcome)
 
 
 def _is_point_read(op: Op) -> bool:
@@ -96,6 +106,7 @@ class SQLiteEngine:
         self._closed = False
         self._purger = sql.Purger()
         self._gate = _WriteGate(self.path + "-botwire.lock")
+        self._queue: deque[tuple[Op, asyncio.AbstractEventLoop, asyncio.Future[Any]]] = deque()
         self._pools: dict[str, ThreadPoolExecutor] = {}
         self._pools_pid = os.getpid()
         self._writes = 0
@@ -108,15 +119,19 @@ class SQLiteEngine:
         except sqlite3.Error as exc:
             raise StorageUnavailable(f"SQLite: {exc}") from exc
         if mode:
-            if self._purger.due():
-                self._purge(wait)
-            self._writes += 1
-            if self._writes % CHECKPOINT_EVERY == 0:
-                try:
-                    self._background().submit(self._checkpoint)
-                except (RuntimeError, StorageUnavailable):  # closing: the last close checkpoints
-                    pass
+            self._after_writes(1, wait)
         return result
+
+    def _after_writes(self, n: int, wait: bool) -> None:
+        """Every so many writes: purge expired keys, and checkpoint the WAL in the background."""
+        if any([self._purger.due() for _ in range(n)]):
+            self._purge(wait)
+        before, self._writes = self._writes, self._writes + n
+        if before // CHECKPOINT_EVERY != self._writes // CHECKPOINT_EVERY:
+            try:
+                self._background().submit(self._checkpoint)
+            except (RuntimeError, StorageUnavailable):  # closing: the last close checkpoints
+                pass
 
     def _purge(self, wait: bool) -> None:
         """Best effort: a purge that fails (say, the database is busy) waits for the next one."""
@@ -146,10 +161,73 @@ class SQLiteEngine:
                 return self.execute(op, wait=False)
             except GateBusy:
                 pass
-        # Otherwise writes queue on one thread per engine, so the event loop never waits for
-        # the gate and this process's writers never contend for SQLite's lock.
+        # Otherwise writes queue for one writer thread per engine, so the event loop never
+        # waits for the gate, and whatever queued meanwhile commits together (group commit).
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._writer(), self.execute, op)
+        future = loop.create_future()
+        self._queue.append((op, loop, future))
+        self._writer().submit(self._drain)
+        return await future
+
+    def _drain(self) -> None:
+        """On the writer thread: take the gate, then commit every queued write at once."""
+        batch: list[tuple[Op, asyncio.AbstractEventLoop, asyncio.Future[Any]]] = []
+        try:
+            conn = self._connection()  # before the gate: opening may migrate, which takes it
+            with self._gate(self.timeout):
+                batch = self._take()
+                if not batch:
+                    return
+                outcomes = self._commit_group(conn, [op for op, _, _ in batch])
+        except (sqlite3.Error, StorageUnavailable) as exc:  # the whole group failed
+            batch = batch or self._take()
+            error = exc if isinstance(exc, StorageUnavailable) else StorageUnavailable(
+                f"SQLite: {exc}"
+            )
+            outcomes = [error] * len(batch)
+        for (_, loop, future), outcome in zip(batch, outcomes, strict=True):
+            loop.call_soon_threadsafe(_settle, future, outcome)
+        if batch:
+            self._after_writes(len(batch), wait=True)
+
+    def _take(self) -> list[tuple[Op, asyncio.AbstractEventLoop, asyncio.Future[Any]]]:
+        batch = []
+        while True:
+            try:
+                batch.append(self._queue.popleft())
+            except IndexError:
+                return batch
+
+    def _commit_group(self, conn: sqlite3.Connection, group: list[Op]) -> list[Any]:
+        """Run each op in its own savepoint, commit once; each op's result or exception.
+        Answers go out only after the commit, so each is as durable as a lone write."""
+        run = partial(_run, conn)
+        outcomes: list[Any] = []
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            for op in group:
+                outcomes.append(self._in_savepoint(conn, op, run))
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+        return outcomes
+
+    @staticmethod
+    def _in_savepoint(conn: sqlite3.Connection, op: Op, run: Any) -> Any:
+        handler, _ = sql.handle(op, time.time())
+        conn.execute("SAVEPOINT botwire_op")
+        try:
+            result = sql.drive(handler, run)
+        except Exception as exc:  # this op fails alone: undo its statements, keep the others
+            conn.execute("ROLLBACK TO botwire_op")
+            conn.execute("RELEASE botwire_op")
+            if isinstance(exc, sqlite3.Error):
+                return StorageUnavailable(f"SQLite: {exc}")
+            return exc
+        conn.execute("RELEASE botwire_op")
+        return result
 
     def _writer(self) -> ThreadPoolExecutor:
         return self._pool("writer")
