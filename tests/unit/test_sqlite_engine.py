@@ -269,3 +269,29 @@ async def test_queued_async_writes_commit_together_and_fail_alone(tmp_path):
     assert await m.get("n") == 20 and await m.get("text") == "not a number"
     assert await m.get("cas") == 2
     await m.aclose()
+
+
+def _write_in_child(engine, results):
+    try:
+        Memory("ns", engine=engine).set("from-child", True)
+        results.put("ok")
+    except BaseException as exc:  # pragma: no cover - reported by the parent
+        results.put(repr(exc))
+
+
+def test_fork_while_another_thread_holds_the_engine_lock(tmp_path):
+    fork = multiprocessing.get_context("fork")
+    engine = SQLiteEngine(str(tmp_path / "botwire.db"))
+    Memory("ns", engine=engine).set("warm", 1)
+    results = fork.Queue()
+    with engine._lock:  # as if another thread were opening a connection at the fork
+        child = fork.Process(target=_write_in_child, args=(engine, results))
+        child.start()
+        child.join(20)
+        alive = child.is_alive()
+        if alive:
+            child.kill()
+    assert not alive, "the child deadlocked on a lock held by the parent's thread"
+    assert results.get(timeout=5) == "ok"
+    assert Memory("ns", engine=engine).get("from-child") is True
+    engine.close()

@@ -35,6 +35,7 @@ from .._codec import _dumps
 from .._version import __version__
 from .._wire import make_cursor, raise_for_error, segment
 from ..errors import ConfigurationError, StorageUnavailable
+from . import _fork
 from . import base as ops
 from .base import Entry, Op, Row, adrive, drive
 
@@ -111,6 +112,7 @@ class HttpEngine:
         self.timeout = httpx.Timeout(options["timeout"], connect=options["connect_timeout"])
         self.retries = int(options["retries"])
         self._lock = threading.Lock()
+        _fork.renew_after_fork(self)
         self._pid = os.getpid()
         self._client: httpx.Client | None = None
         self._aclients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, httpx.AsyncClient]
@@ -231,6 +233,10 @@ class HttpEngine:
     def _check_open(self) -> None:
         if self._closed:
             raise StorageUnavailable(f"the engine for {self.base} is closed")
+
+    def _after_fork(self) -> None:
+        """In a child right after fork: a lock of our own (a parent's thread may hold it)."""
+        self._lock = threading.Lock()
 
     def close(self) -> None:
         with self._lock:

@@ -24,7 +24,7 @@ from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from ..errors import ConfigurationError, StorageUnavailable
-from . import sql
+from . import _fork, sql
 from .base import Op
 
 try:
@@ -99,6 +99,7 @@ class PostgresEngine:
         self._min, self._max = int(options["pool_min"]), int(options["pool_max"])
         self._timeout = options["pool_timeout"]
         self._lock = threading.Lock()
+        _fork.renew_after_fork(self)
         self._pool: ConnectionPool | None = None
         self._pid = os.getpid()
         self._apools: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, AsyncConnectionPool]
@@ -200,6 +201,10 @@ class PostgresEngine:
     def _check_open(self) -> None:
         if self._closed:
             raise StorageUnavailable("the PostgreSQL engine is closed")
+
+    def _after_fork(self) -> None:
+        """In a child right after fork: a lock of our own (a parent's thread may hold it)."""
+        self._lock = threading.Lock()
 
     def close(self) -> None:
         with self._lock:

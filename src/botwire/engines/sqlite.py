@@ -106,6 +106,7 @@ class SQLiteEngine:
         self._closed = False
         self._purger = sql.Purger()
         self._gate = _WriteGate(self.path + "-botwire.lock")
+        _fork.renew_after_fork(self)
         self._queue: deque[tuple[Op, asyncio.AbstractEventLoop, asyncio.Future[Any]]] = deque()
         self._pools: dict[str, ThreadPoolExecutor] = {}
         self._pools_pid = os.getpid()
@@ -284,6 +285,11 @@ class SQLiteEngine:
             raise
         return result
 
+    def _after_fork(self) -> None:
+        """In a child right after fork: locks of our own (a parent's thread may hold these)."""
+        self._lock, self._migrate_lock = threading.Lock(), threading.Lock()
+        self._gate._after_fork()
+
     def _connection(self) -> sqlite3.Connection:
         conn = getattr(self._local, "conn", None)
         if conn is None or self._generation != _fork.generation:
@@ -355,6 +361,9 @@ class _WriteGate:
                         gate = waiters = -1
                     state = self._state = (_fork.generation, threading.Lock(), gate, waiters)
         return state[1], state[2], state[3]
+
+    def _after_fork(self) -> None:
+        type(self)._setup = threading.Lock()
 
     def close(self) -> None:
         with self._setup:
