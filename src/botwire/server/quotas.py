@@ -61,21 +61,19 @@ class Quotas:
         writes_limit, bytes_limit = self.limits(who)
         if bytes_limit and added_bytes:
             await self._check_storage(ns, added_bytes, bytes_limit)
-        day = utc_day(time.time())
-        if writes_limit and writes > writes_limit:  # could never fit, whatever the day
+        if not (writes_limit and writes):  # unlimited, or nothing to count: nothing to refund
+            return Charged(ns, "", 0, added_bytes)
+        if writes > writes_limit:  # could never fit, whatever the day
             raise InvalidInput(
                 f"this request writes {writes} values; namespace {ns!r} may write "
                 f"{writes_limit} a day: send fewer at a time"
             )
-        if writes_limit and writes:
-            got = await self.engine.aexecute(Charge(ns, day, writes, writes_limit))
-            if got is None:
-                raise WriteQuotaExceeded(
-                    f"namespace {ns!r} has used its {writes_limit} writes for today (UTC)",
-                    retry_after=seconds_to_utc_midnight(),
-                )
-        else:
-            writes = 0  # unlimited: nothing to count or refund
+        day = utc_day(time.time())
+        if await self.engine.aexecute(Charge(ns, day, writes, writes_limit)) is None:
+            raise WriteQuotaExceeded(
+                f"namespace {ns!r} has used its {writes_limit} writes for today (UTC)",
+                retry_after=seconds_to_utc_midnight(),
+            )
         return Charged(ns, day, writes, added_bytes)
 
     async def done(self, charged: Charged, ok: bool) -> None:
