@@ -14,6 +14,7 @@ from .errors import (
     ConfigurationError,
     InvalidInput,
     InvalidKey,
+    MissingDependency,
     NotFound,
     PermissionDenied,
     QuotaExceeded,
@@ -22,7 +23,7 @@ from .errors import (
     ValueTooLarge,
     VersionConflict,
 )
-from .memory import AsyncLog, AsyncMemory, KeyInfo, Log, LogEntry, Memory
+from .memory import AsyncLog, AsyncMemory, KeyInfo, Log, LogEntry, Memory, SearchHit
 from .namespaces import aforget, anamespaces, forget, namespaces
 
 __all__ = [
@@ -33,6 +34,7 @@ __all__ = [
     "AsyncLog",
     "LogEntry",
     "KeyInfo",
+    "SearchHit",
     "namespaces",
     "forget",
     "anamespaces",
@@ -49,4 +51,6 @@ __all__ = [
     "AuthenticationFailed",
     "PermissionDenied",
     "ConfigurationError",
+    "MissingDependency",
 ]
+

@@ -13,7 +13,8 @@
     ├── StorageUnavailable               database or server down, locked past the timeout
     ├── AuthenticationFailed             the server did not accept the API key (HTTP 401)
     ├── PermissionDenied                 the API key may not do this here (HTTP 403)
-    └── ConfigurationError               bad URL, missing optional dependency
+    └── ConfigurationError               bad URL or setting
+        └── MissingDependency (ImportError)  an optional extra is not installed; names the extra
 
 Errors a subclass of a builtin can be caught either way: ``except ValueError`` catches
 ``InvalidKey``. Driver errors (``sqlite3``, ``psycopg``) never escape an engine: they are
@@ -36,6 +37,7 @@ __all__ = [
     "AuthenticationFailed",
     "PermissionDenied",
     "ConfigurationError",
+    "MissingDependency",
 ]
 
 
@@ -104,3 +106,15 @@ class PermissionDenied(BotWireError):
 
 class ConfigurationError(BotWireError):
     """A URL, setting or optional dependency is wrong or missing."""
+
+
+class MissingDependency(ConfigurationError, ImportError):
+    """An optional extra is not installed; the message names the ``pip install`` that fixes it."""
+
+    def __init__(self, feature: str, extra: str, cause: BaseException | None = None) -> None:
+        detail = f" ({cause})" if cause is not None else ""
+        super().__init__(
+            f"{feature} needs the optional dependencies of botwire[{extra}]: "
+            f"pip install 'botwire[{extra}]'{detail}"
+        )
+        self.extra = extra

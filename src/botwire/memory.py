@@ -14,13 +14,13 @@ from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
-from . import _codec
+from . import _codec, _search
 from ._codec import check_int, check_name, check_names, check_ttl, decode, encode
 from .engines import Engine, lease
 from .engines import base as ops
 from .errors import ConfigurationError, InvalidInput, NotFound
 
-__all__ = ["Memory", "AsyncMemory", "KeyInfo", "LogEntry", "Log", "AsyncLog"]
+__all__ = ["Memory", "AsyncMemory", "KeyInfo", "LogEntry", "SearchHit", "Log", "AsyncLog"]
 
 PAGE_SIZE = 1000
 _MISSING: Any = object()
@@ -48,6 +48,23 @@ class LogEntry:
     seq: int
     value: Any
     ts: float
+
+
+@dataclass(frozen=True, slots=True)
+class SearchHit:
+    """One result of :meth:`Memory.search`: a stored key, or an entry of a log.
+
+    For a key, ``key`` is set and ``log`` / ``seq`` are None; for a log entry, ``log`` and
+    ``seq`` are set and ``key`` is None. ``ts`` is the key's last write or the entry's time.
+    ``score`` grows with relevance; compare scores only within one result list.
+    """
+
+    key: str | None
+    log: str | None
+    seq: int | None
+    value: Any
+    ts: float
+    score: float
 
 
 def _max_value_bytes(given: int | None) -> int:
@@ -161,6 +178,10 @@ class _MemoryBase(_Owner):
     def _info(self, key: str) -> Plan[KeyInfo | None]:
         return ops.Info(self.namespace, (check_name(key),)), _key_info
 
+    def _search(self, query: str, limit: int) -> Plan[list[SearchHit]]:
+        op = ops.Search(self.namespace, _search.terms(query), _search.check_limit(limit))
+        return op, _hits
+
     def _scan(self, prefix: str, values: bool) -> Callable[[str | None], ops.Scan]:
         prefix = _check_prefix(prefix)
         return lambda after: ops.Scan(self.namespace, prefix, after, PAGE_SIZE, values)
@@ -183,6 +204,10 @@ def _key_info(rows: list[ops.Row | None]) -> KeyInfo | None:
     if r is None:
         return None
     return KeyInfo(r.key, r.version, r.created_at, r.updated_at, r.expires_at, r.size)
+
+
+def _hits(hits: list[ops.Hit]) -> list[SearchHit]:
+    return [SearchHit(h.key, h.log, h.seq, decode(h.value), h.ts, h.score) for h in hits]
 
 
 def _row_key(row: ops.Row) -> str:
@@ -279,6 +304,15 @@ class Memory(_MemoryBase):
 
     def items(self, prefix: str = "") -> Iterator[tuple[str, Any]]:
         return map(_row_item, _pages(self._engine.execute, self._scan(prefix, True), _row_key))
+
+    def search(self, query: str, limit: int = 10) -> list[SearchHit]:
+        """Keys and log entries of this namespace matching words of ``query``, best first.
+
+        Matches any word of the query (stemmed: "orders" finds "order"; common English words
+        like "the" are ignored) in key names, values and log entries; expired keys never match.
+        Ranked by the database's full-text ranking (SQLite FTS5 BM25, PostgreSQL ``ts_rank``).
+        """
+        return self._do(*self._search(query, limit))
 
     def log(self, name: str) -> Log:
         """The append-only log ``name`` of this namespace."""
@@ -387,6 +421,10 @@ class AsyncMemory(_NoDunders, _MemoryBase):
     async def items(self, prefix: str = "") -> AsyncIterator[tuple[str, Any]]:
         async for row in _apages(self._engine.aexecute, self._scan(prefix, True), _row_key):
             yield _row_item(row)
+
+    async def search(self, query: str, limit: int = 10) -> list[SearchHit]:
+        """See :meth:`Memory.search`."""
+        return await self._do(*self._search(query, limit))
 
     def log(self, name: str) -> AsyncLog:
         return AsyncLog(self, name)

@@ -19,6 +19,7 @@ PUBLIC = [
     "AsyncLog",
     "LogEntry",
     "KeyInfo",
+    "SearchHit",
     "namespaces",
     "forget",
     "anamespaces",
@@ -37,6 +38,7 @@ ERRORS = [
     "AuthenticationFailed",
     "PermissionDenied",
     "ConfigurationError",
+    "MissingDependency",
 ]
 
 
@@ -71,7 +73,7 @@ def test_errors_are_exception_classes(name):
 
 
 def test_dataclasses_are_frozen():
-    for cls in (botwire.KeyInfo, botwire.LogEntry):
+    for cls in (botwire.KeyInfo, botwire.LogEntry, botwire.SearchHit):
         assert dataclasses.is_dataclass(cls)
         assert cls.__dataclass_params__.frozen  # type: ignore[attr-defined]
 

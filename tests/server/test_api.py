@@ -191,6 +191,10 @@ async def test_bad_cursor_is_400(api, cursor):
         ("GET", f"/v1/namespaces/n/logs/l?after={2**63}", None, 400, "invalid_input"),
         ("GET", "/v1/namespaces/n/logs/l?last=100001", None, 400, "invalid_input"),
         ("POST", "/v1/namespaces/n/keys/k/incr", b'{"by": 1e400}', 400, "malformed_json"),
+        ("GET", "/v1/namespaces/n/search?q=x&limit=0", None, 400, "invalid_input"),
+        ("GET", "/v1/namespaces/n/search?q=x&limit=1001", None, 400, "invalid_input"),
+        ("GET", "/v1/namespaces/n/search", None, 422, "invalid_request"),
+        ("GET", "/v1/namespaces/n/search?q=" + "x" * 4097, None, 400, "invalid_input"),
         ("GET", "/v1/nowhere", None, 404, "not_found"),
         ("PATCH", "/v1/namespaces/n/keys/k", b"1", 405, "method_not_allowed"),
         ("GET", "/v1/namespaces/n/keys/missing", None, 404, "not_found"),
@@ -275,6 +279,7 @@ async def test_value_and_body_limits(make_api):
             "?ttl=1e999",
             "?prefix=",
             "?values=maybe",
+            "?q=%00%FF&limit=x",
         ]
     ),
 )
@@ -284,6 +289,24 @@ async def test_no_request_gets_a_500(api, method, path, body, query):
     assert r.status_code < 500, (method, url, body, r.status_code, r.text)
     if r.status_code >= 400 and method != "HEAD":
         assert "error" in r.json()
+
+
+async def test_search_answers_hits_with_values(api):
+    await api.call("PUT", "/v1/namespaces/s/keys/order", json={"item": "blue kettle"})
+    await api.call("POST", "/v1/namespaces/s/logs/calls", json={"entries": ["kettle leaks"]})
+    await api.call("PUT", "/v1/namespaces/s2/keys/order", json="kettle")
+    r = await api.call("GET", "/v1/namespaces/s/search", params={"q": "the kettles"})
+    assert r.status_code == 200
+    hits = r.json()["hits"]
+    assert sorted((h["key"], h["log"], h["seq"]) for h in hits if h["key"]) == [
+        ("order", None, None)]
+    assert {(h["log"], h["seq"], json.dumps(h["value"])) for h in hits if h["log"]} == {
+        ("calls", 1, '"kettle leaks"')}
+    assert all(isinstance(h["score"], float) and h["ts"] > 0 for h in hits)
+    r = await api.call("GET", "/v1/namespaces/s/search", params={"q": "kettle", "limit": 1})
+    assert len(r.json()["hits"]) == 1
+    r = await api.call("GET", "/v1/namespaces/s/search", params={"q": "the"})
+    assert r.json() == {"hits": []}
 
 
 async def test_health_openapi_docs_and_metrics(api):

@@ -80,6 +80,7 @@ ENDPOINTS = [
     ("GET", "/logs/l?last=5", None),
     ("GET", "/logs/l/count", None),
     ("DELETE", "/logs/l", None),
+    ("GET", "/search?q=secret", None),
 ]
 
 

@@ -24,9 +24,61 @@ def test_database_is_in_wal_mode_with_current_schema(url, tmp_path):
         m.set("k", 1)
     conn = sqlite3.connect(tmp_path / "botwire.db")
     assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-    assert conn.execute("PRAGMA user_version").fetchone()[0] == 2
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == 3
     tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
     assert {"botwire_kv", "botwire_logs", "botwire_entries"} <= tables
+
+
+def test_upgrading_a_version_2_file_indexes_what_it_already_holds(tmp_path):
+    from botwire.engines import sqlite as engine_module
+
+    path = tmp_path / "old.db"
+    conn = sqlite3.connect(path, isolation_level=None)
+    for statements in engine_module._MIGRATIONS[:2]:
+        for statement in statements:
+            conn.execute(statement)
+    conn.execute("PRAGMA user_version=2")
+    conn.execute(
+        "INSERT INTO botwire_kv VALUES ('ns', 'fruit', '\"banana bread\"', 1, 0, 0, NULL, 15), "
+        "('ns', 'veg', '\"carrot\"', 1, 0, 0, NULL, 8), ('other', 'fruit', '\"banana\"', 1, 0, 0, "
+        "NULL, 8)"
+    )
+    conn.execute("INSERT INTO botwire_logs VALUES (7, 'ns', 'calls', 1, 1)")
+    conn.execute("INSERT INTO botwire_entries VALUES (7, 1, '\"banana split\"', 0, 14)")
+    conn.close()
+    with Memory("ns", url=f"sqlite:///{path}") as m:
+        assert {(h.key, h.log) for h in m.search("banana")} == {("fruit", None), (None, "calls")}
+        m.set("fruit", "apple")  # the old document is forgotten exactly
+        m.delete("veg")
+        assert [h.log for h in m.search("banana")] == ["calls"]
+        assert m.search("carrot") == []
+        m.set("new", "banana")
+        assert {h.key for h in m.search("banana")} == {"new", None}
+    check = sqlite3.connect(path)
+    check.execute("INSERT INTO botwire_kv_fts (botwire_kv_fts) VALUES ('integrity-check')")
+    check.execute("INSERT INTO botwire_entries_fts (botwire_entries_fts) VALUES ('integrity-check')")
+
+
+def test_search_indexes_stay_consistent_through_every_write(url, tmp_path):
+    with Memory("ns", url=url) as m:
+        m.set_many({f"k{i}": f"word{i % 7} shared" for i in range(200)})
+        for i in range(0, 200, 3):
+            m.set(f"k{i}", {"changed": f"word{i % 5}"})
+        for i in range(0, 200, 7):
+            m.delete(f"k{i}")
+        m.incr("n")
+        m.set("t", "short lived", ttl=0.01)
+        log = m.log("l")
+        log.extend([f"entry word{i}" for i in range(50)])
+        log.clear()
+        log.extend(["after clear"])
+        m.clear()
+        m.set("again", "shared")
+        assert [h.key for h in m.search("shared")] == ["again"]
+        assert [h.log for h in m.search("clear")] == ["l"]
+    conn = sqlite3.connect(tmp_path / "botwire.db")
+    for table in ("botwire_kv_fts", "botwire_entries_fts"):
+        conn.execute(f"INSERT INTO {table} ({table}) VALUES ('integrity-check')")
 
 
 def test_expired_keys_are_purged_by_later_writes(url, tmp_path):

@@ -23,6 +23,8 @@ Results per operation:
 ``LogClear``    ``int``, entries deleted
 ``Namespaces``  ``list[str]``, namespaces after ``after`` with a live key or log entry
 ``Forget``      ``bool``, whether the namespace held anything
+``Search``      ``list[Hit]``, the live keys and log entries matching any of ``terms``, most
+                relevant first, at most ``limit``
 ==============  ============================================================================
 
 The botwire server also keeps its own state (API keys, quota counters) in the database it
@@ -65,6 +67,17 @@ class Entry(NamedTuple):
     seq: int
     value: str
     ts: float
+
+
+class Hit(NamedTuple):
+    """One search result: a key (``log`` is None) or a log entry. ``value`` is JSON text."""
+
+    key: str | None
+    log: str | None
+    seq: int | None
+    value: str
+    ts: float  # the key's updated_at or the entry's ts
+    score: float  # higher is more relevant; the scale is the engine's own
 
 
 class Get(NamedTuple):
@@ -150,6 +163,14 @@ class Forget(NamedTuple):
     ns: str
 
 
+class Search(NamedTuple):
+    """Keyword search. ``terms`` are lower-case words (letters and digits), stop words removed."""
+
+    ns: str
+    terms: tuple[str, ...]
+    limit: int
+
+
 class ApiKey(NamedTuple):
     """A server API key as stored: only the SHA-256 of the secret, never the secret."""
 
@@ -213,6 +234,7 @@ Op = Union[
     LogClear,
     Namespaces,
     Forget,
+    Search,
     Charge,
     Usage,
     SaveKey,

@@ -453,6 +453,16 @@ def forget(op: ops.Forget) -> Handler:
     return resp.json()["forgotten"]
 
 
+def search(op: ops.Search) -> Handler:
+    if not op.terms:
+        return []
+    resp = yield Req("GET", f"{_ns(op.ns)}/search", {"q": " ".join(op.terms), "limit": op.limit})
+    return [
+        ops.Hit(h["key"], h["log"], h["seq"], _dumps(h["value"]), h["ts"], h["score"])
+        for h in resp.json()["hits"]
+    ]
+
+
 _HANDLERS = {
     ops.Get: get,
     ops.Info: info,
@@ -468,6 +478,7 @@ _HANDLERS = {
     ops.LogClear: log_clear,
     ops.Namespaces: namespaces,
     ops.Forget: forget,
+    ops.Search: search,
 }
 
 

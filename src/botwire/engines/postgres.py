@@ -35,6 +35,14 @@ except ImportError:  # pragma: no cover - exercised by the no-extra test in a su
 
 log = logging.getLogger(__name__)
 _LOCK_ID = 0x626F7477  # "botw": advisory lock held while migrating
+_KV_BODY = "key || ' ' || value"
+TSV_CHARS = 200_000  # a tsvector holds at most 1 MB: index the start of very long values
+
+
+def _tsvector(text: str) -> str:
+    return f"to_tsvector('english'::regconfig, left({text}, {TSV_CHARS}))"
+
+
 _MIGRATIONS: list[tuple[str, ...]] = [
     (
         'CREATE TABLE botwire_namespaces (ns text COLLATE "C" PRIMARY KEY, floor bigint NOT NULL)',
@@ -58,6 +66,14 @@ _MIGRATIONS: list[tuple[str, ...]] = [
         "name text NOT NULL, prefixes text NOT NULL, rights text NOT NULL, "
         "writes_per_day bigint, max_bytes bigint, created_at double precision NOT NULL, "
         "revoked_at double precision)",
+    ),
+    (  # 3: keyword search: generated tsvector columns (the first TSV_CHARS characters) + GIN
+        "ALTER TABLE botwire_kv ADD COLUMN tsv tsvector GENERATED ALWAYS AS "
+        f"({_tsvector(_KV_BODY)}) STORED",
+        "CREATE INDEX botwire_kv_tsv ON botwire_kv USING gin (tsv)",
+        f"ALTER TABLE botwire_entries ADD COLUMN tsv tsvector GENERATED ALWAYS AS "
+        f"({_tsvector('value')}) STORED",
+        "CREATE INDEX botwire_entries_tsv ON botwire_entries USING gin (tsv)",
     ),
 ]
 _OPTIONS = {"pool_min": 1, "pool_max": 10, "pool_timeout": 10.0}
@@ -235,6 +251,8 @@ def _migrate(conn: Any) -> None:
 
 
 def _run(conn: Any, stmt: sql.Stmt) -> Any:
+    if stmt.sql is sql.SEARCH:
+        stmt = sql.postgres_search(*stmt.params)
     if stmt.many:
         with conn.cursor() as cur:
             cur.executemany(_pg(stmt.sql), stmt.params)
@@ -244,6 +262,8 @@ def _run(conn: Any, stmt: sql.Stmt) -> Any:
 
 
 async def _arun(conn: Any, stmt: sql.Stmt) -> Any:
+    if stmt.sql is sql.SEARCH:
+        stmt = sql.postgres_search(*stmt.params)
     if stmt.many:
         async with conn.cursor() as cur:
             await cur.executemany(_pg(stmt.sql), stmt.params)

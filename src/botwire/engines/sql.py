@@ -338,6 +338,67 @@ def forget(op: ops.Forget, now: float) -> Handler:
     return entries > 0 or keys > 0
 
 
+# -- keyword search -----------------------------------------------------------------------------
+# The full-text query differs between the databases, so the handler yields the ``SEARCH`` marker
+# with its arguments and each engine swaps in its own statement (``sqlite_search`` or
+# ``postgres_search``). SQLite indexes keys and entries in two contentless FTS5 tables kept by
+# triggers (migration 3); PostgreSQL in generated ``tsvector`` columns with GIN indexes.
+
+SEARCH = "/*SEARCH*/"
+ENTRY_DOC = 1 << 32  # an entry's FTS5 rowid is log_id * ENTRY_DOC + seq
+
+
+def search(op: ops.Search, now: float) -> Handler:
+    if not op.terms:
+        return []
+    rows = yield Stmt(SEARCH, (op.ns, op.terms, op.limit, now))
+    return [ops.Hit(*r) for r in rows]
+
+
+def _fts5_string(text: str) -> str:
+    return '"' + text.replace('"', '""') + '"'
+
+
+def sqlite_search(ns: str, terms: tuple[str, ...], limit: int, now: float) -> Stmt:
+    words = " OR ".join(_fts5_string(t) for t in terms)
+    match = f"body : ({words})"
+    if any(c.isascii() and c.isalnum() for c in ns):  # the ns phrase has a token: narrow by it
+        match = f"ns : {_fts5_string(ns)} AND {match}"
+    # bm25 weights: the ns column 0, the body 1. bm25 is lower for better matches.
+    return Stmt(
+        "SELECT key, log, seq, value, ts, score FROM ("
+        "SELECT k.key AS key, NULL AS log, NULL AS seq, k.value AS value, k.updated_at AS ts, "
+        "-bm25(botwire_kv_fts, 0.0, 1.0) AS score FROM botwire_kv_fts f "
+        "JOIN botwire_kv k ON k.doc = f.rowid "
+        "WHERE botwire_kv_fts MATCH ? AND k.ns = ? AND (k.expires_at IS NULL OR k.expires_at > ?) "
+        "UNION ALL "
+        "SELECT NULL, l.name, e.seq, e.value, e.ts, -bm25(botwire_entries_fts, 0.0, 1.0) "
+        "FROM botwire_entries_fts f "
+        f"JOIN botwire_logs l ON l.id = f.rowid / {ENTRY_DOC} "
+        f"JOIN botwire_entries e ON e.log_id = l.id AND e.seq = f.rowid % {ENTRY_DOC} "
+        "WHERE botwire_entries_fts MATCH ? AND l.ns = ?"
+        ") ORDER BY score DESC, ts DESC LIMIT ?",
+        (match, ns, now, match, ns, limit),
+    )
+
+
+def postgres_search(ns: str, terms: tuple[str, ...], limit: int, now: float) -> Stmt:
+    return Stmt(
+        "WITH q AS (SELECT to_tsquery('english', ?) AS q) "
+        "SELECT key, log, seq, value, ts, score FROM ("
+        "SELECT k.key AS key, NULL::text AS log, NULL::bigint AS seq, k.value AS value, "
+        "k.updated_at AS ts, ts_rank(k.tsv, q.q) AS score FROM botwire_kv k, q "
+        "WHERE k.ns = ? AND k.tsv @@ q.q AND (k.expires_at IS NULL OR k.expires_at > ?) "
+        "UNION ALL "
+        "SELECT NULL, l.name, e.seq, e.value, e.ts, ts_rank(e.tsv, q.q) "
+        "FROM botwire_logs l JOIN botwire_entries e ON e.log_id = l.id, q "
+        "WHERE l.ns = ? AND e.tsv @@ q.q"
+        ") h ORDER BY score DESC, ts DESC LIMIT ?",
+        (" | ".join(terms), ns, now, ns, limit),
+        prepare=False,
+    )
+
+
 def purge(now: float, limit: int) -> Handler:
     """Delete up to ``limit`` expired keys: small bounded batches, never a long pause."""
     rows = yield Stmt(
@@ -471,6 +532,7 @@ _HANDLERS: dict[type, tuple[Callable[[Any, float], Handler], int]] = {
     ops.LogClear: (log_clear, TXN),
     ops.Namespaces: (namespaces, READ),
     ops.Forget: (forget, TXN),
+    ops.Search: (search, READ),
     ops.Charge: (charge, ATOMIC),
     ops.Usage: (usage, READ),
     ops.SaveKey: (save_key, ATOMIC),

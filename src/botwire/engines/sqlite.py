@@ -57,6 +57,19 @@ def _is_point_read(op: Op) -> bool:
     return isinstance(op, (ops.FindKey, ops.LogCount))
 
 CHECKPOINT_EVERY = 1000  # writes between background WAL checkpoints, per engine
+_FTS = "content='', tokenize='porter unicode61'"
+_KV_BODY = "key || ' ' || value"
+_LOG_NS = "(SELECT ns FROM botwire_logs WHERE id = {}.log_id)"  # entries are deleted first
+
+
+def _kv_body(row: str) -> str:
+    return f"{row}.key || ' ' || {row}.value"
+
+
+def _forget_doc(table: str, rowid: str, ns: str, body: str) -> str:
+    return f"INSERT INTO {table} ({table}, rowid, ns, body) VALUES ('delete', {rowid}, {ns}, {body})"
+
+
 _MIGRATIONS: list[tuple[str, ...]] = [
     (
         "CREATE TABLE botwire_namespaces (ns TEXT PRIMARY KEY, floor INTEGER NOT NULL) "
@@ -80,6 +93,36 @@ _MIGRATIONS: list[tuple[str, ...]] = [
         "name TEXT NOT NULL, prefixes TEXT NOT NULL, rights TEXT NOT NULL, "
         "writes_per_day INTEGER, max_bytes INTEGER, created_at REAL NOT NULL, "
         "revoked_at REAL) WITHOUT ROWID",
+    ),
+    (  # 3: keyword search. Two contentless FTS5 indexes kept by triggers: keys (each row gets a
+        # ``doc``, its FTS rowid) and log entries (rowid = log_id * 2**32 + seq). A contentless
+        # index forgets a document by being told its exact indexed text, which triggers know.
+        "ALTER TABLE botwire_kv ADD COLUMN doc INTEGER",
+        "CREATE INDEX botwire_kv_doc ON botwire_kv (doc)",
+        f"CREATE VIRTUAL TABLE botwire_kv_fts USING fts5(ns, body, {_FTS})",
+        f"CREATE VIRTUAL TABLE botwire_entries_fts USING fts5(ns, body, {_FTS})",
+        "WITH n AS (SELECT ns, key, row_number() OVER () AS d FROM botwire_kv) "
+        "UPDATE botwire_kv SET doc = n.d FROM n WHERE n.ns = botwire_kv.ns AND n.key = botwire_kv.key",
+        f"INSERT INTO botwire_kv_fts (rowid, ns, body) SELECT doc, ns, {_KV_BODY} FROM botwire_kv",
+        "INSERT INTO botwire_entries_fts (rowid, ns, body) "
+        f"SELECT e.log_id * {sql.ENTRY_DOC} + e.seq, l.ns, e.value FROM botwire_entries e "
+        f"JOIN botwire_logs l ON l.id = e.log_id WHERE e.seq < {sql.ENTRY_DOC}",
+        "CREATE TRIGGER botwire_kv_ai AFTER INSERT ON botwire_kv BEGIN "
+        f"INSERT INTO botwire_kv_fts (ns, body) VALUES (NEW.ns, {_kv_body('NEW')}); "
+        "UPDATE botwire_kv SET doc = last_insert_rowid() WHERE ns = NEW.ns AND key = NEW.key; END",
+        "CREATE TRIGGER botwire_kv_au AFTER UPDATE OF value ON botwire_kv BEGIN "
+        f"{_forget_doc('botwire_kv_fts', 'OLD.doc', 'OLD.ns', _kv_body('OLD'))}; "
+        "INSERT INTO botwire_kv_fts (rowid, ns, body) "
+        f"VALUES (NEW.doc, NEW.ns, {_kv_body('NEW')}); END",
+        "CREATE TRIGGER botwire_kv_ad AFTER DELETE ON botwire_kv BEGIN "
+        f"{_forget_doc('botwire_kv_fts', 'OLD.doc', 'OLD.ns', _kv_body('OLD'))}; END",
+        f"CREATE TRIGGER botwire_entries_ai AFTER INSERT ON botwire_entries "
+        f"WHEN NEW.seq < {sql.ENTRY_DOC} BEGIN "
+        "INSERT INTO botwire_entries_fts (rowid, ns, body) VALUES "
+        f"(NEW.log_id * {sql.ENTRY_DOC} + NEW.seq, {_LOG_NS.format('NEW')}, NEW.value); END",
+        f"CREATE TRIGGER botwire_entries_ad AFTER DELETE ON botwire_entries "
+        f"WHEN OLD.seq < {sql.ENTRY_DOC} BEGIN "
+        f"{_forget_doc('botwire_entries_fts', f'OLD.log_id * {sql.ENTRY_DOC} + OLD.seq', _LOG_NS.format('OLD'), 'OLD.value')}; END",  # noqa: E501
     ),
 ]
 log = logging.getLogger(__name__)
@@ -482,6 +525,8 @@ def _use_wal(conn: sqlite3.Connection, timeout: float) -> None:
 
 
 def _run(conn: sqlite3.Connection, stmt: sql.Stmt) -> Any:
+    if stmt.sql is sql.SEARCH:
+        stmt = sql.sqlite_search(*stmt.params)
     if stmt.many:
         return conn.executemany(stmt.sql, stmt.params).rowcount
     cur = conn.execute(stmt.sql, stmt.params)

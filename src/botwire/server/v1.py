@@ -18,7 +18,7 @@ from urllib.parse import unquote
 from fastapi import APIRouter, Depends, Query, Request
 from starlette.responses import Response
 
-from .. import _codec
+from .. import _codec, _search
 from .._codec import check_name, check_ttl, decode, encode
 from .._wire import make_cursor, read_cursor
 from ..engines import base as ops
@@ -315,6 +315,22 @@ async def list_keys(
         items.append(item)
     nxt = make_cursor(rows[-1].key) if len(rows) == limit else None
     return reply({"keys": items, "next_cursor": nxt})
+
+
+@router.get("/namespaces/{ns}/search", summary="Keyword search over keys, values and logs")
+async def search(request: Request, ns: str, who: Who, q: str, limit: int = 10) -> Response:
+    """Keys and log entries matching any word of `q` (stemmed, common English words ignored),
+    most relevant first. Each hit is `{"key", "log", "seq", "value", "ts", "score"}`: `key` for
+    a stored key, `log` and `seq` for a log entry."""
+    ns = name(ns, "namespace")
+    who.require(ns, "read")
+    op = ops.Search(ns, _search.terms(q), _search.check_limit(limit))
+    hits = await ctx_of(request).engine.aexecute(op)
+    return reply({"hits": [
+        {"key": h.key, "log": h.log, "seq": h.seq, "value": decode(h.value), "ts": h.ts,
+         "score": h.score}
+        for h in hits
+    ]})
 
 
 @router.delete("/namespaces/{ns}/keys", summary="Delete every key of a namespace")

@@ -1,0 +1,49 @@
+"""Agent-framework adapters: thin shells over :class:`botwire.Memory`.
+
+Each adapter module imports its framework at the top, so it is imported only when asked for;
+``import botwire`` never needs a framework. ``require`` turns a missing framework into
+:class:`botwire.MissingDependency`, whose message names the extra to install::
+
+    botwire.adapters.langchain   pip install 'botwire[langchain]'
+    botwire.adapters.langgraph   pip install 'botwire[langgraph]'
+    botwire.adapters.autogen     pip install 'botwire[autogen]'
+    botwire.adapters.crewai      pip install 'botwire[crewai]'
+"""
+
+from __future__ import annotations
+
+import importlib
+from types import ModuleType
+from typing import Any
+
+from ..errors import MissingDependency
+
+__all__ = ["require", "chat_history_class"]
+
+
+def require(module: str, extra: str, feature: str) -> ModuleType:
+    """Import ``module`` or raise :class:`MissingDependency` naming ``botwire[extra]``."""
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:
+        raise MissingDependency(feature, extra, exc) from exc
+
+
+def chat_history_class() -> type:
+    """``BotWireChatHistory``, or a stand-in whose constructor says which extra to install.
+
+    ``botwire.BotWireChatHistory`` resolves through this, so ``from botwire import *`` works
+    without LangChain and the error comes where the class is used.
+    """
+    try:
+        from .langchain import BotWireChatHistory
+    except MissingDependency as exc:
+        missing = exc
+
+        class BotWireChatHistory:  # type: ignore[no-redef]
+            """Placeholder: LangChain is not installed (``pip install 'botwire[langchain]'``)."""
+
+            def __init__(self, *args: Any, **kwargs: Any) -> None:
+                raise MissingDependency("BotWireChatHistory", "langchain") from missing
+
+    return BotWireChatHistory

@@ -1,0 +1,28 @@
+"""Framework imports for the adapter tests: skip with the extra to install, or fail in CI.
+
+``make test`` installs every framework, so nothing skips there. Run by hand without one, its
+tests skip with the ``pip install`` that enables them, unless ``BOTWIRE_TEST_REQUIRE_ADAPTERS=1``
+(set by ``.ci/run``), where a missing framework fails instead.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+from types import ModuleType
+
+import pytest
+
+REQUIRE_ADAPTERS_ENV = "BOTWIRE_TEST_REQUIRE_ADAPTERS"
+
+
+def need(module: str, extra: str) -> ModuleType:
+    """Import ``module`` for a test module, or skip it (fail in CI) naming ``botwire[extra]``."""
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:
+        reason = f"{module} is not installed (pip install 'botwire[{extra}]'): {exc}"
+        if os.environ.get(REQUIRE_ADAPTERS_ENV, "").strip() not in ("", "0", "false", "no"):
+            pytest.fail(f"{reason} (and {REQUIRE_ADAPTERS_ENV}=1)", pytrace=False)
+        pytest.skip(reason, allow_module_level=True)
+        raise  # unreachable: skip raises
