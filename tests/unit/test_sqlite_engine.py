@@ -347,3 +347,46 @@ def test_fork_while_another_thread_holds_the_engine_lock(tmp_path):
     assert results.get(timeout=5) == "ok"
     assert Memory("ns", engine=engine).get("from-child") is True
     engine.close()
+
+
+def test_search_matches_a_model_through_random_writes_and_searches(url, tmp_path):
+    import random
+
+    rng = random.Random(7)
+    words = [f"w{i}" for i in range(30)]
+    model: dict[str, set[str]] = {}
+    with Memory("ns", url=url) as m:
+        for step in range(600):
+            key = f"k{rng.randrange(40)}"
+            action = rng.random()
+            if action < 0.6:
+                chosen = set(rng.sample(words, 3))
+                m.set(key, " ".join(sorted(chosen)))
+                model[key] = chosen
+            elif action < 0.8:
+                m.delete(key)
+                model.pop(key, None)
+            elif action < 0.85:
+                m.incr(f"n{rng.randrange(3)}")
+            if rng.random() < 0.1 or step == 599:  # a search applies the queued index changes
+                word = rng.choice(words)
+                got = {h.key for h in m.search(word, limit=1000)} - {"n0", "n1", "n2"}
+                assert got == {k for k, ws in model.items() if word in ws}, (step, word)
+    conn = sqlite3.connect(tmp_path / "botwire.db")
+    assert conn.execute("SELECT count(*) FROM botwire_fts_queue").fetchone()[0] == 0
+    conn.execute("INSERT INTO botwire_kv_fts (botwire_kv_fts) VALUES ('integrity-check')")
+
+
+def test_writes_only_queue_index_changes_which_a_search_applies(url, tmp_path):
+    conn = sqlite3.connect(tmp_path / "botwire.db")
+    with Memory("ns", url=url) as m:
+        m.set("k", "first")
+        m.set("k", "second")
+        m.log("l").append("third")
+        queued = conn.execute("SELECT count(*) FROM botwire_fts_queue").fetchone()[0]
+        assert queued == 3  # index k; index k again (never indexed: nothing to forget); entry
+        assert [h.key for h in m.search("second")] == ["k"]
+        assert conn.execute("SELECT count(*) FROM botwire_fts_queue").fetchone()[0] == 0
+        m.set("k", "fourth")  # now indexed: its old text is queued to be forgotten
+        assert conn.execute("SELECT count(*) FROM botwire_fts_queue").fetchone()[0] == 2
+        assert m.search("second") == [] and [h.key for h in m.search("fourth")] == ["k"]

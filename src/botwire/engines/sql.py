@@ -382,6 +382,52 @@ def sqlite_search(ns: str, terms: tuple[str, ...], limit: int, now: float) -> St
     )
 
 
+def sqlite_index_pending() -> Handler:
+    """Apply SQLite's queue of search-index changes (migration 3) in one transaction.
+
+    Order within the batch does not matter: forgotten documents are named by rowid and text
+    (the first forget row of each key document; see the triggers), and every queued key that
+    still exists is indexed again under a new rowid, above any given before.
+    """
+    rows = yield Stmt("SELECT max(id) FROM botwire_fts_queue")
+    top = rows[0][0]
+    if top is None:
+        return 0
+    q = "FROM botwire_fts_queue WHERE id <= ?"
+    yield Stmt(
+        "INSERT INTO botwire_kv_fts (botwire_kv_fts, rowid, ns, body) "
+        "SELECT 'delete', doc, ns, body FROM botwire_fts_queue WHERE id IN (SELECT min(id) "
+        f"{q} AND doc IS NOT NULL GROUP BY doc)", (top,)
+    )
+    yield Stmt(
+        "INSERT INTO botwire_entries_fts (botwire_entries_fts, rowid, ns, body) "
+        f"SELECT 'delete', log_id * {ENTRY_DOC} + seq, ns, body {q} AND body IS NOT NULL "
+        "AND log_id IS NOT NULL", (top,)
+    )
+    yield Stmt(
+        "INSERT INTO botwire_entries_fts (rowid, ns, body) "
+        f"SELECT q.log_id * {ENTRY_DOC} + q.seq, l.ns, e.value FROM botwire_fts_queue q "
+        "JOIN botwire_entries e ON e.log_id = q.log_id AND e.seq = q.seq "
+        "JOIN botwire_logs l ON l.id = q.log_id WHERE q.id <= ? AND q.body IS NULL", (top,)
+    )
+    rows = yield Stmt("SELECT doc FROM botwire_fts_next")
+    base = rows[0][0]
+    added = yield Stmt(
+        "UPDATE botwire_kv SET doc = ? + m.n FROM (SELECT k.ns, k.key, row_number() OVER () AS n "
+        f"FROM (SELECT DISTINCT ns, key {q} AND key IS NOT NULL) AS d "
+        "JOIN botwire_kv k ON k.ns = d.ns AND k.key = d.key) AS m "  # numbers 1..added
+        "WHERE botwire_kv.ns = m.ns AND botwire_kv.key = m.key",
+        (base, top),
+    )
+    if added:
+        yield Stmt(
+            "INSERT INTO botwire_kv_fts (rowid, ns, body) "
+            "SELECT doc, ns, key || ' ' || value FROM botwire_kv WHERE doc > ?", (base,)
+        )
+        yield Stmt("UPDATE botwire_fts_next SET doc = ?", (base + added,))
+    return (yield Stmt("DELETE FROM botwire_fts_queue WHERE id <= ?", (top,)))
+
+
 def postgres_search(ns: str, terms: tuple[str, ...], limit: int, now: float) -> Stmt:
     return Stmt(
         "WITH q AS (SELECT to_tsquery('english', ?) AS q) "
