@@ -3,20 +3,37 @@ PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
+# CrewAI pins an older pydantic and brings ~1 GB of dependencies: its adapter is tested in a
+# virtualenv of its own so the rest of the suite never resolves against its pins.
+CREWAI_VENV  ?= .venv-crewai
+CREWAI_PY    := $(CREWAI_VENV)/bin/python
+CREWAI_STAMP := $(CREWAI_VENV)/.installed
+CREWAI_TESTS := tests/adapters/crewai
 
-.PHONY: demo test bench bench-server serve lint clean
+.PHONY: demo test test-core test-crewai bench bench-server serve lint clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e ".[postgres,server,test,bench]"
+	$(PY) -m pip install --quiet -e ".[postgres,server,test,bench,langchain,langgraph,autogen,test-adapters]"
 	touch $(STAMP)
+
+$(CREWAI_STAMP): pyproject.toml
+	$(PYTHON) -m venv $(CREWAI_VENV)
+	$(CREWAI_PY) -m pip install --quiet --upgrade pip
+	$(CREWAI_PY) -m pip install --quiet -e ".[postgres,server,test,crewai]"
+	touch $(CREWAI_STAMP)
 
 demo: $(STAMP)  ## two calls from one number, in two processes, on the embedded default
 	$(VENV)/bin/botwire demo
 
-test: $(STAMP)  ## the whole suite (PostgreSQL tests run when BOTWIRE_TEST_POSTGRES_URL is set)
-	$(PY) -m pytest $(PYTEST_ARGS)
+test: test-core test-crewai  ## the whole suite (PostgreSQL tests run when BOTWIRE_TEST_POSTGRES_URL is set)
+
+test-core: $(STAMP)  ## everything but the CrewAI adapter
+	$(PY) -m pytest --ignore=$(CREWAI_TESTS) $(PYTEST_ARGS)
+
+test-crewai: $(CREWAI_STAMP)  ## the CrewAI adapter, in its own virtualenv
+	$(CREWAI_PY) -m pytest $(CREWAI_TESTS) $(PYTEST_ARGS)
 
 bench: $(STAMP)  ## benchmarks against diskcache and redis-py; results go to BENCHMARKS.md
 	$(PY) bench/bench_core.py $(BENCH_ARGS)
@@ -33,4 +50,4 @@ lint: $(STAMP)  ## ruff and mypy
 	$(VENV)/bin/mypy src
 
 clean:
-	rm -rf $(VENV) .pytest_cache .hypothesis build dist src/*.egg-info
+	rm -rf $(VENV) $(CREWAI_VENV) .pytest_cache .hypothesis build dist src/*.egg-info

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 import os
+import uuid
 from types import ModuleType
 
 import pytest
@@ -26,3 +27,8 @@ def need(module: str, extra: str) -> ModuleType:
             pytest.fail(f"{reason} (and {REQUIRE_ADAPTERS_ENV}=1)", pytrace=False)
         pytest.skip(reason, allow_module_level=True)
         raise  # unreachable: skip raises
+
+
+def unique_ns(tag: str = "t") -> str:
+    """A namespace no other test uses (``conftest`` is ambiguous under tests/adapters)."""
+    return f"{tag}-{uuid.uuid4().hex[:12]}"

@@ -7,6 +7,8 @@
 'ORDER-789'
 """
 
+from typing import Any
+
 from ._version import __version__
 from .errors import (
     AuthenticationFailed,
@@ -35,6 +37,7 @@ __all__ = [
     "LogEntry",
     "KeyInfo",
     "SearchHit",
+    "BotWireChatHistory",
     "namespaces",
     "forget",
     "anamespaces",
@@ -54,3 +57,12 @@ __all__ = [
     "MissingDependency",
 ]
 
+
+def __getattr__(name: str) -> Any:
+    # BotWireChatHistory needs langchain-core, imported only when the class is asked for.
+    if name == "BotWireChatHistory":
+        from .adapters import chat_history_class
+
+        value = globals()[name] = chat_history_class()
+        return value
+    raise AttributeError(f"module 'botwire' has no attribute {name!r}")

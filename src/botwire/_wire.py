@@ -15,7 +15,7 @@ import json
 import math
 import time
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 from . import errors
 
@@ -125,3 +125,12 @@ def segment(name: str) -> str:
     """One path segment: everything but letters, digits, ``-``, ``_`` and ``~`` percent-encoded
     (dots too, or clients and proxies would resolve a key named ``..`` as a path step)."""
     return quote(name, safe="").replace(".", "%2E")
+
+
+def redact(url: str) -> str:
+    """``url`` without its secrets (a password; the user part of an http URL is an API key),
+    for reprs, logs and messages."""
+    parts = urlsplit(url)
+    if parts.password is None and not (parts.username and parts.scheme.startswith("http")):
+        return url
+    return parts._replace(netloc="***@" + parts.netloc.rpartition("@")[2]).geturl()

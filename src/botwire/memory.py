@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 from . import _codec, _search
+from ._wire import redact
 from ._codec import check_int, check_name, check_names, check_ttl, decode, encode
 from .engines import Engine, lease
 from .engines import base as ops
@@ -130,7 +131,7 @@ class _MemoryBase(_Owner):
         return self._engine
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}({self.namespace!r}, url={self._engine.url!r})"
+        return f"{type(self).__name__}({self.namespace!r}, url={redact(self._engine.url)!r})"
 
     # -- plans: (op, finish) ------------------------------------------------------------------
 

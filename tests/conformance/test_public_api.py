@@ -20,6 +20,7 @@ PUBLIC = [
     "LogEntry",
     "KeyInfo",
     "SearchHit",
+    "BotWireChatHistory",
     "namespaces",
     "forget",
     "anamespaces",

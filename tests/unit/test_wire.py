@@ -44,3 +44,26 @@ def test_version_conflict_carries_the_current_version():
     with pytest.raises(VersionConflict) as caught:
         raise_for_error(412, body.encode(), {}, key="k")
     assert caught.value.current_version == 4 and caught.value.key == "k"
+
+
+@pytest.mark.parametrize(
+    "url, shown",
+    [
+        ("postgresql://app:s3cret@db:5432/x", "postgresql://***@db:5432/x"),
+        ("http://bw_live_key@host:8421", "http://***@host:8421"),
+        ("https://bw_live_key:@host", "https://***@host"),
+        ("postgresql://app@db/x", "postgresql://app@db/x"),  # a user name alone is no secret
+        ("sqlite:////tmp/botwire.db", "sqlite:////tmp/botwire.db"),
+    ],
+)
+def test_redact_hides_passwords_and_api_keys(url, shown):
+    from botwire._wire import redact
+
+    assert redact(url) == shown
+
+
+def test_memory_repr_never_shows_an_api_key():
+    from botwire import Memory
+
+    with Memory("ns", url="http://bw_secret_value@127.0.0.1:9") as m:
+        assert "bw_secret_value" not in repr(m)

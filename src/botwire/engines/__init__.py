@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Callable
 from urllib.parse import parse_qsl, unquote, urlsplit
 
+from .._wire import redact
 from ..errors import ConfigurationError
 from .base import Engine
 
@@ -50,7 +51,7 @@ def open_engine(url: str, *, api_key: str | None = None) -> Engine:
     opener = _OPENERS.get(scheme)
     if opener is None:
         raise ConfigurationError(
-            f"unsupported URL scheme {scheme!r} in {_redact(url)!r}: use sqlite:///path, "
+            f"unsupported URL scheme {scheme!r} in {redact(url)!r}: use sqlite:///path, "
             "postgresql://... or http(s)://..."
         )
     if scheme in ("http", "https"):
@@ -106,15 +107,6 @@ _OPENERS: dict[str, Callable[[str], Engine]] = {
     "http": _open_http,
     "https": _open_http,
 }
-
-
-def _redact(url: str) -> str:
-    parts = urlsplit(url)
-    if parts.password is None and not (parts.username and parts.scheme.startswith("http")):
-        return url
-    host = parts.hostname or ""
-    netloc = f"***@{host}" + (f":{parts.port}" if parts.port else "")
-    return parts._replace(netloc=netloc).geturl()
 
 
 @dataclass

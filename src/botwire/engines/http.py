@@ -33,7 +33,7 @@ import httpx
 
 from .._codec import _dumps
 from .._version import __version__
-from .._wire import make_cursor, raise_for_error, segment
+from .._wire import make_cursor, raise_for_error, redact, segment
 from ..errors import ConfigurationError, StorageUnavailable
 from . import _fork
 from . import base as ops
@@ -94,13 +94,6 @@ def split_url(url: str, api_key: str | None) -> tuple[str, str | None, dict[str,
         netloc += f":{parts.port}"
     base = parts._replace(netloc=netloc, query="", fragment="").geturl().rstrip("/")
     return base, key, options
-
-
-def redact(url: str) -> str:
-    parts = urlsplit(url)
-    if not (parts.username or parts.password):
-        return url
-    return parts._replace(netloc="***@" + parts.netloc.rpartition("@")[2]).geturl()
 
 
 class HttpEngine:
