@@ -58,6 +58,12 @@ def store(url):
         yield s
 
 
+@pytest.fixture
+async def astore(url):
+    async with BotWireStore(unique_ns("lg"), url=url) as s:  # aclose: async resources too
+        yield s
+
+
 # -- the same operations on InMemoryStore and on BotWireStore ----------------------------------
 
 
@@ -229,22 +235,22 @@ def test_table_of_operations(store):
         assert got == expected, op
 
 
-async def test_async_methods_answer_like_in_memory_store(store, monkeypatch):
-    monkeypatch.setattr(store._io, "_call", None)  # async all the way: the sync path is unused
+async def test_async_methods_answer_like_in_memory_store(astore, monkeypatch):
+    monkeypatch.setattr(astore._io, "_call", None)  # async all the way: the sync path is unused
     ref = InMemoryStore()
     for op in TABLE:
         kind, *args = op
         if kind == "put":
-            await store.aput(*args)
+            await astore.aput(*args)
             await ref.aput(*args)
         elif kind == "delete":
-            await store.adelete(*args)
+            await astore.adelete(*args)
             await ref.adelete(*args)
         elif kind == "get":
-            assert _row(await store.aget(*args)) == _row(await ref.aget(*args))
+            assert _row(await astore.aget(*args)) == _row(await ref.aget(*args))
         elif kind == "search":
             prefix, filter, limit, offset = args
-            got = await store.asearch(prefix, filter=filter, limit=limit, offset=offset)
+            got = await astore.asearch(prefix, filter=filter, limit=limit, offset=offset)
             every = await ref.asearch(prefix, filter=filter, limit=10**6)
             want = sorted(map(_row, every), key=lambda r: (r[0], r[1]))[offset : offset + limit]
             assert [_row(i) for i in got] == want, op
@@ -253,7 +259,7 @@ async def test_async_methods_answer_like_in_memory_store(store, monkeypatch):
             _prune(ref)
             options = dict(prefix=prefix, suffix=suffix, max_depth=max_depth, limit=limit,
                            offset=offset)
-            got_ns = await store.alist_namespaces(**options)
+            got_ns = await astore.alist_namespaces(**options)
             assert got_ns == await ref.alist_namespaces(**options), op
 
 
@@ -493,12 +499,12 @@ def test_a_compiled_graph_remembers_across_threads_and_store_instances(store, ur
     assert store.list_namespaces() == [("users", "ada", "memories")]
 
 
-async def test_a_graph_run_with_ainvoke_uses_the_async_store(store, url):
-    graph = _graph(aremember).compile(store=store)
+async def test_a_graph_run_with_ainvoke_uses_the_async_store(astore, url):
+    graph = _graph(aremember).compile(store=astore)
     config = {"configurable": {"thread_id": "t1", "user_id": "ada"}}
     out = await graph.ainvoke({"text": "likes jazz", "recalled": []}, config)
     assert out["recalled"] == ["likes jazz"]
-    async with BotWireStore(store.prefix, url=url) as again:
+    async with BotWireStore(astore.prefix, url=url) as again:
         assert (await again.aget(("users", "ada", "memories"), "a")).value == {"text": "likes jazz"}
 
 

@@ -1,0 +1,1590 @@
+#!/usr/bin/env python3
+"""Keyword-search benchmark: what ``Memory.search`` costs readers, and what its index costs writers.
+
+Run with ``.venv/bin/python bench/bench_search.py [--quick] [--no-postgres] [--output PATH]``; see
+``--help``. Prints a markdown report on stdout (and writes it to ``--output``); progress goes to
+stderr. A full run takes about 5 minutes, ``--quick`` about one.
+
+Data: N callers (namespaces named by phone number, default 10k, ``--quick`` 1k). Each caller has
+20 facts (keys like ``delivery_address`` or ``last_order``, short text values drawn from a small
+vocabulary, plus two rare words: a surname and a pet's name) and a ``calls`` log of 10 entries
+(``{"role": ..., "text": <sentence>}``). Loaded through ``AsyncMemory`` (``set_many`` of the
+facts and ``extend`` of the log, many callers at a time).
+
+1. Write cost of the index. ``Memory.set`` (overwrite of an existing fact with a ~100-byte text)
+   and ``Log.append`` (a ~100-byte entry) on:
+
+   * botwire-sqlite: the database above, with its search index;
+   * botwire-sqlite (no index): a copy of the same file (SQLite backup API) on which the five
+     triggers that feed the FTS5 index (``botwire_kv_ai`` ... ``botwire_entries_ad``) were
+     dropped with the stdlib ``sqlite3`` module. The copy is already at the newest schema
+     version, so the engine does not recreate them;
+   * diskcache: ``Cache.set(ns + "/" + key, json.dumps(value))`` and
+     ``Cache.push(json.dumps(entry), prefix=ns + "/calls")``, loaded with the same data;
+   * botwire-postgres and botwire-postgres (no index), when PostgreSQL is reachable: a private
+     schema loaded like the SQLite file, and a second private schema holding a copy of its rows
+     in which the generated ``tsv`` columns (and so their GIN indexes) were dropped.
+
+   Every subject gets the same writes (same caller, key and value) in the same order.
+
+2. The deferred part (SQLite). The SQLite engine's triggers only queue what changed; the queue
+   is applied before the next search and in the background every 1000 writes. So a burst of
+   writes (100, then 1000) is followed by a timed search and the same search again, on the
+   indexed file and on the copy without triggers (the control).
+
+3. Search latency. ``Memory(ns).search(query, limit=10)`` for three kinds of query:
+   one common word, one rare word (the caller's surname), four words. Peers, in the same run:
+
+   * scan + rank: what a user does without search: ``items()`` of the namespace and
+     ``log("calls").read()`` through botwire, then ranking by the number of query words each
+     key/value or entry contains, in Python (no stemming);
+   * sqlite3, same SQL: the statement botwire runs (``botwire.engines.sql.sqlite_search``),
+     executed with the stdlib ``sqlite3`` module on its own connection to the same file;
+     the floor for botwire's own overhead (parsing the query, the queue check, dispatch, JSON
+     decoding, hits);
+   * sqlite3, MATCH only: the same FTS5 ``MATCH`` expression on the two FTS5 tables alone
+     (rowids ranked by bm25, no joins with the stored rows): the floor for the index itself;
+   * on PostgreSQL: scan + rank over botwire-postgres, and psycopg running the same SQL.
+
+Timing: every call is timed alone with ``time.perf_counter_ns``. Within a section the calls of
+all rows and subjects are interleaved in slices (``--chunks``), each slice after one untimed call
+(skipped for calls slower than 1 ms), so that a noise burst on a shared machine hits every subject
+alike. A measurement is ``--ops`` calls, fewer when a subject is slow: at most ``--budget``
+seconds per (row, subject, repetition), never fewer than ``--min-calls``. Each measurement is
+repeated ``--reps`` times (the subject order rotates) and the medians over the repetitions of
+p50, p99 (and, for writes, the slowest call and the mean) are reported. Ratios compare those
+medians.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import gc
+import json
+import math
+import os
+import platform
+import random
+import re
+import shutil
+import sqlite3
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+import zlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+DEFAULT_PG = os.environ.get(
+    "BOTWIRE_BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"
+)
+SEED = 20241125
+LIMIT = 10  # search(query, limit=10)
+FIXED_FACTS = ("name", "pet")  # every caller has these (they hold the rare words)
+N_FACTS = 20
+N_CALLS = 10
+TRIGGERS = (
+    "botwire_kv_ai",
+    "botwire_kv_au",
+    "botwire_kv_ad",
+    "botwire_entries_ai",
+    "botwire_entries_ad",
+)
+QUERY_KINDS = ("1 word, common", "1 word, rare", "4 words")
+COMMON_WORDS = ("order", "delivery", "refund")
+WRITE_ROWS = ("set (overwrite, ~100 B text)", "log append (~100 B entry)")
+
+dumps = json.dumps
+
+
+def log(msg: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+def human(n: int) -> str:
+    if n >= 1_000_000 and n % 1_000_000 == 0:
+        return f"{n // 1_000_000}M"
+    if n >= 1000 and n % 1000 == 0:
+        return f"{n // 1000}k"
+    return str(n)
+
+
+def parse_size(text: str) -> int:
+    text = text.strip().lower().replace("_", "")
+    mult = 1
+    if text.endswith("k"):
+        mult, text = 1000, text[:-1]
+    elif text.endswith("m"):
+        mult, text = 1_000_000, text[:-1]
+    return int(float(text) * mult)
+
+
+def _short(text: str, n: int = 200) -> str:
+    return " ".join(text.replace("|", "/").split())[:n]
+
+
+# --------------------------------------------------------------------------------------------
+# Data: callers of a voice agent
+# --------------------------------------------------------------------------------------------
+
+FIRST = (
+    "Ana Ben Chloe Dev Elif Farah Gus Hana Ivan Jade Kofi Lena Maya Nico Omar Priya Quinn Rosa "
+    "Sam Tara Umar Vera Will Yara Zoe"
+).split()
+CITIES = (
+    "Leeds Bristol Glasgow Cardiff Belfast Norwich Exeter York Dundee Bath Derby Hull Oxford "
+    "Cambridge Brighton Preston Swansea Aberdeen Chester Luton"
+).split()
+STREETS = "Mill Station Church Park Victoria Queen King High Bridge Castle Market Abbey".split()
+PRODUCTS = (
+    "blender kettle toaster vacuum heater fan lamp speaker router printer monitor keyboard "
+    "headset camera charger microwave juicer mixer iron humidifier"
+).split()
+STATUSES = (
+    "shipped",
+    "delivered",
+    "out for delivery",
+    "delayed at the depot",
+    "returned",
+    "awaiting payment",
+)
+DAYS = "Monday Tuesday Wednesday Thursday Friday Saturday Sunday".split()
+LANGS = "English Spanish Polish Urdu Welsh French Portuguese".split()
+TIERS = "bronze silver gold platinum".split()
+CARDS = "Visa Mastercard Amex debit".split()
+ALLERGENS = "peanuts shellfish gluten lactose sesame soy".split()
+ANIMALS = "dog cat parrot rabbit tortoise hamster".split()
+CHANNELS = "text phone email WhatsApp".split()
+MOODS = "calm frustrated happy impatient polite confused".split()
+MONTHS = "January February March April May June July August September October November".split()
+AGENTS = "Alex Jordan Casey Riley Morgan Taylor".split()
+ISSUES = (
+    "refund pending for a damaged {product}",
+    "{product} stopped working after two weeks",
+    "charged twice for order {order}",
+    "missed delivery, wants a new slot on {day}",
+    "wrong colour {product} delivered",
+    "asked to cancel the subscription",
+    "warranty claim for the {product} in progress",
+)
+# syllables of the rare words (surnames, pet names): about 5.8k combinations each
+SUR = "ka lo mi ra tu ve shi no ba de zo fi gu pe ya mo ri sa".split()
+PET = "bix wum tog lep quib dar fen jox muz pib rov sul tek vim yag zun hob cav".split()
+
+FACTS: dict[str, str] = {
+    "name": "{first} {surname}",
+    "pet": "has a {animal} called {petname}",
+    "preferred_name": "{first}",
+    "language": "prefers {lang}",
+    "callback_window": "weekdays after {hour} pm, never on {day}",
+    "delivery_address": "{num} {street} Street, {city}",
+    "city": "{city}",
+    "last_order": "order {order} for a {product}, {status}",
+    "previous_order": "order {order2} for a {product2}, delivered on {day}",
+    "payment_method": "{card} card ending {digits}",
+    "account_tier": "{tier} member since {year}",
+    "open_issue": "{issue}",
+    "dietary_notes": "allergic to {allergen}",
+    "delivery_notes": "leave parcels with the neighbour at number {num2}",
+    "contact_channel": "prefers {channel} over email",
+    "birthday": "{month} {dom}",
+    "loyalty_points": "{points} points, {tier} tier",
+    "last_agent": "spoke with {agent} about the {product}",
+    "mood": "{mood} on the last call",
+    "accessibility": "hard of hearing, speak slowly",
+    "subscription": "monthly plan, renews on the {dom}th",
+    "warranty": "{product} warranty until {wyear}",
+    "vip": "escalate complaints to a supervisor",
+    "notes": "asked about the {product2} price in {city}",
+}
+CALLER_LINES = (
+    "Hi, this is {first} {surname}, calling about order {order}.",
+    "Where is my {product}? It was meant to arrive on {day}.",
+    "The {product} arrived damaged and I would like a refund.",
+    "Can you move the delivery to {day} morning?",
+    "I was charged twice for the same order.",
+    "Please send it to my address in {city} instead.",
+    "My {animal} {petname} chewed through the cable.",
+    "I would rather you call me back after {hour} pm.",
+)
+AGENT_LINES = (
+    "I can see order {order} left our depot in {city} yesterday.",
+    "I have issued a refund of {amount} pounds to your {card} card.",
+    "The delivery is now booked for {day} between eight and noon.",
+    "I have added a note to your account about the {product}.",
+    "A replacement {product} will ship within two working days.",
+    "I have applied a {pct} percent discount to your next order.",
+)
+
+
+def ns_name(i: int) -> str:
+    return f"+1555{i:07d}"  # callers are known by their phone number
+
+
+def _rare(rng: random.Random, syllables: list[str]) -> str:
+    return "".join(rng.choice(syllables) for _ in range(3)).capitalize()
+
+
+@dataclass
+class Caller:
+    ns: str
+    facts: dict[str, str]
+    calls: list[dict[str, str]]
+    ctx: dict[str, Any]
+
+
+def _context(rng: random.Random) -> dict[str, Any]:
+    ctx: dict[str, Any] = {
+        "first": rng.choice(FIRST),
+        "surname": _rare(rng, SUR),
+        "petname": _rare(rng, PET),
+        "animal": rng.choice(ANIMALS),
+        "lang": rng.choice(LANGS),
+        "hour": rng.randint(1, 7),
+        "day": rng.choice(DAYS),
+        "num": rng.randint(1, 250),
+        "num2": rng.randint(1, 250),
+        "street": rng.choice(STREETS),
+        "city": rng.choice(CITIES),
+        "order": f"A{rng.randrange(10**6):06d}",
+        "order2": f"A{rng.randrange(10**6):06d}",
+        "product": rng.choice(PRODUCTS),
+        "product2": rng.choice(PRODUCTS),
+        "status": rng.choice(STATUSES),
+        "card": rng.choice(CARDS),
+        "digits": f"{rng.randrange(10**4):04d}",
+        "tier": rng.choice(TIERS),
+        "year": rng.randint(2012, 2024),
+        "wyear": rng.randint(2025, 2028),
+        "allergen": rng.choice(ALLERGENS),
+        "channel": rng.choice(CHANNELS),
+        "month": rng.choice(MONTHS),
+        "dom": rng.randint(1, 28),
+        "points": rng.randrange(50, 5000),
+        "agent": rng.choice(AGENTS),
+        "mood": rng.choice(MOODS),
+        "amount": rng.randrange(5, 300),
+        "pct": rng.choice((5, 10, 15, 20)),
+    }
+    ctx["issue"] = rng.choice(ISSUES).format(**ctx)
+    return ctx
+
+
+def caller(i: int) -> Caller:
+    """Caller ``i``: the same data on every run and for every subject."""
+    rng = random.Random(SEED * 1_000_003 + i)
+    ctx = _context(rng)
+    others = [k for k in FACTS if k not in FIXED_FACTS]
+    keys = list(FIXED_FACTS) + rng.sample(others, N_FACTS - len(FIXED_FACTS))
+    facts = {k: FACTS[k].format(**ctx) for k in keys}
+    calls = []
+    for n in range(N_CALLS):
+        role, lines = ("caller", CALLER_LINES) if n % 2 == 0 else ("agent", AGENT_LINES)
+        calls.append({"role": role, "text": rng.choice(lines).format(**ctx)})
+    return Caller(ns_name(i), facts, calls, ctx)
+
+
+def write_value(rng: random.Random) -> str:
+    """A ~100-byte fact, as written by the timed ``set``."""
+    ctx = _context(rng)
+    text = (
+        f"{ctx['issue']}; prefers {ctx['channel']} on {ctx['day']} after {ctx['hour']} pm; "
+        f"{ctx['tier']} member since {ctx['year']}; agent {ctx['agent']}"
+    )
+    return _fit(text, 100)
+
+
+def write_entry(rng: random.Random) -> dict[str, str]:
+    """A ~100-byte log entry (JSON), as written by the timed ``append``."""
+    ctx = _context(rng)
+    text = rng.choice(CALLER_LINES).format(**ctx) + " " + rng.choice(AGENT_LINES).format(**ctx)
+    return {"role": "caller", "text": _fit(text, 70)}
+
+
+def _fit(text: str, n: int) -> str:
+    text = (text + " " + text) if len(text) < n else text
+    return text[:n].rstrip()
+
+
+def query_for(kind: str, c: Caller, rng: random.Random) -> str:
+    if kind == "1 word, common":
+        return rng.choice(COMMON_WORDS)
+    if kind == "1 word, rare":
+        return str(c.ctx["surname"]).lower()
+    return f"{c.ctx['product']} {c.ctx['city']} refund {rng.choice(DAYS)}"
+
+
+# --------------------------------------------------------------------------------------------
+# Search without search: read everything, rank by word overlap (peer "scan + rank")
+# --------------------------------------------------------------------------------------------
+
+_WORD = re.compile(r"[^\W_]+")
+
+
+def overlap_rank(query: str, items: list[tuple[str, Any]], entries: list[Any], limit: int) -> list:
+    words = set(_WORD.findall(query.lower()))
+    scored: list[tuple[int, int, Any]] = []
+    for n, (key, value) in enumerate(items):
+        score = len(words.intersection(_WORD.findall(f"{key} {dumps(value)}".lower())))
+        if score:
+            scored.append((score, n, key))
+    for e in entries:
+        score = len(words.intersection(_WORD.findall(dumps(e.value).lower())))
+        if score:
+            scored.append((score, len(items) + e.seq, e))
+    scored.sort(key=lambda t: (-t[0], t[1]))
+    return [t[2] for t in scored[:limit]]
+
+
+# --------------------------------------------------------------------------------------------
+# Statistics
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Stat:
+    p50: float  # microseconds
+    p99: float
+    max: float
+    mean: float
+    n: int
+
+
+@dataclass
+class Cell:
+    reps: list[Stat] = field(default_factory=list)
+    error: str | None = None
+
+    def median(self) -> Stat | None:
+        if not self.reps:
+            return None
+        return Stat(
+            p50=statistics.median(s.p50 for s in self.reps),
+            p99=statistics.median(s.p99 for s in self.reps),
+            max=statistics.median(s.max for s in self.reps),
+            mean=statistics.median(s.mean for s in self.reps),
+            n=sum(s.n for s in self.reps),
+        )
+
+
+def pct(sorted_ns: list[int], q: float) -> float:
+    """Nearest-rank percentile of sorted nanoseconds, in microseconds."""
+    idx = max(0, min(len(sorted_ns) - 1, math.ceil(q * len(sorted_ns)) - 1))
+    return sorted_ns[idx] / 1000.0
+
+
+def summarize(lat: list[int]) -> Stat:
+    lat = sorted(lat)
+    return Stat(
+        p50=pct(lat, 0.50),
+        p99=pct(lat, 0.99),
+        max=lat[-1] / 1000.0,
+        mean=sum(lat) / len(lat) / 1000,
+        n=len(lat),
+    )
+
+
+def time_calls(fn: Callable[..., Any], args: list[tuple]) -> list[int]:
+    clock = time.perf_counter_ns
+    out = [0] * len(args)
+    for i, a in enumerate(args):
+        t0 = clock()
+        fn(*a)
+        out[i] = clock() - t0
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# Subjects
+# --------------------------------------------------------------------------------------------
+
+
+class Botwire:
+    """botwire at one URL: Memory and Log handles per caller, made before any timing."""
+
+    def __init__(self, url: str) -> None:
+        from botwire import Memory
+
+        self.url = url
+        self._memory = Memory
+        self.anchor = Memory("bench-anchor", url=url)  # keeps the shared engine open
+        self.mems: dict[str, Any] = {}
+        self.logs: dict[str, Any] = {}
+
+    def prepare(self, ns: str) -> None:
+        if ns not in self.mems:
+            m = self.mems[ns] = self._memory(ns, url=self.url)
+            self.logs[ns] = m.log("calls")
+
+    # timed calls
+    def search(self, ns: str, query: str) -> Any:
+        return self.mems[ns].search(query, limit=LIMIT)
+
+    def scan_rank(self, ns: str, query: str) -> Any:
+        m = self.mems[ns]
+        return overlap_rank(query, list(m.items()), m.log("calls").read(), LIMIT)
+
+    def set(self, ns: str, key: str, value: Any) -> Any:
+        return self.mems[ns].set(key, value)
+
+    def append(self, ns: str, entry: Any) -> Any:
+        return self.logs[ns].append(entry)
+
+    def close(self) -> None:
+        for m in self.mems.values():
+            m.close()
+        self.mems.clear()
+        self.logs.clear()
+        self.anchor.close()
+
+
+class RawSQLite:
+    """The stdlib sqlite3 module on the botwire file, with the engine's read pragmas."""
+
+    def __init__(self, path: str) -> None:
+        from botwire import _search
+        from botwire.engines import sql
+
+        self._terms = _search.terms
+        self._statement = sql.sqlite_search
+        self.conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        for pragma in ("PRAGMA mmap_size=268435456", "PRAGMA cache_size=-16000"):
+            self.conn.execute(pragma)
+
+    def same_sql(self, ns: str, query: str) -> list[Any]:
+        stmt = self._statement(ns, self._terms(query), LIMIT, time.time())
+        return self.conn.execute(stmt.sql, stmt.params).fetchall()
+
+    MATCH_ONLY = (
+        "SELECT rowid, score FROM ("
+        "SELECT rowid, -bm25(botwire_kv_fts, 0.0, 1.0) AS score FROM botwire_kv_fts "
+        "WHERE botwire_kv_fts MATCH ? UNION ALL "
+        "SELECT rowid, -bm25(botwire_entries_fts, 0.0, 1.0) FROM botwire_entries_fts "
+        "WHERE botwire_entries_fts MATCH ?) ORDER BY score DESC LIMIT ?"
+    )
+
+    def match_only(self, ns: str, query: str) -> list[Any]:
+        match = self._statement(ns, self._terms(query), LIMIT, 0.0).params[0]
+        return self.conn.execute(self.MATCH_ONLY, (match, match, LIMIT)).fetchall()
+
+    def close(self) -> None:
+        self.conn.close()
+
+
+class RawPostgres:
+    """psycopg on the botwire schema: the statement botwire runs, not prepared (as botwire)."""
+
+    def __init__(self, url: str) -> None:
+        import psycopg
+
+        from botwire import _search
+        from botwire.engines import sql
+
+        self._terms = _search.terms
+        self._statement = sql.postgres_search
+        self.conn = psycopg.connect(url, autocommit=True, connect_timeout=5)
+
+    def same_sql(self, ns: str, query: str) -> list[Any]:
+        stmt = self._statement(ns, self._terms(query), LIMIT, time.time())
+        text = stmt.sql.replace("%", "%%").replace("?", "%s")
+        return self.conn.execute(text, stmt.params, prepare=False).fetchall()
+
+    def close(self) -> None:
+        self.conn.close()
+
+
+class Diskcache:
+    """diskcache.Cache (default settings) holding the JSON text of the same data."""
+
+    def __init__(self, directory: str) -> None:
+        import diskcache
+
+        self.c = diskcache.Cache(directory)
+
+    def load(self, n: int) -> None:
+        c = self.c
+        for start in range(0, n, 100):
+            with c.transact():
+                for i in range(start, min(start + 100, n)):
+                    cl = caller(i)
+                    for k, v in cl.facts.items():
+                        c.set(f"{cl.ns}/{k}", dumps(v))
+                    for e in cl.calls:
+                        c.push(dumps(e), prefix=f"{cl.ns}/calls")
+
+    def set(self, ns: str, key: str, value: Any) -> Any:
+        return self.c.set(f"{ns}/{key}", dumps(value))
+
+    def append(self, ns: str, entry: Any) -> Any:
+        return self.c.push(dumps(entry), prefix=f"{ns}/calls")
+
+    def close(self) -> None:
+        self.c.close()
+
+
+# --------------------------------------------------------------------------------------------
+# Loading and the unindexed copies
+# --------------------------------------------------------------------------------------------
+
+
+async def _load(url: str, n: int, concurrency: int) -> None:
+    from botwire import AsyncMemory
+
+    anchor = AsyncMemory("bench-anchor", url=url)  # one engine for the whole load
+    await anchor.exists("x")  # opens it (and its pool) before the workers start
+
+    async def worker(ids: range) -> None:
+        for i in ids:
+            c = caller(i)
+            m = AsyncMemory(c.ns, url=url)
+            await m.set_many(c.facts)
+            await m.log("calls").extend(c.calls)
+            await m.aclose()
+
+    try:
+        await asyncio.gather(*(worker(range(k, n, concurrency)) for k in range(concurrency)))
+    finally:
+        await anchor.aclose()  # the last holder: closes the engine and its async pool
+
+
+def load(url: str, n: int, concurrency: int) -> float:
+    t0 = time.perf_counter()
+    asyncio.run(_load(url, n, concurrency))
+    return time.perf_counter() - t0
+
+
+def sqlite_unindexed_copy(src: str, dst: str) -> None:
+    """Copy ``src`` to ``dst`` (backup API) and drop the triggers that feed its FTS5 index."""
+    a, b = sqlite3.connect(src), sqlite3.connect(dst)
+    with contextlib.closing(a), contextlib.closing(b):
+        a.backup(b)
+        version = b.execute("PRAGMA user_version").fetchone()[0]
+        if version < 3:
+            raise RuntimeError(f"{src} is at schema version {version}; search needs 3")
+        for name in TRIGGERS:
+            b.execute(f"DROP TRIGGER {name}")
+        b.commit()
+        left = b.execute(
+            "SELECT count(*) FROM sqlite_master WHERE type = 'trigger' AND name IN "
+            f"({','.join('?' * len(TRIGGERS))})",
+            TRIGGERS,
+        ).fetchone()[0]
+        if left:
+            raise RuntimeError("search triggers still present on the unindexed copy")
+
+
+def settle_sqlite_index(url: str, path: str) -> None:
+    """Let botwire apply its queue of search-index changes (a search does), then check that
+    every key and entry is indexed: the run starts from a complete, settled index."""
+    from botwire import Memory
+
+    with Memory("bench-anchor", url=url) as m:
+        m.search("settle")
+    with contextlib.closing(sqlite3.connect(path)) as c:
+        missing = c.execute("SELECT count(*) FROM botwire_kv WHERE doc IS NULL").fetchone()[0]
+        entries = c.execute("SELECT count(*) FROM botwire_entries").fetchone()[0]
+        with contextlib.suppress(sqlite3.Error):  # columnsize=0 would leave no _docsize
+            docs = c.execute("SELECT count(*) FROM botwire_entries_fts_docsize").fetchone()[0]
+            if docs != entries:
+                raise RuntimeError(f"{docs} of {entries} log entries are in the search index")
+    if missing:
+        raise RuntimeError(f"{missing} keys are not in the search index after a search")
+
+
+def sqlite_space(path: str) -> tuple[int, int] | None:
+    """(bytes of the search index, bytes of the file), if SQLite has the dbstat table."""
+    try:
+        with contextlib.closing(sqlite3.connect(path)) as c:
+            rows = c.execute("SELECT name, sum(pgsize) FROM dbstat GROUP BY name").fetchall()
+    except sqlite3.Error:
+        return None
+    index = sum(size for name, size in rows if "_fts" in name or name == "botwire_kv_doc")
+    return index, sum(size for _, size in rows)
+
+
+def schema_url(base: str, schema: str) -> str:
+    sep = "&" if "?" in base else "?"
+    return f"{base}{sep}options=-csearch_path%3D{schema}"
+
+
+PG_TABLES = ("botwire_namespaces", "botwire_kv", "botwire_logs", "botwire_entries")
+
+
+def pg_unindexed_copy(base: str, src: str, dst: str) -> None:
+    """Make ``dst`` a copy of ``src``'s rows without the generated ``tsv`` columns."""
+    import psycopg
+
+    from botwire import Memory
+
+    with Memory("bench-anchor", url=schema_url(base, dst)) as m:
+        m.exists("x")  # the engine migrates on first use; closing it closes the engine
+    with psycopg.connect(base, autocommit=True, connect_timeout=5) as conn:
+        with conn.transaction():
+            conn.execute(f'ALTER TABLE "{dst}".botwire_kv DROP COLUMN tsv')
+            conn.execute(f'ALTER TABLE "{dst}".botwire_entries DROP COLUMN tsv')
+            for table in PG_TABLES:
+                cols = [
+                    r[0]
+                    for r in conn.execute(
+                        "SELECT column_name FROM information_schema.columns WHERE "
+                        "table_schema = %s AND table_name = %s AND is_generated = 'NEVER' "
+                        "ORDER BY ordinal_position",
+                        (dst, table),
+                    ).fetchall()
+                ]
+                names = ", ".join(f'"{c}"' for c in cols)
+                conn.execute(
+                    f'INSERT INTO "{dst}".{table} ({names}) SELECT {names} FROM "{src}".{table}'
+                )
+            conn.execute(
+                "SELECT setval(pg_get_serial_sequence(%s, 'id'), "
+                f'(SELECT coalesce(max(id), 1) FROM "{dst}".botwire_logs))',
+                (f'"{dst}".botwire_logs',),
+            )
+        for schema in (src, dst):
+            for table in PG_TABLES:
+                conn.execute(f'VACUUM ANALYZE "{schema}".{table}')
+
+
+def pg_space(base: str, schema: str) -> int:
+    import psycopg
+
+    with psycopg.connect(base, autocommit=True, connect_timeout=5) as conn:
+        return int(
+            conn.execute(
+                "SELECT sum(pg_total_relation_size(format('%%I.%%I', %s::text, t)::regclass)) "
+                "FROM unnest(%s::text[]) AS t",
+                (schema, list(PG_TABLES)),
+            ).fetchone()[0]
+        )
+
+
+def postgres_reachable(url: str) -> str | None:
+    """None when usable, else the reason to skip."""
+    try:
+        import psycopg
+    except ImportError as exc:
+        return f"psycopg not installed ({exc}); pip install 'botwire[postgres]'"
+    try:
+        with psycopg.connect(url, connect_timeout=3) as conn:
+            conn.execute("SELECT 1")
+    except Exception as exc:  # noqa: BLE001
+        return f"{url} unreachable: {type(exc).__name__}: {_short(str(exc))}"
+    return None
+
+
+# --------------------------------------------------------------------------------------------
+# Measurement
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Row:
+    """One row: the same arguments for every subject, drawn call by call from one RNG."""
+
+    label: str
+    make_args: Callable[[random.Random, int], list[tuple]]
+    fns: dict[str, Callable[..., Any]]  # subject -> timed callable
+
+
+class Runner:
+    def __init__(self, a: argparse.Namespace) -> None:
+        self.a = a
+        self.results: dict[str, dict[str, dict[str, Cell]]] = {}  # section, row, subject
+        self.prepare: list[Callable[[list[tuple]], None]] = []  # handles made before timing
+
+    def _warm(self, fn: Callable[..., Any], args: list[tuple]) -> float:
+        """Warm-up calls (at most ``--warm`` calls or ~0.3 s); returns their median, seconds."""
+        lat: list[int] = []
+        end = time.perf_counter() + 0.3
+        for a in args:
+            t0 = time.perf_counter_ns()
+            fn(*a)
+            lat.append(time.perf_counter_ns() - t0)
+            if len(lat) >= 3 and time.perf_counter() > end:
+                break
+        return statistics.median(lat) / 1e9
+
+    def run(self, section: str, rows: list[Row], subjects: list[str]) -> None:
+        a = self.a
+        table = self.results.setdefault(section, {})
+        for rep in range(a.reps):
+            shift = rep % len(subjects)
+            order = subjects[shift:] + subjects[:shift]
+            plans: list[tuple[Row, str, Cell, Callable[..., Any], list[list[tuple]], bool]] = []
+            lats: list[list[int]] = []
+            for row in rows:
+                cells = table.setdefault(row.label, {})
+                seed = zlib.crc32(f"{SEED}/{section}/{row.label}/{rep}".encode())
+                for s in order:
+                    fn = row.fns.get(s)
+                    if fn is None:
+                        continue
+                    cell = cells.setdefault(s, Cell())
+                    if cell.error:
+                        continue
+                    warm = row.make_args(random.Random(seed ^ 0x5A5A), a.warm)
+                    self._prepare(warm)
+                    try:
+                        est = self._warm(fn, warm)
+                    except Exception as exc:  # noqa: BLE001 - report it, go on with the rest
+                        cell.error = _short(f"{type(exc).__name__}: {exc}")
+                        log(f"    {s} / {row.label}: ERROR {cell.error}")
+                        continue
+                    n = max(a.min_calls, min(a.ops, int(a.budget / max(est, 1e-7))))
+                    args = row.make_args(random.Random(seed), n)  # a prefix of the same calls
+                    self._prepare(args)
+                    step = math.ceil(len(args) / a.chunks)
+                    slices = [args[i : i + step] for i in range(0, len(args), step)]
+                    plans.append((row, s, cell, fn, slices, est < 1e-3))
+                    lats.append([])
+            gc.collect()
+            for c in range(a.chunks):
+                for (row, s, cell, fn, slices, rewarm), lat in zip(plans, lats, strict=True):
+                    if cell.error or c >= len(slices):
+                        continue
+                    try:
+                        if rewarm:
+                            fn(*slices[c][0])  # untimed: the other subjects just ran
+                        lat += time_calls(fn, slices[c])
+                    except Exception as exc:  # noqa: BLE001
+                        cell.error = _short(f"{type(exc).__name__}: {exc}")
+                        log(f"    {s} / {row.label}: ERROR {cell.error}")
+            for (row, s, cell, _fn, _slices, _rw), lat in zip(plans, lats, strict=True):
+                if cell.error or not lat:
+                    continue
+                st = summarize(lat)
+                cell.reps.append(st)
+                log(
+                    f"    rep {rep + 1}/{a.reps} {row.label:<30} {s:<28} "
+                    f"p50 {fmt_us(st.p50):>9}  p99 {fmt_us(st.p99):>9}  ({st.n} calls)"
+                )
+
+    def catchup(
+        self,
+        section: str,
+        subjects: list[str],
+        writes: Callable[[random.Random, int], list[tuple[str, tuple]]],
+        write_fns: dict[str, dict[str, Callable[..., Any]]],
+        query: Callable[[random.Random], tuple],
+        search_fns: dict[str, Callable[..., Any]],
+        sizes: list[int],
+        trials: int,
+    ) -> None:
+        """The search right after a burst of writes, then the same search again.
+
+        A trial: ``k`` writes (untimed; the same for every subject), one timed search, the same
+        search timed again. Subjects alternate within each trial."""
+        table = self.results.setdefault(section, {})
+        for rep in range(self.a.reps):
+            shift = rep % len(subjects)
+            order = subjects[shift:] + subjects[:shift]
+            for k in sizes:
+                first, again = catchup_rows(k)
+                n_trials = trials if k == sizes[0] else max(2, trials // 3)
+                lats: dict[tuple[str, str], list[int]] = {}
+                rng = random.Random(zlib.crc32(f"{SEED}/{section}/{k}/{rep}".encode()))
+                for _ in range(n_trials):
+                    burst, q = writes(rng, k), query(rng)
+                    self._prepare([args for _, args in burst] + [q])
+                    for s in order:
+                        fns = write_fns[s]
+                        for kind, args in burst:
+                            fns[kind](*args)
+                        search = search_fns[s]
+                        for label in (first, again):
+                            t0 = time.perf_counter_ns()
+                            search(*q)
+                            lats.setdefault((label, s), []).append(time.perf_counter_ns() - t0)
+                for (label, s), lat in lats.items():
+                    st = summarize(lat)
+                    table.setdefault(label, {}).setdefault(s, Cell()).reps.append(st)
+                    log(
+                        f"    rep {rep + 1}/{self.a.reps} {label:<36} {s:<28} "
+                        f"p50 {fmt_us(st.p50):>9}  p99 {fmt_us(st.p99):>9}  ({st.n} calls)"
+                    )
+
+    def _prepare(self, args: list[tuple]) -> None:
+        for p in self.prepare:
+            p(args)
+
+    def stat(self, section: str, row: str, subject: str) -> Stat | None:
+        cell = self.results.get(section, {}).get(row, {}).get(subject)
+        return cell.median() if cell else None
+
+
+# --------------------------------------------------------------------------------------------
+# Sanity checks: the subjects do what the report says they do
+# --------------------------------------------------------------------------------------------
+
+
+def catchup_rows(k: int) -> tuple[str, str]:
+    return f"first search after {k} writes", f"the same search again ({k})"
+
+
+def _hit_ids(rows: list[Any]) -> set[tuple[Any, Any, Any]]:
+    return {(r[0], r[1], r[2]) for r in rows}
+
+
+def check_search(
+    bw: Botwire, raw: RawSQLite | RawPostgres, sample: list[int], stats: dict[str, list[int]]
+) -> None:
+    rng = random.Random(SEED)
+    for i in sample:
+        c = caller(i)
+        bw.prepare(c.ns)
+        for kind in QUERY_KINDS:
+            q = query_for(kind, c, rng)
+            hits = bw.search(c.ns, q)
+            ours = {(h.key, h.log, h.seq) for h in hits}
+            theirs = _hit_ids(raw.same_sql(c.ns, q))
+            if ours != theirs:
+                raise AssertionError(f"search {q!r} in {c.ns}: botwire {ours} != raw {theirs}")
+            if not hits:
+                raise AssertionError(f"search {q!r} in {c.ns} found nothing")
+            if kind == "1 word, rare" and "name" not in {h.key for h in hits}:
+                raise AssertionError(f"rare word {q!r} did not find the fact 'name'")
+            stats.setdefault(kind, []).append(len(hits))
+            if not bw.scan_rank(c.ns, q):
+                raise AssertionError(f"scan + rank for {q!r} in {c.ns} found nothing")
+    if isinstance(raw, RawSQLite):
+        c = caller(sample[0])
+        if not raw.match_only(c.ns, query_for("1 word, common", c, rng)):
+            raise AssertionError("MATCH only found nothing")
+
+
+def check_unindexed_sqlite(indexed: Botwire, unindexed: Botwire) -> None:
+    """A new word is searchable in the indexed file only; then the check namespace goes."""
+    import botwire
+
+    word = f"zq{uuid.uuid4().hex[:8]}"
+    for bw, expect in ((indexed, 1), (unindexed, 0)):
+        ns = "bench-check"
+        bw.prepare(ns)
+        bw.set(ns, "note", f"check {word}")
+        found = len(bw.search(ns, word))
+        if found != expect:
+            raise AssertionError(f"{bw.url}: {found} hits for a new word, expected {expect}")
+        bw.mems.pop(ns).close()
+        bw.logs.pop(ns)
+        botwire.forget(ns, url=bw.url)
+
+
+def check_unindexed_pg(base: str, schema: str) -> None:
+    import psycopg
+
+    with psycopg.connect(base, autocommit=True, connect_timeout=5) as conn:
+        n = conn.execute(
+            "SELECT count(*) FROM information_schema.columns WHERE table_schema = %s "
+            "AND column_name = 'tsv'",
+            (schema,),
+        ).fetchone()[0]
+    if n:
+        raise AssertionError(f"schema {schema} still has {n} tsv columns")
+
+
+# --------------------------------------------------------------------------------------------
+# Report
+# --------------------------------------------------------------------------------------------
+
+
+def fmt_us(x: float) -> str:
+    if x >= 1000:
+        return f"{x / 1000:.2f} ms"
+    if x >= 100:
+        return f"{x:.0f}"
+    return f"{x:.1f}"
+
+
+def fmt_time(x: float) -> str:
+    return fmt_us(x) if x >= 1000 else f"{fmt_us(x)} µs"
+
+
+def fmt_ratio(x: float | None) -> str:
+    if x is None:
+        return "n/a"
+    return f"{x:.2f}x" if x < 10 else f"{x:.1f}x"
+
+
+def fmt_bytes(n: float) -> str:
+    return f"{n / 1e6:.1f} MB"
+
+
+def _ratio(a: Stat | None, b: Stat | None, attr: str = "p50") -> str:
+    if a is None or b is None:
+        return "n/a"
+    return fmt_ratio(getattr(a, attr) / getattr(b, attr))
+
+
+def latency_table(
+    runner: Runner, section: str, rows: list[str], subjects: list[str], w: Callable[[str], None]
+) -> None:
+    w("| op | " + " | ".join(f"{s} p50 | {s} p99" for s in subjects) + " |")
+    w("|---|" + "---:|" * (2 * len(subjects)))
+    for row in rows:
+        line = f"| {row} |"
+        for s in subjects:
+            st = runner.stat(section, row, s)
+            cell = runner.results.get(section, {}).get(row, {}).get(s)
+            if st:
+                line += f" {fmt_us(st.p50)} | {fmt_us(st.p99)} |"
+            elif cell and cell.error:
+                line += f" error: {_short(cell.error, 60)} | |"
+            else:
+                line += " n/a | n/a |"
+        w(line)
+    w("")
+
+
+def ratio_table(
+    runner: Runner,
+    section: str,
+    rows: list[str],
+    pairs: list[tuple[str, str, str, str]],  # header, numerator, denominator, stat
+    w: Callable[[str], None],
+) -> None:
+    w("| op | " + " | ".join(p[0] for p in pairs) + " |")
+    w("|---|" + "---:|" * len(pairs))
+    for row in rows:
+        cells = [
+            _ratio(runner.stat(section, row, num), runner.stat(section, row, den), attr)
+            for _, num, den, attr in pairs
+        ]
+        w(f"| {row} | " + " | ".join(cells) + " |")
+    w("")
+
+
+def calls_note(runner: Runner, section: str) -> str:
+    counts = [
+        cell.median().n // max(1, len(cell.reps))  # type: ignore[union-attr]
+        for row in runner.results.get(section, {}).values()
+        for cell in row.values()
+        if cell.reps
+    ]
+    if not counts:
+        return ""
+    return f"{min(counts):,} to {max(counts):,} timed calls per measurement and repetition"
+
+
+def render(runner: Runner, meta: dict[str, Any]) -> str:
+    out: list[str] = []
+    w = out.append
+    d = meta["data"]
+    w("# botwire search benchmark results\n")
+    w(f"Command: `{meta['command']}`  ")
+    w(f"Date: {meta['date']}; total run time {meta['elapsed']:.0f} s  ")
+    w(f"Machine: {meta['machine']}  ")
+    w(f"Versions: {meta['versions']}\n")
+    for name, why in meta["skipped"].items():
+        w(f"- **{name} skipped:** {why}")
+    if meta["interrupted"]:
+        w("- **Interrupted:** the tables hold what was measured before the interruption.")
+    if meta["skipped"] or meta["interrupted"]:
+        w("")
+    w("## Data\n")
+    w(
+        f"- {human(d['callers'])} callers (namespaces), each with {N_FACTS} facts and a `calls` "
+        f"log of {N_CALLS} entries: {human(d['callers'] * N_FACTS)} keys and "
+        f"{human(d['callers'] * N_CALLS)} log entries in all."
+    )
+    for line in d["loads"]:
+        w(f"- {line}")
+    for line in d["space"]:
+        w(f"- {line}")
+    for line in d["words"]:
+        w(f"- {line}")
+    w(
+        f"- Timed writes: values of {d['value_bytes']:.0f} bytes of JSON on average, entries of "
+        f"{d['entry_bytes']:.0f} bytes."
+    )
+    w(
+        f"- Per measurement: {meta['plan']}; median of {meta['reps']} repetitions. "
+        "Latencies in µs unless marked ms.\n"
+    )
+
+    res = runner.results
+    w("## Write cost of the search index\n")
+    subjects = [s for s in WRITE_SUBJECTS if any(s in r for r in res.get("writes", {}).values())]
+    note = calls_note(runner, "writes")
+    if note:
+        w(
+            f"{note}. max: the slowest call; mean: average latency (1 / throughput of one "
+            "caller). Both show the rare long waits that p99 does not.\n"
+        )
+    ops = [("set", WRITE_ROWS[0]), ("append", WRITE_ROWS[1])]
+    stats = ("p50", "p99", "max", "mean")
+    w(f"Rows: `{WRITE_ROWS[0]}` as set, `{WRITE_ROWS[1]}` as append.\n")
+    head = " | ".join(f"{o} {x}" for o, _ in ops for x in stats)
+    w(f"| subject | {head} |")
+    w("|---|" + "---:|" * (len(ops) * len(stats)))
+    for subj in subjects:
+        cells = []
+        for _, row in ops:
+            stat = runner.stat("writes", row, subj)
+            cells += [fmt_us(getattr(stat, x)) if stat else "n/a" for x in stats]
+        w(f"| {subj} | " + " | ".join(cells) + " |")
+    w("")
+    w("Ratios of latencies (below 1 = the first one is faster):\n")
+    w(f"| ratio | {head} |")
+    w("|---|" + "---:|" * (len(ops) * len(stats)))
+    for engine in ("botwire-sqlite", "botwire-postgres"):
+        if engine not in subjects:
+            continue
+        for other, label in ((f"{engine} (no index)", "no index"), ("diskcache", "diskcache")):
+            cells = [
+                _ratio(runner.stat("writes", row, engine), runner.stat("writes", row, other), x)
+                for _, row in ops
+                for x in stats
+            ]
+            w(f"| {engine} / {label} | " + " | ".join(cells) + " |")
+    w("")
+    render_catchup(runner, meta, w)
+
+    render_search(
+        runner,
+        "search",
+        "## Search latency: `Memory.search(query, limit=10)`, freshly loaded index",
+        "",
+        w,
+    )
+    render_search(
+        runner,
+        "search-after",
+        "## Search latency after the writes above",
+        "The same measurement, after the write and catch-up sections: "
+        + "; ".join(d.get("after", []))
+        + ". The index now holds more documents (the appended entries), and on SQLite it is "
+        "spread over the segments that each applied batch added.",
+        w,
+    )
+    return "\n".join(out)
+
+
+def render_search(
+    runner: Runner, section: str, title: str, intro: str, w: Callable[[str], None]
+) -> None:
+    res = runner.results.get(section, {})
+    if not res:
+        return
+    w(f"{title}\n")
+    if intro:
+        w(f"{intro}\n")
+    note = calls_note(runner, section)
+    if note:
+        w(f"{note}.\n")
+    for engine, subs, pairs in SEARCH_TABLES:
+        present = [s for s in subs if any(s in r for r in res.values())]
+        if not present:
+            continue
+        w(f"### {engine}\n")
+        latency_table(runner, section, list(QUERY_KINDS), present, w)
+        w(
+            "Ratios: scan / search above 1 = search is faster than reading the namespace; "
+            "search / raw = botwire's time over the same work done with the driver alone.\n"
+        )
+        ratio_table(runner, section, list(QUERY_KINDS), pairs, w)
+
+
+def render_catchup(runner: Runner, meta: dict[str, Any], w: Callable[[str], None]) -> None:
+    if not runner.results.get("catchup"):
+        return
+    idx, ctl = "botwire-sqlite", "botwire-sqlite (no index)"
+    w("### SQLite: the search after a burst of writes\n")
+    w(
+        "botwire-sqlite indexes writes later: a write only queues what changed, and the queue is "
+        "applied before the next search (and in the background every 1000 writes). A trial: "
+        "a burst of writes (half `set`, half `append`, as above), then a search for a common "
+        f"word, then the same search again; {meta['trials']} trials per repetition. "
+        "The copy without the triggers is the control: it does the same writes and searches "
+        "with nothing to index.\n"
+    )
+    rows = [label for k in CATCHUP for label in catchup_rows(k)]
+    latency_table(runner, "catchup", rows, [idx, ctl], w)
+    k = CATCHUP[0]
+    first, again = catchup_rows(k)
+    f_i, a_i = runner.stat("catchup", first, idx), runner.stat("catchup", again, idx)
+    f_c, a_c = runner.stat("catchup", first, ctl), runner.stat("catchup", again, ctl)
+    if f_i and a_i and f_c and a_c:
+        extra = (f_i.p50 - a_i.p50) - (f_c.p50 - a_c.p50)
+        w(
+            f"Indexing paid by the first search after {k} writes: {fmt_time(extra)}, "
+            f"**{fmt_time(extra / k)} per write** (p50 of first minus again, less the same "
+            f"for the control). After {CATCHUP[-1]} writes the background run has already "
+            "applied part of the queue, so the first search pays for the rest only.\n"
+        )
+
+
+WRITE_SUBJECTS = (
+    "botwire-sqlite",
+    "botwire-sqlite (no index)",
+    "diskcache",
+    "botwire-postgres",
+    "botwire-postgres (no index)",
+)
+S_SEARCH, S_SCAN, S_SAME, S_MATCH = (
+    "botwire-sqlite search",
+    "scan + rank (sqlite)",
+    "sqlite3: same SQL",
+    "sqlite3: MATCH only",
+)
+P_SEARCH, P_SCAN, P_SAME = "botwire-postgres search", "scan + rank (postgres)", "psycopg: same SQL"
+SEARCH_TABLES: list[tuple[str, list[str], list[tuple[str, str, str, str]]]] = [
+    (
+        "SQLite",
+        [S_SEARCH, S_SCAN, S_SAME, S_MATCH],
+        [
+            ("scan / search p50", S_SCAN, S_SEARCH, "p50"),
+            ("search / same SQL p50", S_SEARCH, S_SAME, "p50"),
+            ("search / MATCH only p50", S_SEARCH, S_MATCH, "p50"),
+        ],
+    ),
+    (
+        "PostgreSQL",
+        [P_SEARCH, P_SCAN, P_SAME],
+        [
+            ("scan / search p50", P_SCAN, P_SEARCH, "p50"),
+            ("search / same SQL p50", P_SEARCH, P_SAME, "p50"),
+        ],
+    ),
+]
+
+
+def machine_info() -> str:
+    cpu = platform.processor() or platform.machine()
+    with contextlib.suppress(OSError), open("/proc/cpuinfo") as f:
+        for line in f:
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    mem = ""
+    with contextlib.suppress(OSError), open("/proc/meminfo") as f:
+        kb = int(f.readline().split()[1])
+        mem = f", {kb / 1024 / 1024:.0f} GiB RAM"
+    return (
+        f"{platform.system()} {platform.release()}, {cpu}, {os.cpu_count()} cores{mem} "
+        "(shared, noisy)"
+    )
+
+
+def source_digest() -> str:
+    """Short digest of src/botwire/**/*.py: which state of the code these numbers belong to."""
+    import hashlib
+
+    h = hashlib.sha256()
+    src = os.path.join(ROOT, "src", "botwire")
+    for dirpath, dirnames, filenames in sorted(os.walk(src)):
+        dirnames.sort()
+        for name in sorted(filenames):
+            if name.endswith(".py"):
+                path = os.path.join(dirpath, name)
+                h.update(os.path.relpath(path, src).encode())
+                with open(path, "rb") as f:
+                    h.update(f.read())
+    return h.hexdigest()[:12]
+
+
+def versions(pg_url: str | None) -> str:
+    parts = [f"Python {platform.python_version()}", f"SQLite {sqlite3.sqlite_version}"]
+    for mod in ("botwire", "diskcache", "psycopg"):
+        with contextlib.suppress(Exception):
+            m = __import__(mod)
+            ver = f"{mod} {getattr(m, '__version__', '?')}"
+            if mod == "botwire":
+                ver += f" (src digest {source_digest()})"
+            parts.append(ver)
+    if pg_url:
+        with contextlib.suppress(Exception):
+            import psycopg
+
+            with psycopg.connect(pg_url, connect_timeout=3) as conn:
+                server = conn.execute("SHOW server_version").fetchone()[0]
+            parts.append(f"PostgreSQL server {server}")
+    return ", ".join(parts)
+
+
+# --------------------------------------------------------------------------------------------
+# main
+# --------------------------------------------------------------------------------------------
+
+
+def word_stats(raw: RawSQLite, n_callers: int) -> list[str]:
+    """How common the query words are in the whole database (FTS5 document counts)."""
+    c = raw.conn
+    keys = c.execute("SELECT count(*) FROM botwire_kv").fetchone()[0]
+    entries = c.execute("SELECT count(*) FROM botwire_entries").fetchone()[0]
+    parts = []
+    for word in COMMON_WORDS:
+        match = f'body : "{word}"'
+        k = c.execute(
+            "SELECT count(*) FROM botwire_kv_fts WHERE botwire_kv_fts MATCH ?", (match,)
+        ).fetchone()[0]
+        e = c.execute(
+            "SELECT count(*) FROM botwire_entries_fts WHERE botwire_entries_fts MATCH ?", (match,)
+        ).fetchone()[0]
+        parts.append(f"`{word}` {100 * k / keys:.0f}% of keys, {100 * e / entries:.0f}% of entries")
+    rare = []
+    for i in range(0, n_callers, max(1, n_callers // 50)):
+        match = f'body : "{str(caller(i).ctx["surname"]).lower()}"'
+        rare.append(
+            c.execute(
+                "SELECT count(*) FROM botwire_kv_fts WHERE botwire_kv_fts MATCH ?", (match,)
+            ).fetchone()[0]
+        )
+    return [
+        "Common words (one per query, at random): " + "; ".join(parts) + " (whole database).",
+        f"Rare word: the caller's surname, in {statistics.mean(rare):.1f} keys of the whole "
+        "database on average (its own `name` fact, and other callers' with the same surname).",
+        "4 words: `<the caller's product> <the caller's city> refund <a weekday>`, "
+        "e.g. `kettle Leeds refund Friday`; any word matches (OR).",
+    ]
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(
+        description=(__doc__ or "").split("\n\n")[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--quick", action="store_true", help="1k callers, fewer calls (about a minute)")
+    p.add_argument("--callers", help="number of callers (namespaces); default 10k, quick 1k")
+    p.add_argument(
+        "--postgres-url",
+        default=DEFAULT_PG,
+        help="PostgreSQL server (default $BOTWIRE_BENCH_POSTGRES_URL or "
+        "postgresql://postgres@127.0.0.1:5432/test); the run uses two private schemas",
+    )
+    p.add_argument("--no-postgres", action="store_true", help="leave out botwire-postgres")
+    p.add_argument("--ops", type=int, help="timed calls per measurement (default 2000; quick 400)")
+    p.add_argument(
+        "--budget",
+        type=float,
+        help="at most this many seconds of timed calls per measurement (default 3; quick 0.5)",
+    )
+    p.add_argument("--min-calls", type=int, help="at least this many (default 30; quick 15)")
+    p.add_argument("--reps", type=int, default=3, help="repetitions (default 3)")
+    p.add_argument("--warm", type=int, default=50, help="warm-up calls, at most (default 50)")
+    p.add_argument(
+        "--chunks", type=int, default=10, help="slices in which calls are interleaved (10)"
+    )
+    p.add_argument(
+        "--trials",
+        type=int,
+        help="bursts of writes per repetition in the catch-up section (default 30; quick 8)",
+    )
+    p.add_argument(
+        "--concurrency", type=int, default=32, help="callers loaded at a time (default 32)"
+    )
+    p.add_argument("--output", help="also write the markdown report to this file")
+    p.add_argument("--tmpdir", help="parent directory for the SQLite and diskcache files")
+    a = p.parse_args(argv)
+    a.callers = parse_size(a.callers) if a.callers else (1000 if a.quick else 10_000)
+    a.ops = a.ops or (400 if a.quick else 2000)
+    a.budget = a.budget or (0.5 if a.quick else 3.0)
+    a.min_calls = a.min_calls or (15 if a.quick else 30)
+    a.trials = a.trials or (8 if a.quick else 30)
+    a.chunks = max(1, a.chunks)
+    if a.callers < 10:
+        p.error("--callers must be at least 10")
+    return a
+
+
+@dataclass
+class Setup:
+    """What the sections measure: the stores, and facts about the data for the report."""
+
+    tmp: str
+    n: int
+    data: dict[str, Any] = field(
+        default_factory=lambda: {"loads": [], "space": [], "words": [], "checks": []}
+    )
+    closers: list[Callable[[], None]] = field(default_factory=list)
+    schemas: list[str] = field(default_factory=list)
+    bw: Botwire | None = None
+    bw_no: Botwire | None = None
+    raw: RawSQLite | None = None
+    dc: Diskcache | None = None
+    pg: Botwire | None = None
+    pg_no: Botwire | None = None
+    rawpg: RawPostgres | None = None
+
+    def botwires(self) -> list[Botwire]:
+        return [b for b in (self.bw, self.bw_no, self.pg, self.pg_no) if b is not None]
+
+    def keep(self, obj: Any) -> Any:
+        self.closers.append(obj.close)
+        return obj
+
+
+def setup_sqlite(a: argparse.Namespace, st: Setup) -> None:
+    n = st.n
+    db, copy = os.path.join(st.tmp, "search.db"), os.path.join(st.tmp, "search-noindex.db")
+    url = f"sqlite:///{db}"
+    log(f"loading {human(n)} callers into botwire-sqlite")
+    dt = load(url, n, a.concurrency)
+    st.data["loads"].append(
+        f"botwire-sqlite loaded in {dt:.1f} s ({n / dt:,.0f} callers/s; AsyncMemory, "
+        f"{a.concurrency} callers at a time), then one search to apply the queued index changes"
+    )
+    settle_sqlite_index(url, db)
+    log(f"  {dt:.1f}s; copying it without the search triggers")
+    sqlite_unindexed_copy(db, copy)
+    space = sqlite_space(db)
+    if space:
+        st.data["space"].append(
+            f"botwire-sqlite file {fmt_bytes(space[1])}, of which the search index "
+            f"(FTS5 tables, their queue, the `doc` index) {fmt_bytes(space[0])}"
+        )
+    log("loading diskcache")
+    t0 = time.perf_counter()
+    st.dc = st.keep(Diskcache(os.path.join(st.tmp, "diskcache")))
+    st.dc.load(n)
+    st.data["loads"].append(
+        f"diskcache loaded in {time.perf_counter() - t0:.1f} s (`transact()` per 100 callers)"
+    )
+    st.bw = st.keep(Botwire(url))
+    st.bw_no = st.keep(Botwire(f"sqlite:///{copy}"))
+    st.raw = st.keep(RawSQLite(db))
+
+
+def setup_postgres(a: argparse.Namespace, st: Setup) -> None:
+    import psycopg
+
+    n = st.n
+    tag = uuid.uuid4().hex[:8]
+    s_idx, s_no = f"botwire_search_{tag}", f"botwire_search_{tag}_noindex"
+    with psycopg.connect(a.postgres_url, autocommit=True, connect_timeout=5) as conn:
+        for s in (s_idx, s_no):
+            conn.execute(f'CREATE SCHEMA "{s}"')
+            st.schemas.append(s)
+    url, url_no = schema_url(a.postgres_url, s_idx), schema_url(a.postgres_url, s_no)
+    conc = min(a.concurrency, 10)
+    log(f"loading {human(n)} callers into botwire-postgres (schema {s_idx})")
+    dt = load(url, n, conc)
+    st.data["loads"].append(
+        f"botwire-postgres loaded in {dt:.1f} s ({n / dt:,.0f} callers/s; AsyncMemory, "
+        f"{conc} callers at a time, the engine's default pool of 10), then `VACUUM ANALYZE`"
+    )
+    log(f"  {dt:.1f}s; copying its rows into {s_no} without the tsv columns")
+    pg_unindexed_copy(a.postgres_url, s_idx, s_no)
+    check_unindexed_pg(a.postgres_url, s_no)
+    with_idx, without = pg_space(a.postgres_url, s_idx), pg_space(a.postgres_url, s_no)
+    st.data["space"].append(
+        f"botwire-postgres tables with their indexes {fmt_bytes(with_idx)}, "
+        f"{fmt_bytes(without)} without the `tsv` columns and GIN indexes (after VACUUM of both)"
+    )
+    st.pg = st.keep(Botwire(url))
+    st.pg_no = st.keep(Botwire(url_no))
+    st.rawpg = st.keep(RawPostgres(url))
+
+
+def sanity(st: Setup) -> None:
+    assert st.bw and st.bw_no and st.raw
+    log("sanity checks")
+    sample = random.Random(SEED).sample(range(st.n), 8)
+    hits: dict[str, list[int]] = {}
+    check_search(st.bw, st.raw, sample, hits)
+    if st.pg and st.rawpg:
+        check_search(st.pg, st.rawpg, sample, {})
+    check_unindexed_sqlite(st.bw, st.bw_no)
+    st.data["words"] = word_stats(st.raw, st.n)
+    st.data["words"].append(
+        "Hits returned by botwire-sqlite (checked equal to the same SQL run by the driver, "
+        "on 8 callers): "
+        + ", ".join(f"{k} {statistics.mean(v):.1f}" for k, v in hits.items())
+        + f" on average (limit {LIMIT})."
+    )
+    wr = random.Random(1)
+    st.data["value_bytes"] = statistics.mean(len(dumps(write_value(wr))) for _ in range(200))
+    st.data["entry_bytes"] = statistics.mean(len(dumps(write_entry(wr))) for _ in range(200))
+
+
+def search_section(runner: Runner, st: Setup, section: str = "search") -> None:
+    assert st.bw and st.raw
+    n = st.n
+
+    def search_args(kind: str) -> Callable[[random.Random, int], list[tuple]]:
+        def make(r: random.Random, count: int) -> list[tuple]:
+            out = []
+            for _ in range(count):
+                c = caller(r.randrange(n))
+                out.append((c.ns, query_for(kind, c, r)))
+            return out
+
+        return make
+
+    rows = []
+    for kind in QUERY_KINDS:
+        fns: dict[str, Callable[..., Any]] = {
+            S_SEARCH: st.bw.search,
+            S_SCAN: st.bw.scan_rank,
+            S_SAME: st.raw.same_sql,
+            S_MATCH: st.raw.match_only,
+        }
+        if st.pg and st.rawpg:
+            fns.update({P_SEARCH: st.pg.search, P_SCAN: st.pg.scan_rank, P_SAME: st.rawpg.same_sql})
+        rows.append(Row(kind, search_args(kind), fns))
+    subjects = [s for _, subs, _ in SEARCH_TABLES for s in subs if s in rows[0].fns]
+    log(f"== {section} ({', '.join(subjects)})")
+    runner.run(section, rows, subjects)
+
+
+def set_args(n: int) -> Callable[[random.Random, int], list[tuple]]:
+    def make(r: random.Random, count: int) -> list[tuple]:
+        out = []
+        for _ in range(count):
+            c = caller(r.randrange(n))
+            out.append((c.ns, r.choice(list(c.facts)), write_value(r)))
+        return out
+
+    return make
+
+
+def append_args(n: int) -> Callable[[random.Random, int], list[tuple]]:
+    def make(r: random.Random, count: int) -> list[tuple]:
+        return [(ns_name(r.randrange(n)), write_entry(r)) for _ in range(count)]
+
+    return make
+
+
+def write_fns(st: Setup) -> dict[str, dict[str, Callable[..., Any]]]:
+    """subject -> {"set": fn, "append": fn}"""
+    assert st.bw and st.bw_no and st.dc
+    out = {
+        "botwire-sqlite": {"set": st.bw.set, "append": st.bw.append},
+        "botwire-sqlite (no index)": {"set": st.bw_no.set, "append": st.bw_no.append},
+        "diskcache": {"set": st.dc.set, "append": st.dc.append},
+    }
+    if st.pg and st.pg_no:
+        out["botwire-postgres"] = {"set": st.pg.set, "append": st.pg.append}
+        out["botwire-postgres (no index)"] = {"set": st.pg_no.set, "append": st.pg_no.append}
+    return out
+
+
+def write_section(runner: Runner, st: Setup) -> None:
+    fns = write_fns(st)
+    rows = [
+        Row(WRITE_ROWS[0], set_args(st.n), {s: f["set"] for s, f in fns.items()}),
+        Row(WRITE_ROWS[1], append_args(st.n), {s: f["append"] for s, f in fns.items()}),
+    ]
+    subjects = [s for s in WRITE_SUBJECTS if s in fns]
+    log(f"== writes ({', '.join(subjects)})")
+    runner.run("writes", rows, subjects)
+
+
+def catchup_section(runner: Runner, st: Setup) -> None:
+    assert st.bw and st.bw_no
+    n, fns = st.n, write_fns(st)
+    sets, appends = set_args(n), append_args(n)
+
+    def writes(r: random.Random, k: int) -> list[tuple[str, tuple]]:
+        return [("set", a) for a in sets(r, k // 2)] + [
+            ("append", a) for a in appends(r, k - k // 2)
+        ]
+
+    def query(r: random.Random) -> tuple:
+        c = caller(r.randrange(n))
+        return (c.ns, query_for("1 word, common", c, r))
+
+    subjects = ["botwire-sqlite", "botwire-sqlite (no index)"]
+    search = {"botwire-sqlite": st.bw.search, "botwire-sqlite (no index)": st.bw_no.search}
+    log("== catch-up: a search right after a burst of writes")
+    runner.catchup("catchup", subjects, writes, fns, query, search, list(CATCHUP), runner.a.trials)
+
+
+CATCHUP = (100, 1000)
+
+
+def writes_done(st: Setup) -> list[str]:
+    """How much the stores changed since loading (the same writes went to every subject)."""
+    assert st.raw
+    c = st.raw.conn
+    overwrites = c.execute("SELECT sum(version) - count(*) FROM botwire_kv").fetchone()[0]
+    entries = c.execute("SELECT count(*) FROM botwire_entries").fetchone()[0]
+    return [
+        f"about {overwrites:,} overwrites of facts and "
+        f"{entries - st.n * N_CALLS:,} appended entries ({entries:,} entries now)"
+    ]
+
+
+def main(argv: list[str] | None = None) -> int:
+    a = parse_args(argv)
+    t_start = time.perf_counter()
+    st = Setup(tempfile.mkdtemp(prefix="botwire-bench-search-", dir=a.tmpdir), a.callers)
+    skipped: dict[str, str] = {}
+    pg_problem = "--no-postgres" if a.no_postgres else postgres_reachable(a.postgres_url)
+    if pg_problem:
+        skipped["botwire-postgres"] = pg_problem
+        log(f"skipping botwire-postgres: {pg_problem}")
+    runner = Runner(a)
+    runner.prepare.append(lambda args: [b.prepare(t[0]) for t in args for b in st.botwires()])
+    interrupted = False
+    try:
+        setup_sqlite(a, st)
+        if not pg_problem:
+            try:
+                setup_postgres(a, st)
+            except Exception as exc:  # noqa: BLE001 - go on without it, say why
+                skipped["botwire-postgres"] = _short(f"setup failed: {type(exc).__name__}: {exc}")
+                log(f"skipping botwire-postgres: {skipped['botwire-postgres']}")
+                st.pg = st.pg_no = st.rawpg = None
+        sanity(st)
+        search_section(runner, st)
+        write_section(runner, st)
+        catchup_section(runner, st)
+        st.data["after"] = writes_done(st)
+        search_section(runner, st, "search-after")
+    except KeyboardInterrupt:
+        interrupted = True
+        log("interrupted: reporting what was measured so far")
+    finally:
+        vers = versions(None if pg_problem else a.postgres_url)
+        for close in reversed(st.closers):
+            try:
+                close()
+            except Exception as exc:  # noqa: BLE001
+                log(f"cleanup failed: {type(exc).__name__}: {exc}")
+        if st.schemas:
+            import psycopg
+
+            with psycopg.connect(a.postgres_url, autocommit=True, connect_timeout=5) as conn:
+                for s in st.schemas:
+                    conn.execute(f'DROP SCHEMA IF EXISTS "{s}" CASCADE')
+        shutil.rmtree(st.tmp, ignore_errors=True)
+
+    elapsed = time.perf_counter() - t_start
+    args_text = " ".join(argv if argv is not None else sys.argv[1:])
+    meta = {
+        "command": f".venv/bin/python bench/bench_search.py {args_text}".strip(),
+        "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
+        "elapsed": elapsed,
+        "machine": machine_info(),
+        "versions": vers,
+        "skipped": skipped,
+        "interrupted": interrupted,
+        "data": {"callers": a.callers, "value_bytes": 0.0, "entry_bytes": 0.0, **st.data},
+        "reps": a.reps,
+        "trials": a.trials,
+        "plan": (
+            f"up to {a.ops:,} timed calls (at most {a.budget:g} s of them, at least "
+            f"{a.min_calls}) after up to {a.warm} warm-up calls, all rows and subjects of a "
+            f"section interleaved in {a.chunks} slices"
+        ),
+    }
+    md = render(runner, meta)
+    print(md)
+    if a.output:
+        os.makedirs(os.path.dirname(os.path.abspath(a.output)), exist_ok=True)
+        with open(a.output, "w") as f:
+            f.write(md + "\n")
+    log(f"done in {elapsed:.0f}s" + (f"; markdown -> {a.output}" if a.output else ""))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
