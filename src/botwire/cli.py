@@ -154,8 +154,10 @@ def serve(host: str | None, port: int | None, database: str | None, workers: int
 
 
 from .keys_cli import keys  # noqa: E402  (the `botwire keys ...` group)
+from .voice_cli import voice  # noqa: E402  (the `botwire voice ...` group)
 
 main.add_command(keys)
+main.add_command(voice)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -1,114 +1,169 @@
-"""The mission in one run: two calls from the same number, each in its own process.
+"""The product in one run: two phone calls through the real Vapi webhook, the second remembers
+the first.
 
-Call 1 meets a new caller and stores what it learns. Call 2 runs in a new process (as it would
-on the next day, after a deploy, or on another worker) and greets the caller with it. Nothing
-is passed between the two processes except the botwire store.
+A botwire server starts in this process on a local port, over the embedded SQLite file. Call 1
+from a number goes through ``/voice/vapi`` as Vapi sends it (assistant-request, tool-calls,
+end-of-call-report). The server is then stopped and a new one started (a deploy, the next day),
+and call 2 from the same number gets an answer that carries call 1's summary and facts.
 """
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
+import json
+import secrets
+import socket
+import threading
 import time
+from typing import Any
 
-from . import Memory
+import httpx
+
+from . import forget
+from .engines import default_path, resolve_url
 
 PHONE = "+15555550123"
-NAMESPACE = f"demo:caller:{PHONE}"
+ASSISTANT = "demo-assistant"
+CALL_1 = [
+    ("bot", "Thanks for calling Kettle & Co. Who am I speaking with?"),
+    ("user", "Hi, this is Ana. My blue kettle, ORDER-789, hasn't shipped."),
+    ("bot", "Sorry about that, Ana. I've flagged ORDER-789 with the warehouse."),
+    ("user", "Thanks. Please text me rather than call."),
+]
+SUMMARY = "Ana asked why ORDER-789 (blue kettle) has not shipped; flagged with the warehouse."
 
 
-def _say(who: str, text: str) -> None:
-    print(f"    [pid {os.getpid()}] {who:>6}: {text}", flush=True)
+class DemoServer:
+    """``botwire serve`` in a thread, on a free local port, answering Vapi with a fresh secret."""
+
+    def __init__(self, database: str, secret: str) -> None:
+        import uvicorn
+
+        from .server import Settings, create_app
+        from .voice.settings import VoiceSettings
+
+        voice = VoiceSettings(vapi_secret=secret, vapi_assistant_id=ASSISTANT)
+        app = create_app(Settings(database=database), voice_settings=voice)
+        self.port = _free_port()
+        config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning")
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    def __enter__(self) -> DemoServer:
+        self.thread.start()
+        deadline = time.monotonic() + 20
+        while not self.server.started:
+            if not self.thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError("the demo server did not start")
+            time.sleep(0.02)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.should_exit = True
+        self.thread.join(20)
 
 
-def call_one() -> None:
-    with Memory(NAMESPACE) as memory:
-        transcript = memory.log("transcript")
-        name = memory.get("customer_name")
-        _say(
-            "agent",
-            f"Thanks for calling! {'Welcome back, ' + name if name else 'Who am I speaking with?'}",
-        )
-        turns = [
-            (
-                "caller",
-                "Hi, this is Ana. I ordered a blue kettle, ORDER-789, and it hasn't shipped.",
-            ),
-            ("agent", "Sorry about that, Ana. I've flagged ORDER-789 with the warehouse."),
-            ("caller", "Thanks. Please text me rather than call."),
-            ("agent", "Noted: text messages only. We'll be in touch."),
-        ]
-        for role, text in turns:
-            _say(role, text)
-        transcript.extend([{"role": r, "text": t} for r, t in turns])
-        memory.set_many(
-            {
-                "customer_name": "Ana",
-                "last_order": "ORDER-789",
-                "preferences": {"contact": "sms"},
-                "open_issue": "ORDER-789 not shipped; flagged with warehouse",
-            }
-        )
-        memory.incr("calls")
-        memory.log("calls").append(
-            {
-                "summary": "Ana asked about ORDER-789 (not shipped).",
-                "outcome": "flagged",
-                "ended_at": time.time(),
-            }
-        )
-        _say("botwire", f"stored {memory.count()} facts and {len(transcript)} turns")
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
 
 
-def call_two() -> None:
-    with Memory(NAMESPACE) as memory:
-        facts = memory.get_many(["customer_name", "last_order", "open_issue", "preferences"])
-        last_call = memory.log("calls").read(last=1)
-        calls = memory.get("calls", 0)
-        _say("botwire", f"found {len(facts)} facts, {calls} earlier call(s)")
-        if last_call:
-            _say("botwire", f"last call: {last_call[0].value['summary']}")
-        name = facts.get("customer_name")
-        if name:
-            _say(
-                "agent",
-                f"Welcome back, {name}! Are you calling about {facts['last_order']}? "
-                f"Last time: {facts['open_issue']}.",
-            )
-        else:
-            _say("agent", "Thanks for calling! Who am I speaking with?")
-        memory.incr("calls")
+class Vapi:
+    """Sends what Vapi sends for one call."""
+
+    def __init__(self, client: httpx.Client, call_id: str) -> None:
+        self.client, self.call_id = client, call_id
+
+    def send(self, kind: str, **fields: Any) -> Any:
+        message = {"type": kind, "timestamp": int(time.time() * 1000),
+                   "call": {"id": self.call_id, "type": "inboundPhoneCall",
+                            "customer": {"number": PHONE}},
+                   "customer": {"number": PHONE}, **fields}
+        resp = self.client.post("/voice/vapi", json={"message": message})
+        resp.raise_for_status()
+        return resp.json()
+
+    def tool(self, name: str, **args: Any) -> str:
+        call = {"id": f"tool_{secrets.token_hex(3)}", "type": "function",
+                "function": {"name": name, "arguments": json.dumps(args)}}
+        (result,) = self.send("tool-calls", toolCallList=[call])["results"]
+        return str(result.get("result", result.get("error")))
+
+
+def _step(text: str) -> None:
+    print(f"  -> {text}", flush=True)
+
+
+def _show(title: str, text: str) -> None:
+    print(f"     {title}")
+    for line in text.splitlines():
+        print(f"       | {line}")
+
+
+def call_one(client: httpx.Client) -> None:
+    vapi = Vapi(client, "demo-call-1")
+    answer = vapi.send("assistant-request")
+    _step("assistant-request: Vapi asks which assistant answers, and with what memory")
+    _show("memory sent to the assistant:", answer["assistantOverrides"]["variableValues"]["memory"])
+    for role, text in CALL_1:
+        print(f"     {'agent' if role == 'bot' else 'caller'}: {text}")
+    for name, args in (("remember", {"key": "customer_name", "value": "Ana"}),
+                       ("remember", {"key": "last_order", "value": "ORDER-789"}),
+                       ("remember", {"key": "open:ORDER-789", "value": "not shipped; flagged"}),
+                       ("remember_fact", {"text": "Prefers text messages to calls"})):
+        shown = ", ".join(f"{k}={v!r}" for k, v in args.items())
+        _step(f"tool-calls {name}({shown}): {vapi.tool(name, **args)}")
+    vapi.send("end-of-call-report", endedReason="customer-ended-call",
+              startedAt=_iso(time.time() - 95), endedAt=_iso(time.time()),
+              analysis={"summary": SUMMARY, "successEvaluation": "true"},
+              artifact={"messages": [{"role": r, "message": t} for r, t in CALL_1]})
+    _step(f"end-of-call-report: transcript ({len(CALL_1)} turns) and summary stored")
+
+
+def call_two(client: httpx.Client) -> bool:
+    vapi = Vapi(client, "demo-call-2")
+    answer = vapi.send("assistant-request")
+    variables = answer["assistantOverrides"]["variableValues"]
+    _step(f"assistant-request: answered with assistant {answer['assistantId']!r} and")
+    for name in ("customer_name", "last_order", "last_call_summary"):
+        print(f"       {{{{{name}}}}} = {variables.get(name, '')!r}")
+    _show("{{memory}} =", variables["memory"])
+    _step("tool-calls recall_memory(query='kettle'): the agent looks something up")
+    _show("answer:", vapi.tool("recall_memory", query="kettle"))
+    return (variables.get("customer_name") == "Ana" and SUMMARY in variables["memory"]
+            and variables.get("last_order") == "ORDER-789")
+
+
+def _iso(ts: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ts))
 
 
 def run() -> int:
-    """Run the demo: reset the demo caller, then each call in a fresh Python process."""
-    with Memory(NAMESPACE) as memory:
-        location = memory.engine.url
-        memory.clear()
-        memory.log("transcript").clear()
-        memory.log("calls").clear()
-    print(f"botwire demo: memory lives in {location}\n")
-    for title, step in (("Call 1", "one"), ("Call 2 (next day, new process)", "two")):
-        print(f"{title}: {PHONE} rings in")
-        done = subprocess.run([sys.executable, "-m", "botwire.demo", step], check=False)
-        if done.returncode != 0:
-            print(f"call {step} failed with exit code {done.returncode}", file=sys.stderr)
-            return done.returncode
-        print()
-    with Memory(NAMESPACE) as memory:
-        remembered = memory.get("customer_name") == "Ana" and memory.get("calls") == 2
-    print(
-        "The second call greeted the caller with what the first one stored."
-        if remembered
-        else "The second call did not find the first call's memory."
-    )
-    return 0 if remembered else 1
+    try:
+        import uvicorn  # noqa: F401
+    except ImportError:
+        print("botwire demo needs the server: pip install 'botwire[server]'")
+        return 2
+    database = resolve_url(None)
+    if database.split(":", 1)[0].lower() in ("http", "https"):  # the demo runs its own server
+        database = "sqlite:///" + default_path()
+    forget(f"phone:{PHONE}", url=database)  # start from a caller nobody knows
+    secret = secrets.token_urlsafe(24)
+    print(f"botwire demo: memory lives in {database}")
+    remembered = False
+    for title, call in (("Call 1", call_one), ("Call 2 (server restarted, same number)", call_two)):
+        with DemoServer(database, secret) as server:
+            base = f"http://127.0.0.1:{server.port}"
+            print(f"\n{title}: {PHONE} calls; Vapi posts to {base}/voice/vapi")
+            with httpx.Client(base_url=base, headers={"x-vapi-secret": secret}) as client:
+                remembered = bool(call(client))
+    print()
+    if remembered:
+        print("Call 2's answer carries call 1's summary and facts: the caller was remembered.")
+        return 0
+    print("Call 2 did not get call 1's memory.")
+    return 1
 
 
 if __name__ == "__main__":
-    steps = {"one": call_one, "two": call_two}
-    if len(sys.argv) == 2 and sys.argv[1] in steps:
-        steps[sys.argv[1]]()
-    else:
-        sys.exit(run())
+    raise SystemExit(run())

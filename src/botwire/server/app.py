@@ -21,7 +21,8 @@ from .._version import __version__
 from ..engines import open_engine
 from ..engines.base import Engine, FindKey
 from ..errors import StorageUnavailable
-from . import errors, fast, legacy, v1
+from ..voice.settings import VoiceSettings
+from . import errors, fast, legacy, v1, voice
 from .config import Settings
 from .errors import BodyTooLarge, error_response
 from .state import Context
@@ -30,15 +31,21 @@ Scope = dict[str, Any]
 log = logging.getLogger("botwire.server")
 
 
-def create_app(settings: Settings | None = None, engine: Engine | None = None) -> FastAPI:
+def create_app(
+    settings: Settings | None = None,
+    engine: Engine | None = None,
+    voice_settings: VoiceSettings | None = None,
+) -> FastAPI:
     """An application over ``engine`` (or one opened from ``settings.database`` at startup,
-    closed at shutdown)."""
+    closed at shutdown). ``voice_settings`` defaults to ``VoiceSettings.load()``."""
     settings = settings or Settings.from_env()
+    voice_settings = voice_settings or VoiceSettings.load()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         owned = engine is None
         ctx = Context.build(engine or open_engine(settings.database), settings)
+        ctx.voice = voice.Voice.build(voice_settings, ctx.engine, ctx.quotas)
         app.state.ctx = ctx
         await ctx.engine.aexecute(FindKey("startup"))  # create or migrate the schema now
         try:
@@ -57,6 +64,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
         app.add_exception_handler(exc_class, handler)
     app.include_router(v1.router)
     app.include_router(legacy.router)
+    app.include_router(voice.router)
     _add_health(app)
     app.add_middleware(Edge, max_body=settings.max_body_bytes)
     if settings.cors_origins:  # outside Edge, so the fast path's answers get the headers too

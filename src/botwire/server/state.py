@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from ..engines.base import Engine
 from .auth import KeyRing
@@ -18,6 +19,7 @@ class Context:
     keyring: KeyRing
     quotas: Quotas
     metrics: Metrics
+    voice: Any = None  # server.voice.Voice, set at startup
 
     @classmethod
     def build(cls, engine: Engine, settings: Settings) -> Context:

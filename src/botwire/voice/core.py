@@ -1,0 +1,331 @@
+"""What happens at call start, during a call (tools) and at call end, written once.
+
+Each operation is a *plan*: a generator that yields steps (functions of a ``Memory`` or an
+``AsyncMemory``) and receives their results. ``run`` drives a plan on a ``Memory``, ``arun`` on an
+``AsyncMemory``, so the webhooks (async, in the server) and ``CallMemory`` (sync or async, in
+process) share every line of logic.
+"""
+
+from __future__ import annotations
+
+import inspect
+import time
+from collections.abc import Callable, Generator
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from .._codec import check_name
+from ..errors import BotWireError, InvalidInput, VersionConflict
+from . import context
+from .records import (
+    CALLS,
+    CONVERSATION,
+    INTERNAL_PREFIX,
+    LAST_CALL,
+    NOTES,
+    CallEnd,
+    Turn,
+    merge_calls,
+)
+
+T = TypeVar("T")
+Step = Callable[[Any], Any]
+Plan = Generator[Step, Any, T]
+
+CLAIM_TTL = 30 * 24 * 3600.0  # a platform's retries come within minutes; keep claims a month
+LEASE = 60.0  # a claim left "pending" this long belongs to a writer that died: take it over
+MAX_FACTS = 200  # facts read at call start; the budget would cut the rest anyway
+READ_CALLS = 20
+READ_NOTES = 20
+MAX_RESULT = 2000
+
+
+class ToolError(BotWireError):
+    """A tool call that cannot be answered (unknown tool, missing argument); said to the agent."""
+
+
+def run(plan: Plan[T], memory: Any) -> T:
+    """Drive ``plan`` on a sync ``Memory``."""
+    result: Any = None
+    error: BaseException | None = None
+    while True:
+        try:
+            step = plan.throw(error) if error is not None else plan.send(result)
+        except StopIteration as stop:
+            return stop.value  # type: ignore[no-any-return]
+        error = None
+        try:
+            result = _collect(step(memory))
+        except BotWireError as exc:
+            error = exc
+
+
+async def arun(plan: Plan[T], memory: Any) -> T:
+    """Drive ``plan`` on an ``AsyncMemory``."""
+    result: Any = None
+    error: BaseException | None = None
+    while True:
+        try:
+            step = plan.throw(error) if error is not None else plan.send(result)
+        except StopIteration as stop:
+            return stop.value  # type: ignore[no-any-return]
+        error = None
+        try:
+            result = step(memory)
+            if inspect.isawaitable(result):
+                result = await result
+            elif hasattr(result, "__aiter__"):
+                result = [item async for item in result]
+            result = _collect(result)
+        except BotWireError as exc:
+            error = exc
+
+
+def _collect(result: Any) -> Any:
+    return list(result) if inspect.isgenerator(result) else result
+
+
+# -- call start ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Briefing:
+    """The answer to call start: the ``memory`` text and every variable (all strings)."""
+
+    memory: str
+    variables: dict[str, str]
+    known: bool
+
+
+def snapshot() -> Plan[context.Snapshot]:
+    facts = yield lambda m: _first_items(m, MAX_FACTS)
+    calls = yield lambda m: m.log(CALLS).read(last=READ_CALLS)
+    notes = yield lambda m: m.log(NOTES).read(last=READ_NOTES)
+    return context.Snapshot(
+        facts=dict(facts),
+        calls=merge_calls([e.value for e in calls]),
+        notes=[_note_text(e.value) for e in reversed(notes)],
+    )
+
+
+def _first_items(memory: Any, n: int) -> Any:
+    items = memory.items()
+    if hasattr(items, "__aiter__"):
+        return _afirst(items, n)
+    return [item for _, item in zip(range(n), items)]
+
+
+async def _afirst(items: Any, n: int) -> list[Any]:
+    out = []
+    async for item in items:
+        if len(out) >= n:
+            break
+        out.append(item)
+    return out
+
+
+def _note_text(value: Any) -> str:
+    return value.get("text", "") if isinstance(value, dict) else context.text(value)
+
+
+def briefing(
+    budget: int = context.DEFAULT_BUDGET, always: tuple[str, ...] = ()
+) -> Plan[Briefing]:
+    snap = yield from snapshot()
+    memory = context.build(snap, budget)
+    return Briefing(memory, context.variables(snap, memory, always), snap.known)
+
+
+# -- tools --------------------------------------------------------------------------------
+
+TOOLS = ("recall_memory", "remember", "remember_fact", "forget")
+
+
+def tool(name: str, args: dict[str, Any], call_id: str | None = None) -> Plan[str]:
+    """Run one in-call tool; its answer is a sentence the agent can use as it is."""
+    if name == "recall_memory":
+        return (yield from recall(_arg(args, "query"), int(args.get("limit") or 5)))
+    if name == "remember":
+        return (yield from remember(_arg(args, "key"), _value(args)))
+    if name == "remember_fact":
+        return (yield from remember_fact(_arg(args, "text", "fact"), call_id))
+    if name == "forget":
+        return (yield from forget(_arg(args, "key")))
+    raise ToolError(f"unknown tool {name!r}; botwire answers {', '.join(TOOLS)}")
+
+
+def _arg(args: dict[str, Any], *names: str) -> str:
+    for name in names:
+        value = args.get(name)
+        if isinstance(value, str) and value.strip():
+            return value.strip()
+        if value is not None and not isinstance(value, str):
+            raise ToolError(f"argument {name!r} must be a string")
+    raise ToolError(f"missing argument {names[0]!r}")
+
+
+def _value(args: dict[str, Any]) -> Any:
+    if "value" not in args or args["value"] in (None, ""):
+        raise ToolError("missing argument 'value'")
+    return args["value"]
+
+
+def _fact_key(key: str) -> str:
+    try:
+        check_name(key)
+    except InvalidInput as exc:
+        raise ToolError(str(exc)) from None
+    if key.startswith(INTERNAL_PREFIX) or key == LAST_CALL:
+        raise ToolError(f"{key!r} is kept by botwire itself and cannot be changed by a tool")
+    return key
+
+
+def recall(query: str, limit: int = 5) -> Plan[str]:
+    limit = max(1, min(limit, 20))
+    hits = yield lambda m: m.search(query, limit=limit + 5)
+    lines = [line for line in map(_hit_line, hits) if line][:limit]
+    if not lines:
+        return f"Nothing stored about this caller matches {query!r}."
+    return context._cut("\n".join(lines), MAX_RESULT)
+
+
+def _hit_line(hit: Any) -> str | None:
+    value = hit.value
+    if hit.key is not None:
+        if hit.key.startswith(INTERNAL_PREFIX) or hit.key == LAST_CALL:
+            return None  # bookkeeping, and a copy of the newest call record
+        return f"{hit.key}: {context.text(value)}"
+    if hit.log == CALLS and isinstance(value, dict):
+        return "call " + context.call_line(value)
+    if hit.log == CONVERSATION and isinstance(value, dict):
+        return f"{value.get('role', 'someone')} said ({context.when(hit.ts)}): " + context.text(
+            value.get("text", "")
+        )
+    if hit.log == NOTES:
+        return "note: " + _note_text(value)
+    return f"{hit.log}: {context.text(value)}"
+
+
+def remember(key: str, value: Any) -> Plan[str]:
+    key = _fact_key(key)
+    yield lambda m: m.set(key, value)
+    return f"Remembered {key}."
+
+
+def remember_fact(fact: str, call_id: str | None = None) -> Plan[str]:
+    entry = {"text": fact, "call_id": call_id, "ts": time.time()}
+    yield lambda m: m.log(NOTES).append(entry)
+    return "Noted."
+
+
+def forget(key: str) -> Plan[str]:
+    key = _fact_key(key)
+    existed = yield lambda m: m.delete(key)
+    return f"Forgot {key}." if existed else f"Nothing was stored under {key}."
+
+
+# -- call end -----------------------------------------------------------------------------
+
+
+def end_call(event: CallEnd) -> Plan[bool]:
+    """Write the call's transcript, record and ``last_call``, once per (platform, call, part).
+
+    Returns False when this part was already written (or is being written right now).
+    """
+    base = f"{INTERNAL_PREFIX}call/{event.platform}/{event.call_id}"
+    wrote = False
+    if event.turns:
+        wrote |= yield from _once(f"{base}/transcript", _write_transcript(event))
+    wrote |= yield from _once(f"{base}/{event.part}", _write_record(event))
+    return wrote
+
+
+def _once(claim: str, write: Callable[[bool], Plan[None]]) -> Plan[bool]:
+    """Run ``write`` unless ``claim`` says it ran; ``write(True)`` after a crashed writer."""
+    taken = yield from _claim(claim)
+    if taken is None:
+        return False
+    yield from write(taken)
+    yield lambda m: m.set(claim, {"state": "done", "at": time.time()}, ttl=CLAIM_TTL)
+    return True
+
+
+def _claim(claim: str) -> Plan[bool | None]:
+    """True: taken over from a dead writer; False: taken fresh; None: someone else has it."""
+    pending = {"state": "pending", "at": time.time()}
+    try:
+        yield lambda m: m.set(claim, pending, ttl=CLAIM_TTL, if_version=0)
+        return False
+    except VersionConflict:
+        pass
+    info = yield lambda m: m.info(claim)
+    held = yield lambda m: m.get(claim)
+    if info is None or not isinstance(held, dict) or held.get("state") != "pending":
+        return None
+    if time.time() - float(held.get("at") or 0) < LEASE:
+        return None
+    try:
+        yield lambda m: m.set(claim, pending, ttl=CLAIM_TTL, if_version=info.version)
+        return True
+    except VersionConflict:
+        return None
+
+
+def _write_transcript(event: CallEnd) -> Callable[[bool], Plan[None]]:
+    entries = [_turn_entry(t, event) for t in event.turns]
+
+    def write(check: bool) -> Plan[None]:
+        if check:  # a writer died after claiming: did its extend land?
+            tail = yield lambda m: m.log(CONVERSATION).read(last=len(entries))
+            if any(_same_call(e.value, event) for e in tail):
+                return
+        yield lambda m: m.log(CONVERSATION).extend(entries)
+
+    return write
+
+
+def _turn_entry(turn: Turn, event: CallEnd) -> dict[str, Any]:
+    return {
+        "role": turn.role,
+        "text": turn.text,
+        "call_id": event.call_id,
+        "platform": event.platform,
+        "ts": turn.ts if turn.ts is not None else event.ended_at,
+    }
+
+
+def _same_call(value: Any, event: CallEnd, part: str | None = None) -> bool:
+    return (
+        isinstance(value, dict)
+        and value.get("call_id") == event.call_id
+        and value.get("platform") == event.platform
+        and (part is None or value.get("part") == part)
+    )
+
+
+def _write_record(event: CallEnd) -> Callable[[bool], Plan[None]]:
+    record = event.record()
+
+    def write(check: bool) -> Plan[None]:
+        landed = False
+        if check:
+            tail = yield lambda m: m.log(CALLS).read(last=READ_CALLS)
+            landed = any(_same_call(e.value, event, event.part) for e in tail)
+        if not landed:
+            yield lambda m: m.log(CALLS).append(record)
+        yield from _update_last_call(record)
+
+    return write
+
+
+def _update_last_call(record: dict[str, Any]) -> Plan[None]:
+    """``last_call`` follows the newest call; a late part of an older call never replaces it."""
+    current = yield lambda m: m.get(LAST_CALL)
+    fields = ("call_id", "platform", "started_at", "ended_at", "duration_s", "summary", "outcome")
+    new = {k: record.get(k) for k in fields}
+    if isinstance(current, dict):
+        if (current.get("platform"), current.get("call_id")) == (new["platform"], new["call_id"]):
+            new = {k: new[k] if new[k] is not None else current.get(k) for k in fields}
+        elif (current.get("ended_at") or 0) > (new["ended_at"] or float("inf")):
+            return
+    yield lambda m: m.set(LAST_CALL, new)

@@ -1,0 +1,91 @@
+"""Retell AI: the inbound call webhook, call events, and custom functions."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..core import Briefing
+from ..records import CallEnd, CallStart, ToolCall, Turn, normalise_role
+from . import Malformed, dig, first_str, flag, load_json, ms
+
+PLATFORM = "retell"
+MAX_RESULT = 15_000  # Retell cuts a function's answer here
+
+
+def event(data: dict[str, Any]) -> str | None:
+    """The event name (``event``; one docs page calls it ``event_type``)."""
+    return first_str(data.get("event"), data.get("event_type"))
+
+
+def call_start(data: dict[str, Any]) -> CallStart:
+    inbound = data.get("call_inbound")
+    if not isinstance(inbound, dict):
+        raise Malformed('a call_inbound event needs a "call_inbound" object')
+    return CallStart(PLATFORM, first_str(inbound.get("from_number")), first_str(inbound.get("to_number")))
+
+
+def answer_start(briefing: Briefing, namespace: str | None) -> dict[str, Any]:
+    """Dynamic variables (strings, as Retell requires), and the namespace as metadata."""
+    inbound: dict[str, Any] = {"dynamic_variables": briefing.variables}
+    if namespace:
+        inbound["metadata"] = {"botwire_namespace": namespace}
+    return {"call_inbound": inbound}
+
+
+def call_end(data: dict[str, Any], name: str) -> CallEnd:
+    call = data.get("call")
+    ident = first_str(dig(call, "call_id"))
+    if not isinstance(call, dict) or ident is None:
+        raise Malformed(f'a {name} event needs "call" with a call_id')
+    analysis = call.get("call_analysis")
+    return CallEnd(
+        platform=PLATFORM,
+        call_id=ident,
+        caller=_caller(call),
+        part="analyzed" if name == "call_analyzed" else "ended",
+        started_at=ms(call.get("start_timestamp")),
+        ended_at=ms(call.get("end_timestamp")),
+        summary=first_str(dig(analysis, "call_summary")),
+        outcome=first_str(call.get("disconnection_reason")),
+        successful=flag(dig(analysis, "call_successful")),
+        turns=tuple(_turns(call.get("transcript_object"))),
+    )
+
+
+def _caller(call: dict[str, Any]) -> str | None:
+    inbound = call.get("direction") != "outbound"
+    return first_str(call.get("from_number") if inbound else call.get("to_number"))
+
+
+def _turns(items: Any) -> list[Turn]:
+    out = []
+    for item in items if isinstance(items, list) else ():
+        role, text = normalise_role(dig(item, "role")), first_str(dig(item, "content"))
+        if role and text:
+            out.append(Turn(role, text))
+    return out
+
+
+def tool_call(body: bytes, name: str | None) -> ToolCall:
+    """A custom function call: the full body ``{"name", "args", "call"}``, or with "args only"
+    turned on, just the arguments (the tool's name then comes from the URL, and the caller
+    from a ``caller_id`` argument bound to ``{{user_number}}``)."""
+    data = load_json(body)
+    if isinstance(data.get("args"), dict) and isinstance(data.get("call"), dict):
+        call = data["call"]
+        tool = first_str(data.get("name"), name)
+        if tool is None:
+            raise Malformed("the function call has no name")
+        args = dict(data["args"])
+        return ToolCall(PLATFORM, tool, args, _caller(call) or _arg_caller(args), first_str(call.get("call_id")))
+    if name is None:
+        raise Malformed("an args-only function call needs the tool name in the URL: .../tools/<name>")
+    return ToolCall(PLATFORM, name, data, _arg_caller(data), first_str(data.get("call_id")))
+
+
+def _arg_caller(args: dict[str, Any]) -> str | None:
+    return first_str(args.pop("caller_id", None), args.pop("user_number", None))
+
+
+def answer_tool(text: str, ok: bool) -> dict[str, Any]:
+    return {"result": text[:MAX_RESULT]} if ok else {"error": text[:MAX_RESULT]}

@@ -1,0 +1,78 @@
+"""Twilio Programmable Voice: the voice webhook (answered with TwiML) and the status callback."""
+
+from __future__ import annotations
+
+from email.utils import parsedate_to_datetime
+from urllib.parse import parse_qsl
+from xml.sax.saxutils import escape
+
+from ..core import Briefing
+from ..records import CallEnd, CallStart
+from . import Malformed, first_str, number
+
+PLATFORM = "twilio"
+FINAL = ("completed", "busy", "failed", "no-answer", "canceled")
+
+
+def form(body: bytes) -> list[tuple[str, str]]:
+    """The url-encoded form, every pair kept (the signature covers repeated keys too)."""
+    try:
+        return parse_qsl(body.decode("utf-8"), keep_blank_values=True, strict_parsing=bool(body))
+    except (UnicodeDecodeError, ValueError):
+        raise Malformed("the body is not an application/x-www-form-urlencoded form") from None
+
+
+def call_start(params: dict[str, str]) -> CallStart:
+    return CallStart(PLATFORM, first_str(params.get("From"), params.get("Caller")), params.get("To"),
+                     first_str(params.get("CallSid")))
+
+
+def answer_start(briefing: Briefing, stream_url: str | None) -> str:
+    """TwiML: the call's media to ``stream_url`` with the variables as stream parameters, or,
+    with no stream configured, a greeting that shows the caller was recognised."""
+    if stream_url:
+        params = "".join(
+            f"<Parameter name={_attr(k)} value={_attr(v)}/>" for k, v in briefing.variables.items()
+        )
+        body = f"<Connect><Stream url={_attr(stream_url)}>{params}</Stream></Connect>"
+    else:
+        name = briefing.variables.get("customer_name")
+        body = f"<Say>{escape(f'Welcome back, {name}.' if name else 'Hello.')}</Say>"
+    return f'<?xml version="1.0" encoding="UTF-8"?><Response>{body}</Response>'
+
+
+def _attr(value: str) -> str:
+    return '"' + escape(value, {'"': "&quot;", "\n": "&#10;", "\r": "&#13;", "\t": "&#9;"}) + '"'
+
+
+def call_end(params: dict[str, str]) -> CallEnd | None:
+    """A status callback with a final status; None for the ones before it (ringing, ...)."""
+    status = params.get("CallStatus")
+    ident = first_str(params.get("CallSid"))
+    if ident is None:
+        raise Malformed("a Twilio status callback needs CallSid")
+    if status not in FINAL:
+        return None
+    duration = _int(params.get("CallDuration"))
+    ended = _date(params.get("Timestamp"))
+    return CallEnd(
+        platform=PLATFORM,
+        call_id=ident,
+        caller=first_str(params.get("From"), params.get("Caller")),
+        part="status",
+        started_at=ended - duration if ended is not None and duration is not None else None,
+        ended_at=ended,
+        duration_s=duration,
+        outcome=status,
+    )
+
+
+def _int(raw: str | None) -> float | None:
+    return number(int(raw)) if raw and raw.isdigit() else None
+
+
+def _date(raw: str | None) -> float | None:
+    try:
+        return parsedate_to_datetime(raw).timestamp() if raw else None
+    except (TypeError, ValueError):
+        return None
