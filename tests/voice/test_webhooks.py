@@ -464,3 +464,22 @@ async def test_mutated_fixtures_never_get_a_5xx(platforms):
             assert r.status_code < 500, (name, r.status_code, r.text)
             statuses.add(r.status_code)
     assert 200 in statuses and 400 in statuses  # both accepted and refused variants were sent
+
+
+async def test_quota_refusals_are_answered_to_the_agent(make_platforms):
+    platforms = await make_platforms(server={"writes_per_day": 2})
+    drive = Vapi(platforms)
+    for key in ("a", "b"):
+        assert await drive.tool(CALLER, "c", "remember", {"key": key, "value": 1}) == f"Remembered {key}."
+    assert "full for today" in await drive.tool(CALLER, "c", "remember", {"key": "c", "value": 1})
+    assert await drive.tool(CALLER, "c", "recall_memory", {"query": "a"})  # reads are not charged
+    assert sorted([k async for k in platforms.memory(NS).keys()]) == ["a", "b"]
+    r = await platforms.vapi(fixture("vapi/end-of-call-report.json"))
+    assert r.status_code == 429  # the platform retries tomorrow's quota; nothing half-written
+    assert await platforms.memory(NS).log("calls").count() == 0
+
+
+async def test_vapi_without_an_assistant_id_says_so(make_platforms):
+    platforms = await make_platforms(vapi_assistant_id="")
+    answer = (await platforms.vapi(fixture("vapi/assistant-request.json"))).json()
+    assert set(answer) == {"error"}

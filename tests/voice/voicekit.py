@@ -91,10 +91,11 @@ def _raw(body) -> bytes:
     return json.dumps(body, separators=(",", ":")).encode()
 
 
-async def start_platforms(database: str, **overrides) -> tuple[Platforms, object]:
+async def start_platforms(database: str, server=None, **overrides) -> tuple[Platforms, object]:
     engine = open_engine(database)
     settings = VoiceSettings(**{**SECRETS, **overrides})
-    app = create_app(Settings(database=database), engine=engine, voice_settings=settings)
+    app = create_app(Settings(database=database, **(server or {})), engine=engine,
+                     voice_settings=settings)
     lifespan = app.router.lifespan_context(app)
     await lifespan.__aenter__()
     transport = httpx.ASGITransport(app=app, client=("10.0.0.1", 1234))

@@ -21,7 +21,7 @@ from starlette.background import BackgroundTask
 from starlette.responses import JSONResponse, Response
 
 from ..engines.base import ApiKey, Engine
-from ..errors import AuthenticationFailed, InvalidInput, NotFound, VersionConflict
+from ..errors import AuthenticationFailed, InvalidInput, NotFound, QuotaExceeded, VersionConflict
 from ..memory import AsyncMemory
 from ..voice import core
 from ..voice.call import summarise_into
@@ -147,6 +147,8 @@ async def run_tool(voice: Voice, call: ToolCall) -> tuple[str, bool]:
         return await _charged(voice, ns, lambda: core.arun(plan, voice.memory(ns))), True
     except (core.ToolError, InvalidInput) as exc:
         return str(exc), False
+    except QuotaExceeded:
+        return "This caller's memory is full for today; nothing was stored.", False
 
 
 async def _charged(voice: Voice, ns: str, write: Callable[[], Awaitable[Any]]) -> Any:
@@ -200,6 +202,9 @@ async def vapi_webhook(request: Request) -> Response:
         msg = vapi.message(body)
         kind = msg["type"]
         if kind == "assistant-request":
+            if not voice.settings.vapi_assistant_id:
+                log.warning("assistant-request: no Vapi assistant id is configured "
+                            "(BOTWIRE_VAPI_ASSISTANT_ID); the caller hears an error")
             _, briefing = await brief(voice, vapi.call_start(msg))
             return reply(vapi.answer_start(briefing, voice.settings.vapi_assistant_id))
         if kind == "tool-calls":

@@ -46,39 +46,47 @@ class ToolError(BotWireError):
 
 def run(plan: Plan[T], memory: Any) -> T:
     """Drive ``plan`` on a sync ``Memory``."""
-    result: Any = None
-    error: BaseException | None = None
+    outcome: tuple[Any, BaseException | None] = (None, None)
     while True:
-        try:
-            step = plan.throw(error) if error is not None else plan.send(result)
-        except StopIteration as stop:
+        step, stop = _advance(plan, outcome)
+        if stop is not None:
             return stop.value  # type: ignore[no-any-return]
-        error = None
         try:
-            result = _collect(step(memory))
-        except BotWireError as exc:
-            error = exc
+            outcome = (_collect(step(memory)), None)
+        except BotWireError as exc:  # thrown into the plan, which may handle it
+            outcome = (None, exc)
 
 
 async def arun(plan: Plan[T], memory: Any) -> T:
     """Drive ``plan`` on an ``AsyncMemory``."""
-    result: Any = None
-    error: BaseException | None = None
+    outcome: tuple[Any, BaseException | None] = (None, None)
     while True:
-        try:
-            step = plan.throw(error) if error is not None else plan.send(result)
-        except StopIteration as stop:
+        step, stop = _advance(plan, outcome)
+        if stop is not None:
             return stop.value  # type: ignore[no-any-return]
-        error = None
         try:
             result = step(memory)
             if inspect.isawaitable(result):
                 result = await result
             elif hasattr(result, "__aiter__"):
                 result = [item async for item in result]
-            result = _collect(result)
+            outcome = (_collect(result), None)
         except BotWireError as exc:
-            error = exc
+            outcome = (None, exc)
+
+
+def _advance(
+    plan: Plan[Any], outcome: tuple[Any, BaseException | None]
+) -> tuple[Step, StopIteration | None]:
+    result, error = outcome
+    try:
+        return (plan.throw(error) if error is not None else plan.send(result)), None
+    except StopIteration as stop:
+        return _no_step, stop
+
+
+def _no_step(memory: Any) -> None:
+    return None
 
 
 def _collect(result: Any) -> Any:
