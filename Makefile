@@ -15,7 +15,8 @@ CREWAI_TESTS := tests/adapters/crewai
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e ".[postgres,server,test,bench,langchain,langgraph,autogen,test-adapters]"
+	# one resolution: livekit installed apart from autogen would lift protobuf past autogen's pin
+	$(PY) -m pip install --quiet -e ".[postgres,server,test,bench,langchain,langgraph,autogen,pipecat,livekit,test-adapters]"
 	touch $(STAMP)
 
 $(CREWAI_STAMP): pyproject.toml

@@ -21,7 +21,7 @@ import uuid
 from typing import Any
 
 from ..engines.base import Engine
-from ..errors import InvalidInput
+from ..errors import BotWireError, InvalidInput
 from ..memory import AsyncMemory, Memory
 from . import core
 from .config import VoiceConfig
@@ -120,6 +120,14 @@ class CallMemory(_CallBase):
         """Append one turn to the caller's conversation log now (it survives a crash)."""
         self.memory.log(CONVERSATION).append(self._turn(role, text))
 
+    def tool(self, name: str, args: dict[str, Any]) -> str:
+        """Answer one in-call tool (``core.TOOLS``) as the webhooks do: mistakes and outages are
+        answered in words for the agent, never raised."""
+        try:
+            return core.run(core.tool(name, args, self.call_id), self.memory)
+        except BotWireError as exc:
+            return _tool_failure(name, exc)
+
     def recall(self, query: str, limit: int = 5) -> str:
         return core.run(core.recall(query, limit), self.memory)
 
@@ -188,6 +196,13 @@ class AsyncCallMemory(_CallBase):
     async def record_turn(self, role: str, text: str) -> None:
         await self.memory.log(CONVERSATION).append(self._turn(role, text))
 
+    async def tool(self, name: str, args: dict[str, Any]) -> str:
+        """Answer one in-call tool (``core.TOOLS``); mistakes and outages in words."""
+        try:
+            return await core.arun(core.tool(name, args, self.call_id), self.memory)
+        except BotWireError as exc:
+            return _tool_failure(name, exc)
+
     async def recall(self, query: str, limit: int = 5) -> str:
         return await core.arun(core.recall(query, limit), self.memory)
 
@@ -251,6 +266,13 @@ async def summarise(config: VoiceConfig, event: CallEnd) -> str | None:
 
 async def _awaited(result: Any) -> Any:
     return await result
+
+
+def _tool_failure(name: str, exc: BotWireError) -> str:
+    if isinstance(exc, (core.ToolError, InvalidInput)):
+        return str(exc)
+    log.warning("botwire: tool %s failed: %s", name, exc)
+    return "The memory is unavailable right now."
 
 
 def _budget(budget: int | None, config: VoiceConfig) -> int:

@@ -152,7 +152,7 @@ TOOLS = ("recall_memory", "remember", "remember_fact", "forget")
 def tool(name: str, args: dict[str, Any], call_id: str | None = None) -> Plan[str]:
     """Run one in-call tool; its answer is a sentence the agent can use as it is."""
     if name == "recall_memory":
-        return (yield from recall(_arg(args, "query"), int(args.get("limit") or 5)))
+        return (yield from recall(_arg(args, "query"), _limit(args.get("limit"))))
     if name == "remember":
         return (yield from remember(_arg(args, "key"), _value(args)))
     if name == "remember_fact":
@@ -170,6 +170,15 @@ def _arg(args: dict[str, Any], *names: str) -> str:
         if value is not None and not isinstance(value, str):
             raise ToolError(f"argument {name!r} must be a string")
     raise ToolError(f"missing argument {names[0]!r}")
+
+
+def _limit(raw: Any) -> int:
+    if raw is None or raw == "":
+        return 5
+    try:
+        return int(raw)
+    except (TypeError, ValueError):
+        raise ToolError(f"argument 'limit' must be a whole number, not {raw!r}") from None
 
 
 def _value(args: dict[str, Any]) -> Any:

@@ -61,7 +61,6 @@ except ImportError:  # pragma: no cover - pipecat-ai 1.13
     from pipecat.adapters.schemas.function_schema import FunctionSchema  # noqa: E402
 
 from ..errors import BotWireError, InvalidInput  # noqa: E402
-from . import core  # noqa: E402
 from .call import AsyncCallMemory  # noqa: E402
 from .config import VoiceConfig  # noqa: E402
 
@@ -110,6 +109,8 @@ class BotWireMemoryProcessor(FrameProcessor):
             raise InvalidInput(f"recall_limit must be an int from 0 to 20, not {recall_limit!r}")
         if role not in _ROLES:
             raise InvalidInput(f"role must be one of {', '.join(_ROLES)}, not {role!r}")
+        if budget is not None and (type(budget) is not int or budget < 0):
+            raise InvalidInput(f"budget must be an int >= 0, not {budget!r}")
         super().__init__(**kwargs)
         self._budget = budget
         self._recall_limit = recall_limit
@@ -163,7 +164,7 @@ class BotWireMemoryProcessor(FrameProcessor):
     async def _before_inference(self, frame: LLMContextFrame) -> None:
         context = frame.context
         if await self.load() and self._briefing not in context.get_messages():
-            messages = list(context.get_messages())
+            messages: list[Any] = list(context.get_messages())
             messages.insert(_after_instructions(messages), self._briefing)
             context.set_messages(messages)
         if self._recall_limit:
@@ -172,7 +173,7 @@ class BotWireMemoryProcessor(FrameProcessor):
             await self._flush()
 
     async def _update_recall(self, context: LLMContext) -> None:
-        messages = list(context.get_messages())
+        messages: list[Any] = list(context.get_messages())
         last = _last_user(messages)
         if last is None:
             return
@@ -186,8 +187,10 @@ class BotWireMemoryProcessor(FrameProcessor):
             log.warning("botwire: recall failed: %s", exc)
             return
         if self._recall in messages:
-            messages.remove(self._recall)
-            last -= 1
+            old = messages.index(self._recall)
+            del messages[old]
+            if old < last:
+                last -= 1
         self._recall = None
         if not found.startswith(_NOTHING_FOUND):
             self._recall = {"role": self._role, "content": f"{RECALL_HEADER}\n{found}"}
@@ -205,7 +208,7 @@ class BotWireMemoryProcessor(FrameProcessor):
         try:
             await self.memory.record_turn(role, text)
         except BotWireError as exc:
-            log.warning("botwire: cannot record a %s turn: %s", role, exc)
+            log.warning("botwire: cannot record a turn (%s): %s", role, exc)
 
 
 def _open(
@@ -300,21 +303,10 @@ def register_memory_tools(llm: Any, memory: AsyncCallMemory) -> list[FunctionSch
 
 def _handler(memory: AsyncCallMemory, name: str) -> Handler:
     async def handle(params: Any) -> None:
-        await params.result_callback(await run_tool(memory, name, dict(params.arguments or {})))
+        await params.result_callback(await memory.tool(name, dict(params.arguments or {})))
 
     handle.__name__ = f"botwire_{name}"
     return handle
-
-
-async def run_tool(memory: AsyncCallMemory, name: str, args: dict[str, Any]) -> str:
-    """One tool call's answer; a mistake or an outage is answered in words, never raised."""
-    try:
-        return await core.arun(core.tool(name, args, memory.call_id), memory.memory)
-    except (core.ToolError, InvalidInput) as exc:
-        return str(exc)
-    except BotWireError as exc:
-        log.warning("botwire: tool %s failed: %s", name, exc)
-        return "The memory is unavailable right now."
 
 
 def end_call_on_disconnect(transport: Any, processor: BotWireMemoryProcessor) -> None:
