@@ -49,6 +49,8 @@ def _secret_option(name: str, help_text: str) -> Any:
 @click.option("--auth", type=click.Choice(["secret", "bearer", "hmac"]), default=None,
               help="How Vapi authenticates: X-Vapi-Secret (default), Bearer token, or HMAC.")
 @click.option("--assistant-id", default=None, help="The assistant that answers assistant-request.")
+@click.option("--secret-header", default=None,
+              help="secret mode: the header that carries the secret (x-vapi-secret).")
 @click.option("--signature-header", default=None, help="HMAC: the signature header (x-signature).")
 @click.option("--timestamp-header", default=None, help="HMAC: the timestamp header (x-timestamp).")
 @click.option("--signature-prefix", default=None, help="HMAC: a prefix before the digest.")

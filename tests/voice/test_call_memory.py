@@ -132,12 +132,12 @@ def test_a_dead_writers_claim_is_taken_over_without_duplicates(sqlite_url):
         # a writer claimed the transcript, wrote it, and died before marking it done
         memory.set("~call/vapi/call_9/transcript", {"state": "pending", "at": time.time() - 600})
         memory.log("conversation").extend([core._turn_entry(t, event) for t in event.turns])
-        assert core.run(core.end_call(event), memory) is True
+        assert core.run(core.end_call(event), memory) == {"transcript", "end"}
         assert memory.log("conversation").count() == 2  # not written again
         assert memory.log("calls").count() == 1
         assert memory.get("~call/vapi/call_9/transcript")["state"] == "done"
         # a live writer's fresh claim is left alone
         memory.set("~call/vapi/call_10/end", {"state": "pending", "at": time.time()})
         fresh = CallEnd("vapi", "call_10", "+1", summary="x")
-        assert core.run(core.end_call(fresh), memory) is False
+        assert core.run(core.end_call(fresh), memory) == set()
         assert memory.log("calls").count() == 1

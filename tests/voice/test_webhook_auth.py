@@ -159,3 +159,10 @@ async def test_unconfigured_platforms_have_no_endpoint(make_platforms, unset, pa
     assert r.status_code == 404
     message = r.json()["error"]["message"]
     assert "not configured" in message and f"BOTWIRE_{unset.upper()}" in message
+
+
+async def test_vapi_secret_in_a_header_of_another_name(make_platforms):
+    platforms = await make_platforms(vapi_secret_header="X-Custom-Auth")
+    assert (await platforms.vapi(END_VAPI, headers={"x-vapi-secret": "vapi-secret"})).status_code == 401
+    r = await platforms.vapi(END_VAPI, headers={"x-custom-auth": "vapi-secret"})
+    assert r.status_code == 200

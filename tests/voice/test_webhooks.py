@@ -483,3 +483,18 @@ async def test_vapi_without_an_assistant_id_says_so(make_platforms):
     platforms = await make_platforms(vapi_assistant_id="")
     answer = (await platforms.vapi(fixture("vapi/assistant-request.json"))).json()
     assert set(answer) == {"error"}
+
+
+async def test_the_summariser_runs_once_per_call_and_its_summary_wins(make_platforms):
+    platforms = await make_platforms(summarizer="voicekit:count_turns")
+    ended, analyzed = fixture_json("retell/call_ended.json"), fixture_json("retell/call_analyzed.json")
+    for body in (ended, analyzed, ended):
+        assert (await platforms.retell(body)).status_code == 204
+    memory = platforms.memory("phone:+12137771234")
+    entries = [e.value for e in await memory.log("calls").read()]
+    assert sorted(e["part"] for e in entries) == ["analyzed", "ended", "summary"]
+    (merged,) = merge_calls(entries)
+    assert merged["summary"] == "hook: 2 turns"
+    assert merged["successful"] is True  # the platform's other fields still merge in
+    last = await memory.get("last_call")
+    assert last["summary"] == "hook: 2 turns" and last["outcome"] == "user_hangup"

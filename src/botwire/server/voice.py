@@ -176,7 +176,8 @@ async def finish(voice: Voice, event: CallEnd | None) -> BackgroundTask | None:
     if event.ended_at is None:
         event = dataclasses.replace(event, ended_at=time.time())
     wrote = await _charged(voice, ns, lambda: core.arun(core.end_call(event), voice.memory(ns)))
-    if wrote and voice.config.summarizer is not None:
+    # once per call: with the delivery that stored the transcript (Retell sends it twice)
+    if "transcript" in wrote and voice.config.summarizer is not None:
         return BackgroundTask(_summarise_later, voice, ns, event)
     return None
 

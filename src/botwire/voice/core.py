@@ -23,6 +23,7 @@ from .records import (
     INTERNAL_PREFIX,
     LAST_CALL,
     NOTES,
+    SUMMARY_PART,
     CallEnd,
     Turn,
     merge_calls,
@@ -244,16 +245,18 @@ def forget(key: str) -> Plan[str]:
 # -- call end -----------------------------------------------------------------------------
 
 
-def end_call(event: CallEnd) -> Plan[bool]:
+def end_call(event: CallEnd) -> Plan[set[str]]:
     """Write the call's transcript, record and ``last_call``, once per (platform, call, part).
 
-    Returns False when this part was already written (or is being written right now).
+    Returns what this delivery wrote: ``{"transcript", <part>}``, fewer when another delivery of
+    the same call wrote them (or is writing them right now); empty for a pure duplicate.
     """
     base = f"{INTERNAL_PREFIX}call/{event.platform}/{event.call_id}"
-    wrote = False
-    if event.turns:
-        wrote |= yield from _once(f"{base}/transcript", _write_transcript(event))
-    wrote |= yield from _once(f"{base}/{event.part}", _write_record(event))
+    wrote = set()
+    if event.turns and (yield from _once(f"{base}/transcript", _write_transcript(event))):
+        wrote.add("transcript")
+    if (yield from _once(f"{base}/{event.part}", _write_record(event))):
+        wrote.add(event.part)
     return wrote
 
 
@@ -340,9 +343,12 @@ def _update_last_call(record: dict[str, Any]) -> Plan[None]:
     current = yield lambda m: m.get(LAST_CALL)
     fields = ("call_id", "platform", "started_at", "ended_at", "duration_s", "summary", "outcome")
     new = {k: record.get(k) for k in fields}
+    new["summarised"] = record.get("part") == SUMMARY_PART
     if isinstance(current, dict):
         if (current.get("platform"), current.get("call_id")) == (new["platform"], new["call_id"]):
-            new = {k: new[k] if new[k] is not None else current.get(k) for k in fields}
+            if current.get("summarised") and not new["summarised"]:
+                new["summary"], new["summarised"] = None, True  # the summariser's text stays
+            new = {k: v if v is not None else current.get(k) for k, v in new.items()}
         elif (current.get("ended_at") or 0) > (new["ended_at"] or float("inf")):
             return
     yield lambda m: m.set(LAST_CALL, new)

@@ -26,6 +26,7 @@ NOTES = "notes"
 LAST_CALL = "last_call"
 OPEN_PREFIX = "open:"
 INTERNAL_PREFIX = "~"
+SUMMARY_PART = "summary"  # the part a summariser hook adds; its summary wins over the platform's
 
 _ROLES = {
     "user": "user", "customer": "user", "human": "user", "caller": "user",
@@ -92,7 +93,7 @@ class CallEnd:
         """The part a summariser adds (``part="summary"``), or None when it gave no text."""
         if not isinstance(summary, str) or not summary.strip():
             return None
-        return CallEnd(self.platform, self.call_id, self.caller, part="summary",
+        return CallEnd(self.platform, self.call_id, self.caller, part=SUMMARY_PART,
                        ended_at=self.ended_at, summary=summary.strip())
 
     def record(self) -> dict[str, Any]:
@@ -105,14 +106,21 @@ class CallEnd:
 
 
 def merge_calls(entries: list[Any]) -> list[dict[str, Any]]:
-    """Call records, one per call, newest first: parts with the same call id merged in order."""
+    """Call records, one per call, newest first: parts with the same call id merged in order,
+    except that a summariser's summary (``part="summary"``) is kept whatever arrives after it."""
     merged: dict[tuple[Any, Any], dict[str, Any]] = {}
+    hooked: set[tuple[Any, Any]] = set()
     for entry in entries:
         if not isinstance(entry, dict) or "call_id" not in entry:
             continue
         ident = (entry.get("platform"), entry["call_id"])
         into = merged.setdefault(ident, {})
+        keep = into.get("summary") if ident in hooked else None
         into.update({k: v for k, v in entry.items() if v is not None or k not in into})
+        if entry.get("part") == SUMMARY_PART:
+            hooked.add(ident)
+        elif keep is not None:
+            into["summary"] = keep
     return sorted(merged.values(), key=_call_time, reverse=True)
 
 

@@ -27,6 +27,7 @@ class VoiceSettings:
     vapi_secret: str = field(default="", repr=False)
     vapi_auth: str = "secret"  # secret | bearer | hmac
     vapi_assistant_id: str = ""
+    vapi_secret_header: str = "x-vapi-secret"
     vapi_signature_header: str = "x-signature"
     vapi_timestamp_header: str = "x-timestamp"
     vapi_signature_prefix: str = ""
@@ -68,6 +69,7 @@ class VoiceSettings:
         return VapiAuth(
             mode=self.vapi_auth,
             secret=self.vapi_secret,
+            secret_header=self.vapi_secret_header.lower(),
             signature_header=self.vapi_signature_header.lower(),
             timestamp_header=self.vapi_timestamp_header.lower(),
             prefix=self.vapi_signature_prefix,

@@ -80,7 +80,8 @@ def tool_call(body: bytes, name: str | None) -> ToolCall:
         return ToolCall(PLATFORM, tool, args, _caller(call) or _arg_caller(args), first_str(call.get("call_id")))
     if name is None:
         raise Malformed("an args-only function call needs the tool name in the URL: .../tools/<name>")
-    return ToolCall(PLATFORM, name, data, _arg_caller(data), first_str(data.get("call_id")))
+    caller, call_id = _arg_caller(data), first_str(data.pop("call_id", None))
+    return ToolCall(PLATFORM, name, data, caller, call_id)
 
 
 def _arg_caller(args: dict[str, Any]) -> str | None:
