@@ -3,7 +3,8 @@
 
 Run with ``.venv/bin/python bench/bench_search.py [--quick] [--no-postgres] [--output PATH]``; see
 ``--help``. Prints a markdown report on stdout (and writes it to ``--output``); progress goes to
-stderr. A full run takes about 5 minutes, ``--quick`` about one.
+stderr. A full run takes about 7 minutes (12 on botwire 0.3.0, whose searches of large
+namespaces took up to a second each), ``--quick`` about two.
 
 Data: N callers (namespaces named by phone number, default 10k, ``--quick`` 1k). Each caller has
 20 facts (keys like ``delivery_address`` or ``last_order``, short text values drawn from a small
@@ -28,9 +29,11 @@ facts and ``extend`` of the log, many callers at a time).
    Every subject gets the same writes (same caller, key and value) in the same order.
 
 2. The deferred part (SQLite). The SQLite engine's triggers only queue what changed; the queue
-   is applied before the next search and in the background every 1000 writes. So a burst of
-   writes (100, then 1000) is followed by a timed search and the same search again, on the
-   indexed file and on the copy without triggers (the control).
+   is applied in the background every 1000 writes (a slice of changes per write transaction)
+   and before a search that goes through the index (botwire 0.3.0: before every search). So a
+   burst of writes (100, then 1000) is followed by a timed search and the same search again, in
+   a caller's namespace (ranked directly) and in a namespace of 1,000 documents (through the
+   index), on the indexed file and on the copy without triggers (the control).
 
 3. Search latency. ``Memory(ns).search(query, limit=10)`` for three kinds of query:
    one common word, one rare word (the caller's surname), four words. Peers, in the same run:
@@ -38,13 +41,24 @@ facts and ``extend`` of the log, many callers at a time).
    * scan + rank: what a user does without search: ``items()`` of the namespace and
      ``log("calls").read()`` through botwire, then ranking by the number of query words each
      key/value or entry contains, in Python (no stemming);
-   * sqlite3, same SQL: the statement botwire runs (``botwire.engines.sql.sqlite_search``),
-     executed with the stdlib ``sqlite3`` module on its own connection to the same file;
-     the floor for botwire's own overhead (parsing the query, the queue check, dispatch, JSON
-     decoding, hits);
+   * sqlite3, same SQL: the statements botwire runs (``sql.sqlite_search_direct`` for a small
+     namespace, else ``sql.sqlite_search``), executed with the stdlib ``sqlite3`` module on its
+     own connection to the same file; the floor for botwire's own overhead (parsing the query,
+     dispatch, JSON decoding, hits);
+   * sqlite3, index statement: ``sql.sqlite_search`` alone, the FTS5 statement botwire uses for
+     namespaces too large to rank directly;
    * sqlite3, MATCH only: the same FTS5 ``MATCH`` expression on the two FTS5 tables alone
      (rowids ranked by bm25, no joins with the stored rows): the floor for the index itself;
-   * on PostgreSQL: scan + rank over botwire-postgres, and psycopg running the same SQL.
+   * on PostgreSQL: scan + rank over botwire-postgres, psycopg running the same SQL, and
+     psycopg running botwire 0.3.0's statement (``UNFENCED_PG_SEARCH``), which lets the planner
+     combine the primary key with the GIN index.
+
+4. Search by namespace size: one namespace each of 100 to 3,000 keys and entries, the same
+   subjects minus the scans: where ranking directly stops paying off on SQLite, and what the
+   fenced statement costs on PostgreSQL as a namespace grows.
+
+``--json`` writes the medians; ``--baseline`` takes such a file from an earlier run (say, of the
+previous code, with ``PYTHONPATH`` pointing at it) and adds a before / after section.
 
 Timing: every call is timed alone with ``time.perf_counter_ns``. Within a section the calls of
 all rows and subjects are interleaved in slices (``--chunks``), each slice after one untimed call
@@ -82,6 +96,17 @@ from typing import Any
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
+sys.path.insert(0, HERE)
+from bench_core import (  # noqa: E402  (shared with the core benchmark)
+    fmt_ratio,
+    fmt_us,
+    human,
+    log,
+    machine_info,
+    parse_size,
+    pct,
+    time_calls,
+)
 DEFAULT_PG = os.environ.get(
     "BOTWIRE_BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"
 )
@@ -102,28 +127,6 @@ COMMON_WORDS = ("order", "delivery", "refund")
 WRITE_ROWS = ("set (overwrite, ~100 B text)", "log append (~100 B entry)")
 
 dumps = json.dumps
-
-
-def log(msg: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
-
-
-def human(n: int) -> str:
-    if n >= 1_000_000 and n % 1_000_000 == 0:
-        return f"{n // 1_000_000}M"
-    if n >= 1000 and n % 1000 == 0:
-        return f"{n // 1000}k"
-    return str(n)
-
-
-def parse_size(text: str) -> int:
-    text = text.strip().lower().replace("_", "")
-    mult = 1
-    if text.endswith("k"):
-        mult, text = 1000, text[:-1]
-    elif text.endswith("m"):
-        mult, text = 1_000_000, text[:-1]
-    return int(float(text) * mult)
 
 
 def _short(text: str, n: int = 200) -> str:
@@ -374,12 +377,6 @@ class Cell:
         )
 
 
-def pct(sorted_ns: list[int], q: float) -> float:
-    """Nearest-rank percentile of sorted nanoseconds, in microseconds."""
-    idx = max(0, min(len(sorted_ns) - 1, math.ceil(q * len(sorted_ns)) - 1))
-    return sorted_ns[idx] / 1000.0
-
-
 def summarize(lat: list[int]) -> Stat:
     lat = sorted(lat)
     return Stat(
@@ -389,16 +386,6 @@ def summarize(lat: list[int]) -> Stat:
         mean=sum(lat) / len(lat) / 1000,
         n=len(lat),
     )
-
-
-def time_calls(fn: Callable[..., Any], args: list[tuple]) -> list[int]:
-    clock = time.perf_counter_ns
-    out = [0] * len(args)
-    for i, a in enumerate(args):
-        t0 = clock()
-        fn(*a)
-        out[i] = clock() - t0
-    return out
 
 
 # --------------------------------------------------------------------------------------------
@@ -452,15 +439,42 @@ class RawSQLite:
         from botwire import _search
         from botwire.engines import sql
 
+        self._sql = sql
         self._terms = _search.terms
-        self._statement = sql.sqlite_search
         self.conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-        for pragma in ("PRAGMA mmap_size=268435456", "PRAGMA cache_size=-16000"):
+        for pragma in (
+            "PRAGMA mmap_size=268435456",
+            "PRAGMA cache_size=-16000",
+            "PRAGMA temp_store=MEMORY",
+        ):
             self.conn.execute(pragma)
+        # botwire ranks a small namespace directly (absent before that existed)
+        self._direct = getattr(sql, "sqlite_search_direct", None)
+        if self._direct is not None:
+            self.conn.execute(sql.SQLITE_SCRATCH)
 
     def same_sql(self, ns: str, query: str) -> list[Any]:
-        stmt = self._statement(ns, self._terms(query), LIMIT, time.time())
-        return self.conn.execute(stmt.sql, stmt.params).fetchall()
+        """The statements botwire runs: a small namespace ranked directly, else the index."""
+        terms, now = self._terms(query), time.time()
+        if self._direct is not None:
+            self.conn.execute("BEGIN")
+            try:
+                rows = self._sql.drive(self._direct(ns, terms, LIMIT, now), self._run)
+            finally:
+                self.conn.execute("ROLLBACK")
+            if rows is not None:
+                return rows
+        return self._run(self._sql.sqlite_search(ns, terms, LIMIT, now))
+
+    def index_sql(self, ns: str, query: str) -> list[Any]:
+        """The statement botwire runs through the FTS5 indexes (a large namespace)."""
+        return self._run(self._sql.sqlite_search(ns, self._terms(query), LIMIT, time.time()))
+
+    def _run(self, stmt: Any) -> Any:
+        if stmt.many:
+            return self.conn.executemany(stmt.sql, stmt.params).rowcount
+        cur = self.conn.execute(stmt.sql, stmt.params)
+        return cur.rowcount if cur.description is None else cur.fetchall()
 
     MATCH_ONLY = (
         "SELECT rowid, score FROM ("
@@ -471,11 +485,27 @@ class RawSQLite:
     )
 
     def match_only(self, ns: str, query: str) -> list[Any]:
-        match = self._statement(ns, self._terms(query), LIMIT, 0.0).params[0]
+        match = self._sql.sqlite_search(ns, self._terms(query), LIMIT, 0.0).params[0]
         return self.conn.execute(self.MATCH_ONLY, (match, match, LIMIT)).fetchall()
 
     def close(self) -> None:
         self.conn.close()
+
+
+# botwire 0.3.0's statement, kept as the peer "psycopg: unfenced statement": the planner is free
+# to combine the primary key with the GIN index (a word's posting list across all namespaces).
+UNFENCED_PG_SEARCH = (
+    "WITH q AS (SELECT to_tsquery('english', %s) AS q) "
+    "SELECT key, log, seq, value, ts, score FROM ("
+    "SELECT k.key AS key, NULL::text AS log, NULL::bigint AS seq, k.value AS value, "
+    "k.updated_at AS ts, ts_rank(k.tsv, q.q) AS score FROM botwire_kv k, q "
+    "WHERE k.ns = %s AND k.tsv @@ q.q AND (k.expires_at IS NULL OR k.expires_at > %s) "
+    "UNION ALL "
+    "SELECT NULL, l.name, e.seq, e.value, e.ts, ts_rank(e.tsv, q.q) "
+    "FROM botwire_logs l JOIN botwire_entries e ON e.log_id = l.id, q "
+    "WHERE l.ns = %s AND e.tsv @@ q.q"
+    ") h ORDER BY score DESC, ts DESC LIMIT %s"
+)
 
 
 class RawPostgres:
@@ -495,6 +525,10 @@ class RawPostgres:
         stmt = self._statement(ns, self._terms(query), LIMIT, time.time())
         text = stmt.sql.replace("%", "%%").replace("?", "%s")
         return self.conn.execute(text, stmt.params, prepare=False).fetchall()
+
+    def unfenced_sql(self, ns: str, query: str) -> list[Any]:
+        params = (" | ".join(self._terms(query)), ns, time.time(), ns, LIMIT)
+        return self.conn.execute(UNFENCED_PG_SEARCH, params, prepare=False).fetchall()
 
     def close(self) -> None:
         self.conn.close()
@@ -581,11 +615,12 @@ def sqlite_unindexed_copy(src: str, dst: str) -> None:
 
 
 def settle_sqlite_index(url: str, path: str) -> None:
-    """Let botwire apply its queue of search-index changes (a search does), then check that
-    every key and entry is indexed: the run starts from a complete, settled index."""
+    """Let botwire apply its queue of search-index changes (a search of a namespace too large
+    to rank directly does), then check that every key and entry is indexed: the run starts
+    from a complete, settled index."""
     from botwire import Memory
 
-    with Memory("bench-anchor", url=url) as m:
+    with Memory(size_ns(SIZES[-1]), url=url) as m:
         m.search("settle")
     with contextlib.closing(sqlite3.connect(path)) as c:
         missing = c.execute("SELECT count(*) FROM botwire_kv WHERE doc IS NULL").fetchone()[0]
@@ -596,6 +631,31 @@ def settle_sqlite_index(url: str, path: str) -> None:
                 raise RuntimeError(f"{docs} of {entries} log entries are in the search index")
     if missing:
         raise RuntimeError(f"{missing} keys are not in the search index after a search")
+
+
+# Namespaces of these many keys and log entries (two thirds keys), for "search by size".
+SIZES = (100, 300, 1000, 3000)
+SIZE_KINDS = {"1 word, common": "order", "4 words": "kettle Leeds refund Friday"}
+
+
+def size_ns(n: int) -> str:
+    return f"bench-size-{n}"
+
+
+def size_row(n: int, kind: str) -> str:
+    return f"{n:,} docs, {kind}"
+
+
+def load_sizes(url: str) -> None:
+    """The namespaces of ``SIZES``: ~100-byte facts and entries, as the timed writes."""
+    from botwire import Memory
+
+    for n in SIZES:
+        rng = random.Random(SEED + n)
+        facts = {f"fact{i}": write_value(rng) for i in range(n * 2 // 3)}
+        with Memory(size_ns(n), url=url) as m:
+            m.set_many(facts)
+            m.log("calls").extend([write_entry(rng) for _ in range(n - len(facts))])
 
 
 def sqlite_space(path: str) -> tuple[int, int] | None:
@@ -712,8 +772,17 @@ class Runner:
                 break
         return statistics.median(lat) / 1e9
 
-    def run(self, section: str, rows: list[Row], subjects: list[str]) -> None:
+    def run(
+        self,
+        section: str,
+        rows: list[Row],
+        subjects: list[str],
+        budget: float | None = None,
+        min_calls: int | None = None,
+    ) -> None:
         a = self.a
+        budget = a.budget if budget is None else budget
+        min_calls = a.min_calls if min_calls is None else min_calls
         table = self.results.setdefault(section, {})
         for rep in range(a.reps):
             shift = rep % len(subjects)
@@ -738,7 +807,7 @@ class Runner:
                         cell.error = _short(f"{type(exc).__name__}: {exc}")
                         log(f"    {s} / {row.label}: ERROR {cell.error}")
                         continue
-                    n = max(a.min_calls, min(a.ops, int(a.budget / max(est, 1e-7))))
+                    n = max(min_calls, min(a.ops, int(budget / max(est, 1e-7))))
                     args = row.make_args(random.Random(seed), n)  # a prefix of the same calls
                     self._prepare(args)
                     step = math.ceil(len(args) / a.chunks)
@@ -773,26 +842,28 @@ class Runner:
         subjects: list[str],
         writes: Callable[[random.Random, int], list[tuple[str, tuple]]],
         write_fns: dict[str, dict[str, Callable[..., Any]]],
-        query: Callable[[random.Random], tuple],
+        targets: dict[str, Callable[[random.Random], tuple]],
         search_fns: dict[str, Callable[..., Any]],
-        sizes: list[int],
+        plan: tuple[tuple[int, str], ...],
         trials: int,
     ) -> None:
         """The search right after a burst of writes, then the same search again.
 
-        A trial: ``k`` writes (untimed; the same for every subject), one timed search, the same
-        search timed again. Subjects alternate within each trial."""
+        A trial: ``k`` writes (untimed; the same for every subject), one timed search in the
+        target namespace, the same search timed again. Subjects alternate within each trial.
+        ``plan``: (k, target) pairs; the first gets ``trials`` trials, the others a third."""
         table = self.results.setdefault(section, {})
         for rep in range(self.a.reps):
             shift = rep % len(subjects)
             order = subjects[shift:] + subjects[:shift]
-            for k in sizes:
-                first, again = catchup_rows(k)
-                n_trials = trials if k == sizes[0] else max(2, trials // 3)
+            for k, target in plan:
+                first, again = catchup_rows(k, target)
+                n_trials = trials if (k, target) == plan[0] else max(2, trials // 3)
                 lats: dict[tuple[str, str], list[int]] = {}
-                rng = random.Random(zlib.crc32(f"{SEED}/{section}/{k}/{rep}".encode()))
+                seed = zlib.crc32(f"{SEED}/{section}/{k}/{target}/{rep}".encode())
+                rng = random.Random(seed)
                 for _ in range(n_trials):
-                    burst, q = writes(rng, k), query(rng)
+                    burst, q = writes(rng, k), targets[target](rng)
                     self._prepare([args for _, args in burst] + [q])
                     for s in order:
                         fns = write_fns[s]
@@ -807,7 +878,7 @@ class Runner:
                     st = summarize(lat)
                     table.setdefault(label, {}).setdefault(s, Cell()).reps.append(st)
                     log(
-                        f"    rep {rep + 1}/{self.a.reps} {label:<36} {s:<28} "
+                        f"    rep {rep + 1}/{self.a.reps} {label:<48} {s:<26} "
                         f"p50 {fmt_us(st.p50):>9}  p99 {fmt_us(st.p99):>9}  ({st.n} calls)"
                     )
 
@@ -825,8 +896,8 @@ class Runner:
 # --------------------------------------------------------------------------------------------
 
 
-def catchup_rows(k: int) -> tuple[str, str]:
-    return f"first search after {k} writes", f"the same search again ({k})"
+def catchup_rows(k: int, target: str) -> tuple[str, str]:
+    return f"{target}: first search after {k} writes", f"{target}: the same search again ({k})"
 
 
 def _hit_ids(rows: list[Any]) -> set[tuple[Any, Any, Any]]:
@@ -860,18 +931,30 @@ def check_search(
             raise AssertionError("MATCH only found nothing")
 
 
+def check_sizes(bw: Botwire, raw: RawSQLite | RawPostgres) -> None:
+    for n in SIZES:
+        ns = size_ns(n)
+        bw.prepare(ns)
+        for q in SIZE_KINDS.values():
+            ours = {(h.key, h.log, h.seq) for h in bw.search(ns, q)}
+            if not ours or ours != _hit_ids(raw.same_sql(ns, q)):
+                raise AssertionError(f"search {q!r} in {ns}: botwire {ours} != raw")
+
+
 def check_unindexed_sqlite(indexed: Botwire, unindexed: Botwire) -> None:
-    """A new word is searchable in the indexed file only; then the check namespace goes."""
+    """A write queues an index change in the indexed file only; then the check namespace goes."""
     import botwire
 
-    word = f"zq{uuid.uuid4().hex[:8]}"
     for bw, expect in ((indexed, 1), (unindexed, 0)):
         ns = "bench-check"
         bw.prepare(ns)
-        bw.set(ns, "note", f"check {word}")
-        found = len(bw.search(ns, word))
-        if found != expect:
-            raise AssertionError(f"{bw.url}: {found} hits for a new word, expected {expect}")
+        with contextlib.closing(sqlite3.connect(bw.url[len("sqlite:///") :])) as c:
+            queued = "SELECT count(*) FROM botwire_fts_queue"
+            before = c.execute(queued).fetchone()[0]
+            bw.set(ns, "note", f"check zq{uuid.uuid4().hex[:8]}")
+            grew = c.execute(queued).fetchone()[0] - before
+        if grew != expect:
+            raise AssertionError(f"{bw.url}: a write queued {grew} index changes, not {expect}")
         bw.mems.pop(ns).close()
         bw.logs.pop(ns)
         botwire.forget(ns, url=bw.url)
@@ -895,22 +978,8 @@ def check_unindexed_pg(base: str, schema: str) -> None:
 # --------------------------------------------------------------------------------------------
 
 
-def fmt_us(x: float) -> str:
-    if x >= 1000:
-        return f"{x / 1000:.2f} ms"
-    if x >= 100:
-        return f"{x:.0f}"
-    return f"{x:.1f}"
-
-
 def fmt_time(x: float) -> str:
     return fmt_us(x) if x >= 1000 else f"{fmt_us(x)} µs"
-
-
-def fmt_ratio(x: float | None) -> str:
-    if x is None:
-        return "n/a"
-    return f"{x:.2f}x" if x < 10 else f"{x:.1f}x"
 
 
 def fmt_bytes(n: float) -> str:
@@ -1056,6 +1125,19 @@ def render(runner: Runner, meta: dict[str, Any]) -> str:
     )
     render_search(
         runner,
+        "sizes",
+        "## Search latency by namespace size",
+        f"One namespace each of {', '.join(f'{n:,}' for n in SIZES)} keys and log entries "
+        "(two thirds keys; values and entries as the timed writes), query "
+        + ", ".join(f"`{q}`" for q in SIZE_KINDS.values())
+        + f". botwire-sqlite ranks a namespace of at most {direct_max()} directly and searches "
+        "larger ones through the FTS5 index.",
+        w,
+        SIZE_TABLES,
+        [size_row(n, kind) for n in SIZES for kind in SIZE_KINDS],
+    )
+    render_search(
+        runner,
         "search-after",
         "## Search latency after the writes above",
         "The same measurement, after the write and catch-up sections: "
@@ -1064,12 +1146,22 @@ def render(runner: Runner, meta: dict[str, Any]) -> str:
         "spread over the segments that each applied batch added.",
         w,
     )
+    if meta.get("baseline"):
+        render_baseline(runner, meta["baseline"], w)
     return "\n".join(out)
 
 
 def render_search(
-    runner: Runner, section: str, title: str, intro: str, w: Callable[[str], None]
+    runner: Runner,
+    section: str,
+    title: str,
+    intro: str,
+    w: Callable[[str], None],
+    tables: list[tuple[str, list[str], list[tuple[str, str, str, str]]]] | None = None,
+    rows: list[str] | None = None,
 ) -> None:
+    tables = SEARCH_TABLES if tables is None else tables
+    rows = list(QUERY_KINDS) if rows is None else rows
     res = runner.results.get(section, {})
     if not res:
         return
@@ -1079,17 +1171,82 @@ def render_search(
     note = calls_note(runner, section)
     if note:
         w(f"{note}.\n")
-    for engine, subs, pairs in SEARCH_TABLES:
+    for engine, subs, pairs in tables:
         present = [s for s in subs if any(s in r for r in res.values())]
         if not present:
             continue
         w(f"### {engine}\n")
-        latency_table(runner, section, list(QUERY_KINDS), present, w)
+        latency_table(runner, section, rows, present, w)
         w(
-            "Ratios: scan / search above 1 = search is faster than reading the namespace; "
-            "search / raw = botwire's time over the same work done with the driver alone.\n"
+            "Ratios above 1 = botwire's search is faster. scan / search: than reading the "
+            "namespace; index statement / search and unfenced / search: than the other way of "
+            "running the query (sqlite3: the FTS5 statement botwire uses for large namespaces; "
+            "psycopg: the statement of botwire 0.3.0). search / same SQL: botwire's time over "
+            "the same statements run with the driver alone, its own overhead.\n"
         )
-        ratio_table(runner, section, list(QUERY_KINDS), pairs, w)
+        ratio_table(runner, section, rows, pairs, w)
+
+
+def direct_max() -> str:
+    from botwire.engines import sql
+
+    most = getattr(sql, "SEARCH_DIRECT_MAX", None)
+    return "none (botwire 0.3.0)" if most is None else f"{most:,}"
+
+
+def render_baseline(runner: Runner, base: dict[str, Any], w: Callable[[str], None]) -> None:
+    """Medians of this run against those of an earlier run (``--baseline``)."""
+    meta = base.get("meta", {})
+    w("## Compared with the baseline run\n")
+    w(
+        f"Baseline: `{meta.get('command', '?')}` on {meta.get('date', '?')}, "
+        f"{meta.get('versions', '?')}. After / before below 1 = this run is faster. The two "
+        "runs were made one after the other on the same machine; between runs absolute "
+        "numbers move (see the notes), the ratios within a run much less.\n"
+    )
+    for section, title, stats in BASELINE_SECTIONS:
+        mine, theirs = runner.results.get(section, {}), base.get("results", {}).get(section, {})
+        pairs = [
+            (row, subj)
+            for row, cells in mine.items()
+            for subj in cells
+            if subj in theirs.get(row, {}) and runner.stat(section, row, subj)
+        ]
+        if not pairs:
+            continue
+        w(f"### {title}\n")
+        head = " | ".join(f"{x} before | {x} after | after / before" for x in stats)
+        w(f"| op | subject | {head} |")
+        w("|---|---|" + "---:|" * (3 * len(stats)))
+        for row, subj in pairs:
+            after = runner.stat(section, row, subj)
+            cells = []
+            for x in stats:
+                b, a = theirs[row][subj][x], getattr(after, x)
+                cells += [fmt_us(b), fmt_us(a), fmt_ratio(a / b if b else None)]
+            w(f"| {row} | {subj} | " + " | ".join(cells) + " |")
+        w("")
+
+
+BASELINE_SECTIONS = (
+    ("search", "Search, freshly loaded index", ("p50", "p99")),
+    ("sizes", "Search by namespace size", ("p50",)),
+    ("writes", "Writes", ("p50", "max", "mean")),
+    ("catchup", "The search after a burst of writes", ("p50",)),
+    ("search-after", "Search after the writes", ("p50", "p99")),
+)
+
+
+def to_json(runner: Runner, meta: dict[str, Any]) -> dict[str, Any]:
+    results = {
+        section: {
+            row: {s: vars(c.median()) for s, c in cells.items() if c.reps}
+            for row, cells in rows.items()
+        }
+        for section, rows in runner.results.items()
+    }
+    keep = ("command", "date", "elapsed", "machine", "versions")
+    return {"meta": {k: meta[k] for k in keep}, "results": results}
 
 
 def render_catchup(runner: Runner, meta: dict[str, Any], w: Callable[[str], None]) -> None:
@@ -1098,27 +1255,31 @@ def render_catchup(runner: Runner, meta: dict[str, Any], w: Callable[[str], None
     idx, ctl = "botwire-sqlite", "botwire-sqlite (no index)"
     w("### SQLite: the search after a burst of writes\n")
     w(
-        "botwire-sqlite indexes writes later: a write only queues what changed, and the queue is "
-        "applied before the next search (and in the background every 1000 writes). A trial: "
-        "a burst of writes (half `set`, half `append`, as above), then a search for a common "
-        f"word, then the same search again; {meta['trials']} trials per repetition. "
-        "The copy without the triggers is the control: it does the same writes and searches "
-        "with nothing to index.\n"
+        "botwire-sqlite indexes writes later: a write only queues what changed. The queue is "
+        "applied in the background every 1000 writes, and before a search that goes through "
+        "the index (botwire 0.3.0: before every search). A trial: a burst of writes (half "
+        "`set`, half `append`, as above, to random callers), then a search for a common word, "
+        f"then the same search again; {meta['trials']} trials per repetition for the first "
+        "row pair, a third of that for the others. The search is in a caller's namespace, or "
+        f"in one of {CATCHUP_LARGE:,} keys and entries. The copy without the triggers is the "
+        "control: it does the same writes and searches with nothing to index.\n"
     )
-    rows = [label for k in CATCHUP for label in catchup_rows(k)]
+    rows = [label for k, target in CATCHUP for label in catchup_rows(k, target)]
     latency_table(runner, "catchup", rows, [idx, ctl], w)
-    k = CATCHUP[0]
-    first, again = catchup_rows(k)
-    f_i, a_i = runner.stat("catchup", first, idx), runner.stat("catchup", again, idx)
-    f_c, a_c = runner.stat("catchup", first, ctl), runner.stat("catchup", again, ctl)
-    if f_i and a_i and f_c and a_c:
-        extra = (f_i.p50 - a_i.p50) - (f_c.p50 - a_c.p50)
-        w(
-            f"Indexing paid by the first search after {k} writes: {fmt_time(extra)}, "
-            f"**{fmt_time(extra / k)} per write** (p50 of first minus again, less the same "
-            f"for the control). After {CATCHUP[-1]} writes the background run has already "
-            "applied part of the queue, so the first search pays for the rest only.\n"
-        )
+    for k, target in CATCHUP:
+        if k != 100:
+            continue
+        first, again = catchup_rows(k, target)
+        f_i, a_i = runner.stat("catchup", first, idx), runner.stat("catchup", again, idx)
+        f_c, a_c = runner.stat("catchup", first, ctl), runner.stat("catchup", again, ctl)
+        if f_i and a_i and f_c and a_c:
+            extra = (f_i.p50 - a_i.p50) - (f_c.p50 - a_c.p50)
+            w(
+                f"- {target}: indexing paid by the first search after {k} writes: "
+                f"{fmt_time(extra)}, **{fmt_time(extra / k)} per write** (p50 of first minus "
+                "again, less the same for the control)."
+            )
+    w("")
 
 
 WRITE_SUBJECTS = (
@@ -1128,57 +1289,62 @@ WRITE_SUBJECTS = (
     "botwire-postgres",
     "botwire-postgres (no index)",
 )
-S_SEARCH, S_SCAN, S_SAME, S_MATCH = (
+S_SEARCH, S_SCAN, S_SAME, S_INDEX, S_MATCH = (
     "botwire-sqlite search",
     "scan + rank (sqlite)",
     "sqlite3: same SQL",
+    "sqlite3: index statement",
     "sqlite3: MATCH only",
 )
-P_SEARCH, P_SCAN, P_SAME = "botwire-postgres search", "scan + rank (postgres)", "psycopg: same SQL"
+P_SEARCH, P_SCAN, P_SAME, P_UNFENCED = (
+    "botwire-postgres search",
+    "scan + rank (postgres)",
+    "psycopg: same SQL",
+    "psycopg: unfenced statement",
+)
 SEARCH_TABLES: list[tuple[str, list[str], list[tuple[str, str, str, str]]]] = [
     (
         "SQLite",
-        [S_SEARCH, S_SCAN, S_SAME, S_MATCH],
+        [S_SEARCH, S_SCAN, S_SAME, S_INDEX, S_MATCH],
         [
             ("scan / search p50", S_SCAN, S_SEARCH, "p50"),
             ("search / same SQL p50", S_SEARCH, S_SAME, "p50"),
+            ("index statement / search p50", S_INDEX, S_SEARCH, "p50"),
             ("search / MATCH only p50", S_SEARCH, S_MATCH, "p50"),
         ],
     ),
     (
         "PostgreSQL",
-        [P_SEARCH, P_SCAN, P_SAME],
+        [P_SEARCH, P_SCAN, P_SAME, P_UNFENCED],
         [
             ("scan / search p50", P_SCAN, P_SEARCH, "p50"),
             ("search / same SQL p50", P_SEARCH, P_SAME, "p50"),
+            ("unfenced / search p50", P_UNFENCED, P_SEARCH, "p50"),
         ],
+    ),
+]
+SIZE_TABLES: list[tuple[str, list[str], list[tuple[str, str, str, str]]]] = [
+    (
+        "SQLite",
+        [S_SEARCH, S_INDEX],
+        [("index statement / search p50", S_INDEX, S_SEARCH, "p50")],
+    ),
+    (
+        "PostgreSQL",
+        [P_SEARCH, P_UNFENCED],
+        [("unfenced / search p50", P_UNFENCED, P_SEARCH, "p50")],
     ),
 ]
 
 
-def machine_info() -> str:
-    cpu = platform.processor() or platform.machine()
-    with contextlib.suppress(OSError), open("/proc/cpuinfo") as f:
-        for line in f:
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    mem = ""
-    with contextlib.suppress(OSError), open("/proc/meminfo") as f:
-        kb = int(f.readline().split()[1])
-        mem = f", {kb / 1024 / 1024:.0f} GiB RAM"
-    return (
-        f"{platform.system()} {platform.release()}, {cpu}, {os.cpu_count()} cores{mem} "
-        "(shared, noisy)"
-    )
-
-
 def source_digest() -> str:
-    """Short digest of src/botwire/**/*.py: which state of the code these numbers belong to."""
+    """Short digest of the imported botwire package's *.py: which code these numbers belong to."""
     import hashlib
 
+    import botwire
+
     h = hashlib.sha256()
-    src = os.path.join(ROOT, "src", "botwire")
+    src = os.path.dirname(os.path.abspath(botwire.__file__))
     for dirpath, dirnames, filenames in sorted(os.walk(src)):
         dirnames.sort()
         for name in sorted(filenames):
@@ -1281,6 +1447,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--concurrency", type=int, default=32, help="callers loaded at a time (default 32)"
     )
     p.add_argument("--output", help="also write the markdown report to this file")
+    p.add_argument("--json", help="also write the medians as JSON to this file")
+    p.add_argument(
+        "--baseline", help="JSON of an earlier run (--json): add a before / after section"
+    )
     p.add_argument("--tmpdir", help="parent directory for the SQLite and diskcache files")
     a = p.parse_args(argv)
     a.callers = parse_size(a.callers) if a.callers else (1000 if a.quick else 10_000)
@@ -1327,6 +1497,7 @@ def setup_sqlite(a: argparse.Namespace, st: Setup) -> None:
     url = f"sqlite:///{db}"
     log(f"loading {human(n)} callers into botwire-sqlite")
     dt = load(url, n, a.concurrency)
+    load_sizes(url)
     st.data["loads"].append(
         f"botwire-sqlite loaded in {dt:.1f} s ({n / dt:,.0f} callers/s; AsyncMemory, "
         f"{a.concurrency} callers at a time), then one search to apply the queued index changes"
@@ -1366,6 +1537,7 @@ def setup_postgres(a: argparse.Namespace, st: Setup) -> None:
     conc = min(a.concurrency, 10)
     log(f"loading {human(n)} callers into botwire-postgres (schema {s_idx})")
     dt = load(url, n, conc)
+    load_sizes(url)
     st.data["loads"].append(
         f"botwire-postgres loaded in {dt:.1f} s ({n / dt:,.0f} callers/s; AsyncMemory, "
         f"{conc} callers at a time, the engine's default pool of 10), then `VACUUM ANALYZE`"
@@ -1391,6 +1563,9 @@ def sanity(st: Setup) -> None:
     check_search(st.bw, st.raw, sample, hits)
     if st.pg and st.rawpg:
         check_search(st.pg, st.rawpg, sample, {})
+    check_sizes(st.bw, st.raw)
+    if st.pg and st.rawpg:
+        check_sizes(st.pg, st.rawpg)
     check_unindexed_sqlite(st.bw, st.bw_no)
     st.data["words"] = word_stats(st.raw, st.n)
     st.data["words"].append(
@@ -1424,14 +1599,39 @@ def search_section(runner: Runner, st: Setup, section: str = "search") -> None:
             S_SEARCH: st.bw.search,
             S_SCAN: st.bw.scan_rank,
             S_SAME: st.raw.same_sql,
+            S_INDEX: st.raw.index_sql,
             S_MATCH: st.raw.match_only,
         }
         if st.pg and st.rawpg:
-            fns.update({P_SEARCH: st.pg.search, P_SCAN: st.pg.scan_rank, P_SAME: st.rawpg.same_sql})
+            fns.update(
+                {
+                    P_SEARCH: st.pg.search,
+                    P_SCAN: st.pg.scan_rank,
+                    P_SAME: st.rawpg.same_sql,
+                    P_UNFENCED: st.rawpg.unfenced_sql,
+                }
+            )
         rows.append(Row(kind, search_args(kind), fns))
     subjects = [s for _, subs, _ in SEARCH_TABLES for s in subs if s in rows[0].fns]
     log(f"== {section} ({', '.join(subjects)})")
     runner.run(section, rows, subjects)
+
+
+def size_section(runner: Runner, st: Setup) -> None:
+    """Search in one namespace of each size: where ranking directly stops paying off."""
+    assert st.bw and st.raw
+    rows = []
+    for n in SIZES:
+        for kind, query in SIZE_KINDS.items():
+            fns: dict[str, Callable[..., Any]] = {S_SEARCH: st.bw.search, S_INDEX: st.raw.index_sql}
+            if st.pg and st.rawpg:
+                fns.update({P_SEARCH: st.pg.search, P_UNFENCED: st.rawpg.unfenced_sql})
+            args = (size_ns(n), query)
+            rows.append(Row(size_row(n, kind), lambda r, count, a=args: [a] * count, fns))
+    subjects = [s for _, subs, _ in SIZE_TABLES for s in subs if s in rows[0].fns]
+    log(f"== search by namespace size ({', '.join(subjects)})")
+    a = runner.a
+    runner.run("sizes", rows, subjects, min(a.budget, 0.5), min(a.min_calls, 10))
 
 
 def set_args(n: int) -> Callable[[random.Random, int], list[tuple]]:
@@ -1487,17 +1687,23 @@ def catchup_section(runner: Runner, st: Setup) -> None:
             ("append", a) for a in appends(r, k - k // 2)
         ]
 
-    def query(r: random.Random) -> tuple:
+    def in_caller(r: random.Random) -> tuple:
         c = caller(r.randrange(n))
         return (c.ns, query_for("1 word, common", c, r))
 
+    def in_large(r: random.Random) -> tuple:
+        return (size_ns(CATCHUP_LARGE), SIZE_KINDS["1 word, common"])
+
+    targets = {CATCHUP_TARGETS[0]: in_caller, CATCHUP_TARGETS[1]: in_large}
     subjects = ["botwire-sqlite", "botwire-sqlite (no index)"]
     search = {"botwire-sqlite": st.bw.search, "botwire-sqlite (no index)": st.bw_no.search}
     log("== catch-up: a search right after a burst of writes")
-    runner.catchup("catchup", subjects, writes, fns, query, search, list(CATCHUP), runner.a.trials)
+    runner.catchup("catchup", subjects, writes, fns, targets, search, CATCHUP, runner.a.trials)
 
 
-CATCHUP = (100, 1000)
+CATCHUP_LARGE = 1000  # docs in the large namespace searched after writes
+CATCHUP_TARGETS = ("caller", f"{CATCHUP_LARGE:,}-doc namespace")
+CATCHUP = ((100, CATCHUP_TARGETS[0]), (1000, CATCHUP_TARGETS[0]), (100, CATCHUP_TARGETS[1]))
 
 
 def writes_done(st: Setup) -> list[str]:
@@ -1535,6 +1741,7 @@ def main(argv: list[str] | None = None) -> int:
                 st.pg = st.pg_no = st.rawpg = None
         sanity(st)
         search_section(runner, st)
+        size_section(runner, st)
         write_section(runner, st)
         catchup_section(runner, st)
         st.data["after"] = writes_done(st)
@@ -1576,12 +1783,18 @@ def main(argv: list[str] | None = None) -> int:
             f"section interleaved in {a.chunks} slices"
         ),
     }
+    if a.baseline:
+        with open(a.baseline) as f:
+            meta["baseline"] = json.load(f)
     md = render(runner, meta)
     print(md)
     if a.output:
         os.makedirs(os.path.dirname(os.path.abspath(a.output)), exist_ok=True)
         with open(a.output, "w") as f:
             f.write(md + "\n")
+    if a.json:
+        with open(a.json, "w") as f:
+            json.dump(to_json(runner, meta), f, indent=1)
     log(f"done in {elapsed:.0f}s" + (f"; markdown -> {a.output}" if a.output else ""))
     return 0
 

@@ -75,17 +75,23 @@ class Vapi:
         self.client, self.call_id = client, call_id
 
     def send(self, kind: str, **fields: Any) -> Any:
-        message = {"type": kind, "timestamp": int(time.time() * 1000),
-                   "call": {"id": self.call_id, "type": "inboundPhoneCall",
-                            "customer": {"number": PHONE}},
-                   "customer": {"number": PHONE}, **fields}
+        message = {
+            "type": kind,
+            "timestamp": int(time.time() * 1000),
+            "call": {"id": self.call_id, "type": "inboundPhoneCall", "customer": {"number": PHONE}},
+            "customer": {"number": PHONE},
+            **fields,
+        }
         resp = self.client.post("/voice/vapi", json={"message": message})
         resp.raise_for_status()
         return resp.json()
 
     def tool(self, name: str, **args: Any) -> str:
-        call = {"id": f"tool_{secrets.token_hex(3)}", "type": "function",
-                "function": {"name": name, "arguments": json.dumps(args)}}
+        call = {
+            "id": f"tool_{secrets.token_hex(3)}",
+            "type": "function",
+            "function": {"name": name, "arguments": json.dumps(args)},
+        }
         (result,) = self.send("tool-calls", toolCallList=[call])["results"]
         return str(result.get("result", result.get("error")))
 
@@ -107,16 +113,22 @@ def call_one(client: httpx.Client) -> None:
     _show("memory sent to the assistant:", answer["assistantOverrides"]["variableValues"]["memory"])
     for role, text in CALL_1:
         print(f"     {'agent' if role == 'bot' else 'caller'}: {text}")
-    for name, args in (("remember", {"key": "customer_name", "value": "Ana"}),
-                       ("remember", {"key": "last_order", "value": "ORDER-789"}),
-                       ("remember", {"key": "open:ORDER-789", "value": "not shipped; flagged"}),
-                       ("remember_fact", {"text": "Prefers text messages to calls"})):
+    for name, args in (
+        ("remember", {"key": "customer_name", "value": "Ana"}),
+        ("remember", {"key": "last_order", "value": "ORDER-789"}),
+        ("remember", {"key": "open:ORDER-789", "value": "not shipped; flagged"}),
+        ("remember_fact", {"text": "Prefers text messages to calls"}),
+    ):
         shown = ", ".join(f"{k}={v!r}" for k, v in args.items())
         _step(f"tool-calls {name}({shown}): {vapi.tool(name, **args)}")
-    vapi.send("end-of-call-report", endedReason="customer-ended-call",
-              startedAt=_iso(time.time() - 95), endedAt=_iso(time.time()),
-              analysis={"summary": SUMMARY, "successEvaluation": "true"},
-              artifact={"messages": [{"role": r, "message": t} for r, t in CALL_1]})
+    vapi.send(
+        "end-of-call-report",
+        endedReason="customer-ended-call",
+        startedAt=_iso(time.time() - 95),
+        endedAt=_iso(time.time()),
+        analysis={"summary": SUMMARY, "successEvaluation": "true"},
+        artifact={"messages": [{"role": r, "message": t} for r, t in CALL_1]},
+    )
     _step(f"end-of-call-report: transcript ({len(CALL_1)} turns) and summary stored")
 
 
@@ -130,8 +142,11 @@ def call_two(client: httpx.Client) -> bool:
     _show("{{memory}} =", variables["memory"])
     _step("tool-calls recall_memory(query='kettle'): the agent looks something up")
     _show("answer:", vapi.tool("recall_memory", query="kettle"))
-    return (variables.get("customer_name") == "Ana" and SUMMARY in variables["memory"]
-            and variables.get("last_order") == "ORDER-789")
+    return (
+        variables.get("customer_name") == "Ana"
+        and SUMMARY in variables["memory"]
+        and variables.get("last_order") == "ORDER-789"
+    )
 
 
 def _iso(ts: float) -> str:

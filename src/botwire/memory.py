@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import weakref
+from itertools import islice
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
@@ -183,9 +184,14 @@ class _MemoryBase(_Owner):
         op = ops.Search(self.namespace, _search.terms(query), _search.check_limit(limit))
         return op, _hits
 
-    def _scan(self, prefix: str, values: bool) -> Callable[[str | None], ops.Scan]:
+    def _scan(
+        self, prefix: str, values: bool, limit: int | None
+    ) -> Callable[[str | None], ops.Scan]:
         prefix = _check_prefix(prefix)
-        return lambda after: ops.Scan(self.namespace, prefix, after, PAGE_SIZE, values)
+        size = PAGE_SIZE
+        if limit is not None:
+            size = min(check_int(limit, "limit", minimum=0), PAGE_SIZE)
+        return lambda after: ops.Scan(self.namespace, prefix, after, size, values)
 
 
 def _first(results: list[Any]) -> Any:
@@ -247,6 +253,18 @@ async def _apages(
         after = cursor(rows[-1])
 
 
+async def _alimited(rows: AsyncIterator[Any], limit: int | None) -> AsyncIterator[Any]:
+    """The first ``limit`` rows (all when None), without fetching a page past them."""
+    if limit == 0:
+        return
+    count = 0
+    async for row in rows:
+        yield row
+        count += 1
+        if count == limit:
+            return
+
+
 class Memory(_MemoryBase):
     """Persistent memory for one namespace (one customer, phone number or tenant).
 
@@ -299,12 +317,15 @@ class Memory(_MemoryBase):
     def info(self, key: str) -> KeyInfo | None:
         return self._do(*self._info(key))
 
-    def keys(self, prefix: str = "") -> Iterator[str]:
-        """Every key starting with ``prefix``, in code-point order, fetched page by page."""
-        return map(_row_key, _pages(self._engine.execute, self._scan(prefix, False), _row_key))
+    def keys(self, prefix: str = "", *, limit: int | None = None) -> Iterator[str]:
+        """Every key starting with ``prefix`` (the first ``limit``), in code-point order,
+        fetched page by page."""
+        rows = _pages(self._engine.execute, self._scan(prefix, False, limit), _row_key)
+        return islice(map(_row_key, rows), limit)
 
-    def items(self, prefix: str = "") -> Iterator[tuple[str, Any]]:
-        return map(_row_item, _pages(self._engine.execute, self._scan(prefix, True), _row_key))
+    def items(self, prefix: str = "", *, limit: int | None = None) -> Iterator[tuple[str, Any]]:
+        rows = _pages(self._engine.execute, self._scan(prefix, True, limit), _row_key)
+        return islice(map(_row_item, rows), limit)
 
     def search(self, query: str, limit: int = 10) -> list[SearchHit]:
         """Keys and log entries of this namespace matching words of ``query``, best first.
@@ -415,12 +436,16 @@ class AsyncMemory(_NoDunders, _MemoryBase):
     async def info(self, key: str) -> KeyInfo | None:
         return await self._do(*self._info(key))
 
-    async def keys(self, prefix: str = "") -> AsyncIterator[str]:
-        async for row in _apages(self._engine.aexecute, self._scan(prefix, False), _row_key):
+    async def keys(self, prefix: str = "", *, limit: int | None = None) -> AsyncIterator[str]:
+        page = self._scan(prefix, False, limit)
+        async for row in _alimited(_apages(self._engine.aexecute, page, _row_key), limit):
             yield row.key
 
-    async def items(self, prefix: str = "") -> AsyncIterator[tuple[str, Any]]:
-        async for row in _apages(self._engine.aexecute, self._scan(prefix, True), _row_key):
+    async def items(
+        self, prefix: str = "", *, limit: int | None = None
+    ) -> AsyncIterator[tuple[str, Any]]:
+        page = self._scan(prefix, True, limit)
+        async for row in _alimited(_apages(self._engine.aexecute, page, _row_key), limit):
             yield _row_item(row)
 
     async def search(self, query: str, limit: int = 10) -> list[SearchHit]:

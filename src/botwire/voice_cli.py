@@ -17,8 +17,11 @@ from .voice.settings import VoiceSettings, config_path, write_file
 PATHS = {
     "vapi": ["/voice/vapi"],
     "retell": ["/voice/retell", "/voice/retell/tools/<name>"],
-    "elevenlabs": ["/voice/elevenlabs/initiation", "/voice/elevenlabs/tools/<name>",
-                   "/voice/elevenlabs/post-call"],
+    "elevenlabs": [
+        "/voice/elevenlabs/initiation",
+        "/voice/elevenlabs/tools/<name>",
+        "/voice/elevenlabs/post-call",
+    ],
     "twilio": ["/voice/twilio", "/voice/twilio/status"],
 }
 
@@ -40,26 +43,48 @@ def _save(changes: dict[str, Any]) -> None:
 
 
 def _secret_option(name: str, help_text: str) -> Any:
-    return click.option(name, prompt=help_text, hide_input=True, confirmation_prompt=False,
-                        help=help_text + " (asked for when not given)")
+    return click.option(
+        name,
+        prompt=help_text,
+        hide_input=True,
+        confirmation_prompt=False,
+        help=help_text + " (asked for when not given)",
+    )
 
 
 @configure.command("vapi")
 @_secret_option("--secret", "The Vapi server URL secret or token")
-@click.option("--auth", type=click.Choice(["secret", "bearer", "hmac"]), default=None,
-              help="How Vapi authenticates: X-Vapi-Secret (default), Bearer token, or HMAC.")
+@click.option(
+    "--auth",
+    type=click.Choice(["secret", "bearer", "hmac"]),
+    default=None,
+    help="How Vapi authenticates: X-Vapi-Secret (default), Bearer token, or HMAC.",
+)
 @click.option("--assistant-id", default=None, help="The assistant that answers assistant-request.")
-@click.option("--secret-header", default=None,
-              help="secret mode: the header that carries the secret (x-vapi-secret).")
+@click.option(
+    "--secret-header",
+    default=None,
+    help="secret mode: the header that carries the secret (x-vapi-secret).",
+)
 @click.option("--signature-header", default=None, help="HMAC: the signature header (x-signature).")
 @click.option("--timestamp-header", default=None, help="HMAC: the timestamp header (x-timestamp).")
 @click.option("--signature-prefix", default=None, help="HMAC: a prefix before the digest.")
 @click.option("--signature-encoding", type=click.Choice(["hex", "base64"]), default=None)
-@click.option("--signature-algorithm", type=click.Choice(["sha256", "sha1", "sha512"]), default=None)
-def configure_vapi(secret: str, auth: str | None, assistant_id: str | None, **hmac: str | None) -> None:
+@click.option(
+    "--signature-algorithm", type=click.Choice(["sha256", "sha1", "sha512"]), default=None
+)
+def configure_vapi(
+    secret: str, auth: str | None, assistant_id: str | None, **hmac: str | None
+) -> None:
     """Vapi: the server URL secret, auth mode and assistant id."""
-    _save({"vapi_secret": secret, "vapi_auth": auth, "vapi_assistant_id": assistant_id,
-           **{f"vapi_{k}": v for k, v in hmac.items()}})
+    _save(
+        {
+            "vapi_secret": secret,
+            "vapi_auth": auth,
+            "vapi_assistant_id": assistant_id,
+            **{f"vapi_{k}": v for k, v in hmac.items()},
+        }
+    )
 
 
 @configure.command("retell")
@@ -72,27 +97,41 @@ def configure_retell(secret: str) -> None:
 @configure.command("elevenlabs")
 @_secret_option("--webhook-secret", "The ElevenLabs post-call webhook secret")
 @_secret_option("--tool-secret", "A secret for the initiation webhook and server tools")
-@click.option("--secret-header", default=None,
-              help="The header that carries the tool secret (x-botwire-secret).")
+@click.option(
+    "--secret-header",
+    default=None,
+    help="The header that carries the tool secret (x-botwire-secret).",
+)
 def configure_elevenlabs(webhook_secret: str, tool_secret: str, secret_header: str | None) -> None:
     """ElevenLabs: the post-call HMAC secret and the secret header for initiation and tools."""
-    _save({"elevenlabs_webhook_secret": webhook_secret, "elevenlabs_tool_secret": tool_secret,
-           "elevenlabs_secret_header": secret_header})
+    _save(
+        {
+            "elevenlabs_webhook_secret": webhook_secret,
+            "elevenlabs_tool_secret": tool_secret,
+            "elevenlabs_secret_header": secret_header,
+        }
+    )
 
 
 @configure.command("twilio")
 @_secret_option("--auth-token", "The Twilio auth token")
-@click.option("--public-url", default=None,
-              help="This server's public base URL, as Twilio calls it (behind a proxy).")
+@click.option(
+    "--public-url",
+    default=None,
+    help="This server's public base URL, as Twilio calls it (behind a proxy).",
+)
 @click.option("--stream-url", default=None, help="wss:// URL to stream the call's audio to.")
 def configure_twilio(auth_token: str, public_url: str | None, stream_url: str | None) -> None:
     """Twilio: the auth token that signs webhooks, the public URL, the media stream."""
-    _save({"twilio_auth_token": auth_token, "public_url": public_url,
-           "twilio_stream_url": stream_url})
+    _save(
+        {"twilio_auth_token": auth_token, "public_url": public_url, "twilio_stream_url": stream_url}
+    )
 
 
 @configure.command("callers")
-@click.option("--namespace", default=None, help="Template of a caller's namespace: {e164}, {digits}.")
+@click.option(
+    "--namespace", default=None, help="Template of a caller's namespace: {e164}, {digits}."
+)
 @click.option("--default-country", default=None, help="Calling code for numbers without one.")
 @click.option("--budget", type=int, default=None, help="Characters of the memory variable.")
 @click.option("--variables", default=None, help="Variables always answered, comma-separated.")

@@ -173,3 +173,28 @@ def test_iteration_sees_later_pages_after_concurrent_deletes(memory):
             for j in range(11):  # delete everything already seen
                 memory.delete(f"k{j:05d}")
     assert seen == sorted(data)
+
+
+@pytest.mark.parametrize("limit", [0, 1, 3, 999, 1000, 1001, 1500])
+def test_limit_gives_the_first_keys(memory, limit):
+    data = {f"{i:05d}": i for i in range(1200)}
+    memory.set_many(data)
+    assert list(memory.keys(limit=limit)) == list(data)[:limit]
+    assert list(memory.items(limit=limit)) == list(data.items())[:limit]
+    assert list(memory.keys("001", limit=limit)) == [k for k in data if k.startswith("001")][:limit]
+
+
+async def test_limit_async(amemory):
+    await amemory.set_many({"a": 1, "b": 2, "c": 3})
+    assert [k async for k in amemory.keys(limit=2)] == ["a", "b"]
+    assert [kv async for kv in amemory.items(limit=1)] == [("a", 1)]
+    assert [k async for k in amemory.keys(limit=0)] == []
+    assert [k async for k in amemory.keys(limit=None)] == ["a", "b", "c"]
+
+
+@pytest.mark.parametrize("bad", [-1, 1.5, "2", True])
+def test_bad_limit_is_refused(memory, bad):
+    with pytest.raises(botwire.InvalidInput):
+        memory.keys(limit=bad)
+    with pytest.raises(botwire.InvalidInput):
+        memory.items(limit=bad)

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import time
+import uuid
 
 import pytest
-from conftest import unique_ns
 
 import botwire
 from botwire import InvalidInput, SearchHit
+
+
+def unique_ns(tag: str) -> str:  # as tests/conftest.py's (a plain import of it is ambiguous)
+    return f"{tag}-{uuid.uuid4().hex[:12]}"
 
 
 @pytest.fixture
@@ -29,7 +33,9 @@ def keys_of(hits: list[SearchHit]) -> list[str | None]:
 
 def test_finds_a_value_by_a_word(customer):
     hits = customer.search("courier")
-    assert [(h.log, h.seq, h.value) for h in hits] == [("calls", 1, "asked when the courier arrives")]
+    assert [(h.log, h.seq, h.value) for h in hits] == [
+        ("calls", 1, "asked when the courier arrives")
+    ]
     assert hits[0].key is None
 
 
@@ -75,6 +81,16 @@ def test_a_rare_word_outranks_a_common_one(memory):
     memory.set_many({f"note{i}": f"call note {i} about billing" for i in range(20)})
     memory.set("urgent", "billing dispute escalated")
     assert keys_of(memory.search("escalated billing"))[0] == "urgent"
+
+
+def test_equal_scores_come_in_a_fixed_order(memory):
+    memory.set_many({f"k{i}": "olive oil" for i in (3, 1, 4, 0, 2)})  # one write: one time
+    memory.log("b").extend(["olive oil", "olive oil", "olive oil"])
+    hits = memory.search("olive", limit=100)
+    assert [h.key for h in hits if h.key] == ["k0", "k1", "k2", "k3", "k4"]
+    assert [(h.log, h.seq) for h in hits if h.log] == [("b", 1), ("b", 2), ("b", 3)]
+    assert memory.search("olive", limit=100) == hits
+    assert memory.search("olive", limit=3) == hits[:3]
 
 
 def test_limit(memory):

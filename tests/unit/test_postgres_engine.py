@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 
 import pytest
 
@@ -116,3 +117,177 @@ def test_very_long_values_are_stored_and_their_start_is_searchable(url, ns):
         m.set("big", "needle " + words)
         assert m.get("big").startswith("needle w0x")
         assert [h.key for h in m.search("needle")] == ["big"]
+
+
+# -- async pools: one per event loop, all closed by close() -------------------------------------
+
+
+def _connections(server_url: str, app: str) -> int:
+    import psycopg
+
+    with psycopg.connect(server_url, autocommit=True) as conn:
+        return conn.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE application_name = %s", (app,)
+        ).fetchone()[0]
+
+
+def _settle(server_url: str, app: str, want: int, seconds: float = 10.0) -> int:
+    """The number of ``app``'s connections, once it is ``want`` (or the time is up)."""
+    deadline = time.monotonic() + seconds
+    while (n := _connections(server_url, app)) != want and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return n
+
+
+@pytest.fixture
+def app_engine(url):
+    """A fresh engine whose connections are named, one connection per pool."""
+    import secrets
+
+    from botwire.engines.postgres import PostgresEngine
+
+    app = f"botwire_test_{secrets.token_hex(4)}"
+    engine = PostgresEngine(f"{url}&pool_min=1&pool_max=1&application_name={app}")
+    yield engine, app
+    engine.close()
+
+
+def test_concurrent_first_async_calls_on_one_loop_share_one_pool(
+    app_engine, postgres_server_url, ns, monkeypatch, caplog
+):
+    import asyncio
+
+    from botwire import AsyncMemory
+    from botwire.engines import postgres
+
+    created: list[object] = []
+
+    class CountedPool(postgres.AsyncConnectionPool):  # the real pool, counted
+        def __init__(self, *args, **kwargs):
+            created.append(None)
+            super().__init__(*args, **kwargs)
+
+    monkeypatch.setattr(postgres, "AsyncConnectionPool", CountedPool)
+    engine, app = app_engine
+
+    async def main() -> int:
+        m = AsyncMemory(ns, engine=engine)
+        assert await asyncio.gather(*(m.get(f"k{i}") for i in range(20))) == [None] * 20
+        assert await m.get("k0") is None
+        opened = await asyncio.to_thread(_connections, postgres_server_url, app)
+        await engine.aclose()
+        return opened
+
+    opened = asyncio.run(main())
+    assert len(created) == 1
+    assert opened <= 2  # the sync pool (migrations) and one async pool, one connection each
+    assert _settle(postgres_server_url, app, 0) == 0
+    assert "destroyed but it is pending" not in caplog.text  # no pool was dropped unclosed
+
+
+def test_close_closes_the_async_pools_of_finished_event_loops(app_engine, postgres_server_url, ns):
+    import asyncio
+
+    from botwire import AsyncMemory
+
+    engine, app = app_engine
+
+    async def use(i: int) -> None:
+        await AsyncMemory(ns, engine=engine).set(f"k{i}", i)
+
+    for i in range(3):
+        asyncio.run(use(i))  # a new loop each time, closed at the end
+    # a new pool drops those of loops closed meanwhile; the last one waits for close()
+    assert _settle(postgres_server_url, app, 2) == 2  # the sync pool and the last async pool
+    engine.close()
+    assert _settle(postgres_server_url, app, 0) == 0
+    with pytest.raises(StorageUnavailable, match="closed"):
+        Memory(ns, engine=engine).get("k0")
+
+
+def test_close_inside_a_running_loop_and_aclose_close_its_pool(app_engine, postgres_server_url, ns):
+    import asyncio
+
+    from botwire import AsyncMemory
+
+    engine, app = app_engine
+
+    async def main() -> None:
+        m = AsyncMemory(ns, engine=engine)
+        await m.set("k", 1)
+        engine.close()  # sync, on the loop's own thread: it cannot wait for the pool here
+        await engine.aclose()
+
+    asyncio.run(main())
+    assert _settle(postgres_server_url, app, 0) == 0
+
+
+def test_close_closes_the_pool_of_a_loop_running_in_another_thread(
+    app_engine, postgres_server_url, ns
+):
+    import asyncio
+
+    from botwire import AsyncMemory
+
+    engine, app = app_engine
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever)
+    thread.start()
+    try:
+        m = AsyncMemory(ns, engine=engine)
+        asyncio.run_coroutine_threadsafe(m.set("k", 1), loop).result(10)
+        engine.close()
+        assert _settle(postgres_server_url, app, 0) == 0
+    finally:
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join()
+        loop.close()
+
+
+def _plan_indexes(plan: dict) -> set[str]:
+    found = {plan["Index Name"]} if "Index Name" in plan else set()
+    for child in plan.get("Plans", []):
+        found |= _plan_indexes(child)
+    return found
+
+
+def test_search_reads_the_namespace_by_key_not_a_words_whole_posting_list(fresh_postgres_url):
+    """With statistics from VACUUM ANALYZE the planner would combine the primary key with the
+    GIN index, reading the posting list of a common word across all namespaces."""
+    import psycopg
+
+    from botwire.engines import sql
+    from botwire.engines.postgres import _pg
+
+    with Memory("n0", url=fresh_postgres_url) as m:
+        m.set("k", 1)  # creates the tables
+    with psycopg.connect(fresh_postgres_url, autocommit=True) as conn:
+        conn.execute(
+            "INSERT INTO botwire_kv (ns, key, value, version, created_at, updated_at, size) "
+            "SELECT 'n' || (i / 20), 'k' || (i % 20), "
+            "'\"order ' || i || ' for a kettle, delivered\"', 1, 0, 0, 20 "
+            "FROM generate_series(20, 60000) AS i ON CONFLICT DO NOTHING"
+        )
+        conn.execute(
+            "INSERT INTO botwire_logs (ns, name, last_seq, entry_count) "
+            "SELECT 'n' || i, 'calls', 10, 10 FROM generate_series(1, 3000) AS i"
+        )
+        conn.execute(
+            "INSERT INTO botwire_entries (log_id, seq, value, ts, size) "
+            "SELECT l.id, s, '\"where is my order ' || s || '\"', 0, 20 "
+            "FROM botwire_logs l, generate_series(1, 10) AS s"
+        )
+        conn.execute("VACUUM ANALYZE botwire_kv")
+        conn.execute("VACUUM ANALYZE botwire_entries")
+        conn.execute("VACUUM ANALYZE botwire_logs")
+        for words in (("order",), ("kettle", "order", "delivered")):
+            stmt = sql.postgres_search("n77", words, 10, 0.0)
+            (plan,) = conn.execute(
+                "EXPLAIN (FORMAT JSON) " + _pg(stmt.sql), stmt.params, prepare=False
+            ).fetchone()[0]
+            used = _plan_indexes(plan["Plan"])
+            assert "botwire_kv_pkey" in used and "botwire_entries_pkey" in used, used
+            assert not used & {"botwire_kv_tsv", "botwire_entries_tsv"}, used
+    with Memory("n77", url=fresh_postgres_url) as m:
+        hits = m.search("order", limit=100)
+        assert len(hits) == 30 and {h.log for h in hits} == {None, "calls"}

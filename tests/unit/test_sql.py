@@ -32,3 +32,32 @@ def test_strings_between_prefix_and_upper_start_with_prefix(prefix, other):
     upper = prefix_upper(prefix)
     if other >= prefix and (upper is None or other < upper):
         assert other.startswith(prefix)
+
+
+hit_rows = st.lists(
+    st.one_of(
+        st.tuples(text, st.none(), st.none()),
+        st.tuples(st.none(), text, st.integers(1, 5)),
+    ).flatmap(
+        lambda ident: st.tuples(
+            st.just(ident), st.sampled_from([0.0, 1.5, 2.25]), st.sampled_from([0.0, 7.0])
+        )
+    ),
+    max_size=12,
+    unique_by=lambda r: r[0],
+)
+
+
+@given(rows=hit_rows)
+def test_hits_sort_in_python_as_in_sql(rows):
+    """The direct search sorts its hits in Python; the index search sorts them in SQL."""
+    import sqlite3
+
+    from botwire.engines.sql import _HIT_ORDER, hit_order
+
+    hits = [(*ident, "v", ts, score) for ident, score, ts in rows]
+    conn = sqlite3.connect(":memory:")
+    conn.execute("CREATE TABLE h (key, log, seq, value, ts, score)")
+    conn.executemany("INSERT INTO h VALUES (?, ?, ?, ?, ?, ?)", hits)
+    in_sql = conn.execute(f"SELECT * FROM h ORDER BY {_HIT_ORDER}").fetchall()
+    assert sorted(hits, key=hit_order) == in_sql

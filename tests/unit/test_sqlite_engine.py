@@ -19,12 +19,40 @@ def url(tmp_path):
     return f"sqlite:///{tmp_path}/botwire.db"
 
 
+def assert_index_matches_the_rows(path) -> None:
+    """With the queue applied, the FTS5 indexes hold exactly the stored keys and entries: every
+    (term, document, column, offset) equals what indexing the rows afresh gives."""
+    from botwire.engines.sql import ENTRY_DOC
+
+    conn = sqlite3.connect(path)
+    assert conn.execute("SELECT count(*) FROM botwire_fts_queue").fetchone()[0] == 0
+    docs = {
+        "botwire_kv_fts": "SELECT doc, ns, key || ' ' || value FROM botwire_kv",
+        "botwire_entries_fts": f"SELECT e.log_id * {ENTRY_DOC} + e.seq, l.ns, e.value "
+        "FROM botwire_entries e JOIN botwire_logs l ON l.id = e.log_id",
+    }
+    for table, rows in docs.items():
+        conn.execute(f"INSERT INTO {table} ({table}) VALUES ('integrity-check')")
+        conn.execute(
+            "CREATE VIRTUAL TABLE temp.fresh USING fts5(ns, body, content='', "
+            "tokenize='porter unicode61')"
+        )
+        conn.execute(f"INSERT INTO temp.fresh (rowid, ns, body) {rows}")
+        conn.execute(f"CREATE VIRTUAL TABLE temp.v_live USING fts5vocab(main, {table}, instance)")
+        conn.execute("CREATE VIRTUAL TABLE temp.v_fresh USING fts5vocab(temp, fresh, instance)")
+        live = conn.execute("SELECT * FROM temp.v_live").fetchall()
+        assert sorted(live) == sorted(conn.execute("SELECT * FROM temp.v_fresh").fetchall())
+        for name in ("v_live", "v_fresh", "fresh"):
+            conn.execute(f"DROP TABLE temp.{name}")
+    conn.close()
+
+
 def test_database_is_in_wal_mode_with_current_schema(url, tmp_path):
     with Memory("ns", url=url) as m:
         m.set("k", 1)
     conn = sqlite3.connect(tmp_path / "botwire.db")
     assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-    assert conn.execute("PRAGMA user_version").fetchone()[0] == 3
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == 4
     tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
     assert {"botwire_kv", "botwire_logs", "botwire_entries"} <= tables
 
@@ -47,6 +75,7 @@ def test_upgrading_a_version_2_file_indexes_what_it_already_holds(tmp_path):
     conn.execute("INSERT INTO botwire_entries VALUES (7, 1, '\"banana split\"', 0, 14)")
     conn.close()
     with Memory("ns", url=f"sqlite:///{path}") as m:
+        m.engine.search_direct_max = 0  # every search goes through the index
         assert {(h.key, h.log) for h in m.search("banana")} == {("fruit", None), (None, "calls")}
         m.set("fruit", "apple")  # the old document is forgotten exactly
         m.delete("veg")
@@ -54,13 +83,12 @@ def test_upgrading_a_version_2_file_indexes_what_it_already_holds(tmp_path):
         assert m.search("carrot") == []
         m.set("new", "banana")
         assert {h.key for h in m.search("banana")} == {"new", None}
-    check = sqlite3.connect(path)
-    check.execute("INSERT INTO botwire_kv_fts (botwire_kv_fts) VALUES ('integrity-check')")
-    check.execute("INSERT INTO botwire_entries_fts (botwire_entries_fts) VALUES ('integrity-check')")
+    assert_index_matches_the_rows(path)
 
 
 def test_search_indexes_stay_consistent_through_every_write(url, tmp_path):
     with Memory("ns", url=url) as m:
+        m.engine.search_direct_max = 0  # every search goes through the index
         m.set_many({f"k{i}": f"word{i % 7} shared" for i in range(200)})
         for i in range(0, 200, 3):
             m.set(f"k{i}", {"changed": f"word{i % 5}"})
@@ -76,9 +104,7 @@ def test_search_indexes_stay_consistent_through_every_write(url, tmp_path):
         m.set("again", "shared")
         assert [h.key for h in m.search("shared")] == ["again"]
         assert [h.log for h in m.search("clear")] == ["l"]
-    conn = sqlite3.connect(tmp_path / "botwire.db")
-    for table in ("botwire_kv_fts", "botwire_entries_fts"):
-        conn.execute(f"INSERT INTO {table} ({table}) VALUES ('integrity-check')")
+    assert_index_matches_the_rows(tmp_path / "botwire.db")
 
 
 def test_expired_keys_are_purged_by_later_writes(url, tmp_path):
@@ -349,35 +375,59 @@ def test_fork_while_another_thread_holds_the_engine_lock(tmp_path):
     engine.close()
 
 
-def test_search_matches_a_model_through_random_writes_and_searches(url, tmp_path):
+@pytest.mark.parametrize("path", ["direct", "index"])
+def test_search_matches_a_model_through_random_writes_and_searches(path, tmp_path):
+    """Random writes, searches, and index slices applied between writes (as the background
+    does): every search finds exactly what the model holds, and the index stays sound."""
     import random
 
+    from botwire.engines import sql
+
+    engine = SQLiteEngine(str(tmp_path / "botwire.db"))
+    engine.index_slice = 3
+    engine.search_direct_max = 0 if path == "index" else 1000
     rng = random.Random(7)
     words = [f"w{i}" for i in range(30)]
     model: dict[str, set[str]] = {}
-    with Memory("ns", url=url) as m:
-        for step in range(600):
+    entries: dict[int, str] = {}
+    with Memory("ns", engine=engine) as m:
+        log = m.log("l")
+        for step in range(800):
             key = f"k{rng.randrange(40)}"
             action = rng.random()
-            if action < 0.6:
+            if action < 0.5:
                 chosen = set(rng.sample(words, 3))
                 m.set(key, " ".join(sorted(chosen)))
                 model[key] = chosen
-            elif action < 0.8:
+            elif action < 0.65:
                 m.delete(key)
                 model.pop(key, None)
-            elif action < 0.85:
+            elif action < 0.7:
                 m.incr(f"n{rng.randrange(3)}")
-            if rng.random() < 0.1 or step == 599:  # a search applies the queued index changes
+            elif action < 0.8:
                 word = rng.choice(words)
-                got = {h.key for h in m.search(word, limit=1000)} - {"n0", "n1", "n2"}
+                entries[log.append(word)] = word
+            elif action < 0.82:
+                log.clear()
+                entries.clear()
+            elif action < 0.95:  # one slice of the queue, as the background applies it
+                top = engine._drive(sql.sqlite_queue_top(), sql.READ)
+                if top is not None:
+                    engine._drive(sql.sqlite_index_pending(engine.index_slice, top), sql.TXN)
+            if rng.random() < 0.1 or step == 799:
+                word = rng.choice(words)
+                hits = m.search(word, limit=1000)
+                got = {h.key for h in hits if h.key} - {"n0", "n1", "n2"}
                 assert got == {k for k, ws in model.items() if word in ws}, (step, word)
-    conn = sqlite3.connect(tmp_path / "botwire.db")
-    assert conn.execute("SELECT count(*) FROM botwire_fts_queue").fetchone()[0] == 0
-    conn.execute("INSERT INTO botwire_kv_fts (botwire_kv_fts) VALUES ('integrity-check')")
+                assert {h.seq for h in hits if h.log} == {
+                    s for s, w in entries.items() if w == word
+                }, (step, word)
+        if path == "direct":
+            engine._index_pending()
+    assert_index_matches_the_rows(tmp_path / "botwire.db")
 
 
-def test_writes_only_queue_index_changes_which_a_search_applies(url, tmp_path):
+def test_a_small_namespace_is_searched_without_the_index(url, tmp_path):
     conn = sqlite3.connect(tmp_path / "botwire.db")
     with Memory("ns", url=url) as m:
         m.set("k", "first")
@@ -386,7 +436,135 @@ def test_writes_only_queue_index_changes_which_a_search_applies(url, tmp_path):
         queued = conn.execute("SELECT count(*) FROM botwire_fts_queue").fetchone()[0]
         assert queued == 3  # index k; index k again (never indexed: nothing to forget); entry
         assert [h.key for h in m.search("second")] == ["k"]
+        assert [h.log for h in m.search("third")] == ["l"]
+        assert m.search("first") == []
+        # the search read the namespace's own rows: the queue waits for the background
+        assert conn.execute("SELECT count(*) FROM botwire_fts_queue").fetchone()[0] == 3
+
+
+def test_writes_only_queue_index_changes_which_a_search_through_the_index_applies(url, tmp_path):
+    conn = sqlite3.connect(tmp_path / "botwire.db")
+    with Memory("ns", url=url) as m:
+        m.engine.search_direct_max = 0
+        m.set("k", "first")
+        m.set("k", "second")
+        m.log("l").append("third")
+        assert conn.execute("SELECT count(*) FROM botwire_fts_queue").fetchone()[0] == 3
+        assert [h.key for h in m.search("second")] == ["k"]
         assert conn.execute("SELECT count(*) FROM botwire_fts_queue").fetchone()[0] == 0
         m.set("k", "fourth")  # now indexed: its old text is queued to be forgotten
         assert conn.execute("SELECT count(*) FROM botwire_fts_queue").fetchone()[0] == 2
         assert m.search("second") == [] and [h.key for h in m.search("fourth")] == ["k"]
+
+
+def test_a_namespace_above_the_limit_is_searched_through_the_index(tmp_path):
+    engine = SQLiteEngine(str(tmp_path / "botwire.db"))
+    engine.search_direct_max = 10
+    with Memory("ns", engine=engine) as m, Memory("other", engine=engine) as other:
+        other.set_many({f"o{i}": "walnut" for i in range(50)})
+        m.set_many({f"k{i}": f"walnut {i}" for i in range(8)})
+        m.log("l").extend(["walnut cake", "walnut tart"])  # 10 documents: ranked directly
+        direct = m.search("walnut", limit=100)
+        assert len(direct) == 10
+        queue = "SELECT count(*) FROM botwire_fts_queue"
+        assert engine._connection().execute(queue).fetchone()[0] > 0
+        m.set("k8", "walnut bread")  # 11: through the index, which catches up first
+        hits = m.search("walnut", limit=100)
+        assert {(h.key, h.log, h.seq) for h in hits} == {
+            (h.key, h.log, h.seq) for h in direct
+        } | {("k8", None, None)}
+        assert engine._connection().execute(queue).fetchone()[0] == 0
+        assert [h.key for h in m.search("walnut", limit=3)] == [h.key for h in hits[:3]]
+
+
+class _RecordingGate:
+    """The engine's write gate, recording how many queued index changes each hold applied."""
+
+    def __init__(self, gate, path) -> None:
+        self.gate, self.removed = gate, []
+        self.conn = sqlite3.connect(path)
+
+    def queued(self) -> int:
+        return self.conn.execute("SELECT count(*) FROM botwire_fts_queue").fetchone()[0]
+
+    def __call__(self, timeout):
+        from contextlib import contextmanager
+
+        @contextmanager
+        def hold():
+            with self.gate(timeout):
+                before = self.queued()
+                yield
+                self.removed.append(before - self.queued())
+
+        return hold()
+
+    def __getattr__(self, name):
+        return getattr(self.gate, name)
+
+
+def test_background_indexing_holds_the_gate_for_one_slice_at_a_time(tmp_path):
+    path = tmp_path / "botwire.db"
+    engine = SQLiteEngine(str(path))
+    engine.index_slice = 50
+    with Memory("ns", engine=engine) as m:
+        m.set_many({f"k{i}": f"apple {i}" for i in range(400)})
+        engine._checkpoint()  # indexed: overwriting a key now queues forget + index
+        m.log("l").extend([f"pear {i}" for i in range(300)])
+        m.set_many({f"k{i}": f"plum {i}" for i in range(0, 400, 4)})
+        m.set_many({f"n{i}": f"apple {i}" for i in range(100)})
+        gate = engine._gate = _RecordingGate(engine._gate, path)
+        queued = gate.queued()
+        assert queued == 300 + 2 * 100 + 100
+        engine._checkpoint()  # what the background thread runs every CHECKPOINT_EVERY writes
+        assert gate.queued() == 0
+        assert sum(gate.removed) == queued
+        assert max(gate.removed) <= 50  # the gate was let go after every slice
+        assert len(gate.removed) >= queued // 50
+        engine.search_direct_max = 0
+        assert len(m.search("apple", limit=1000)) == 400
+        assert len(m.search("plum", limit=1000)) == 100
+        assert len(m.search("pear", limit=1000)) == 300
+    assert_index_matches_the_rows(path)
+
+
+def test_index_segments_are_merged_in_small_steps_by_the_background(tmp_path):
+    path = tmp_path / "botwire.db"
+    engine = SQLiteEngine(str(path))
+    engine.index_slice = 40  # every slice writes a new FTS5 segment (10 here: no crisis merge)
+
+    def segments() -> int:
+        return conn.execute("SELECT count(DISTINCT segid) FROM botwire_kv_fts_idx").fetchone()[0]
+
+    with Memory("ns", engine=engine) as m:
+        m.set_many({f"k{i}": " ".join(f"w{i}x{j}" for j in range(30)) + " end" for i in range(400)})
+        conn = sqlite3.connect(path)
+        config = "SELECT v FROM botwire_kv_fts_config WHERE k = 'automerge'"
+        assert conn.execute(config).fetchone() == (0,)  # FTS5 never merges inside a write
+        engine._index_pending()
+        before = segments()
+        assert before == 10
+        gate = engine._gate = _RecordingGate(engine._gate, path)
+        engine._merge_index()
+        assert segments() <= 3
+        assert len(gate.removed) > 2  # several short holds, not one long one
+        engine.search_direct_max = 0
+        assert len(m.search("end", limit=1000)) == 400
+    assert_index_matches_the_rows(path)
+
+
+def test_a_long_queue_left_behind_is_applied_in_the_background_when_an_engine_opens(tmp_path):
+    from botwire.engines.sqlite import CHECKPOINT_EVERY
+
+    path = tmp_path / "botwire.db"
+    with Memory("ns", url=f"sqlite:///{path}") as m:
+        m.set_many({f"k{i}": f"fig {i}" for i in range(CHECKPOINT_EVERY + 10)})  # one write
+    conn = sqlite3.connect(path)
+    queue = "SELECT count(*) FROM botwire_fts_queue"
+    assert conn.execute(queue).fetchone()[0] == CHECKPOINT_EVERY + 10
+    with Memory("ns", url=f"sqlite:///{path}") as m:
+        assert m.get("k0") == "fig 0"
+        deadline = time.monotonic() + 20
+        while conn.execute(queue).fetchone()[0] and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert conn.execute(queue).fetchone()[0] == 0

@@ -44,7 +44,9 @@ def test_a_call_in_process(engine_url, config):
         with Memory(call.namespace, url=engine_url) as memory:
             turns = [e.value for e in memory.log("conversation").read()]
             assert [(t["role"], t["text"]) for t in turns] == [
-                ("user", "Hi, I'm Ana, allergic to peanuts"), ("assistant", "Noted, Ana.")]
+                ("user", "Hi, I'm Ana, allergic to peanuts"),
+                ("assistant", "Noted, Ana."),
+            ]
             assert memory.log("calls").count() == 1
 
 
@@ -105,8 +107,9 @@ async def test_an_async_summariser_and_a_failing_one(sqlite_url, caplog):
         await asyncio.sleep(0)
         return f"{len(call.turns)} turns"
 
-    async with AsyncCallMemory("+14155550127", url=sqlite_url,
-                               config=VoiceConfig(summarizer=summarise)) as call:
+    async with AsyncCallMemory(
+        "+14155550127", url=sqlite_url, config=VoiceConfig(summarizer=summarise)
+    ) as call:
         await call.record_turn("user", "hi")
         await call.end_call()
     async with AsyncCallMemory("+14155550127", url=sqlite_url) as call:
@@ -116,8 +119,9 @@ async def test_an_async_summariser_and_a_failing_one(sqlite_url, caplog):
         raise RuntimeError("model down")
 
     with caplog.at_level(logging.ERROR, logger="botwire.voice"):
-        async with AsyncCallMemory("+14155550128", url=sqlite_url,
-                                   config=VoiceConfig(summarizer=broken)) as call:
+        async with AsyncCallMemory(
+            "+14155550128", url=sqlite_url, config=VoiceConfig(summarizer=broken)
+        ) as call:
             await call.end_call(summary="kept")
     async with AsyncCallMemory("+14155550128", url=sqlite_url) as call:
         assert (await call.variables())["last_call_summary"] == "kept"
@@ -126,8 +130,14 @@ async def test_an_async_summariser_and_a_failing_one(sqlite_url, caplog):
 
 def test_a_dead_writers_claim_is_taken_over_without_duplicates(sqlite_url):
     ns = f"t-{uuid.uuid4().hex[:8]}"
-    event = CallEnd("vapi", "call_9", "+1", ended_at=time.time(),
-                    summary="s", turns=(Turn("user", "a"), Turn("assistant", "b")))
+    event = CallEnd(
+        "vapi",
+        "call_9",
+        "+1",
+        ended_at=time.time(),
+        summary="s",
+        turns=(Turn("user", "a"), Turn("assistant", "b")),
+    )
     with Memory(ns, url=sqlite_url) as memory:
         # a writer claimed the transcript, wrote it, and died before marking it done
         memory.set("~call/vapi/call_9/transcript", {"state": "pending", "at": time.time() - 600})

@@ -7,14 +7,33 @@ from hypothesis import given, strategies as st
 from botwire.voice.context import FIRST_CALL, Snapshot, build, variables
 
 CALLS = [
-    {"call_id": "c2", "platform": "vapi", "ended_at": 1755511500.0, "duration_s": 300.0,
-     "summary": "Asked to reschedule.", "outcome": "customer-ended-call", "successful": False},
-    {"call_id": "c1", "platform": "vapi", "ended_at": 1755000000.0, "duration_s": 45.0,
-     "summary": "Booked a table.", "outcome": None},
+    {
+        "call_id": "c2",
+        "platform": "vapi",
+        "ended_at": 1755511500.0,
+        "duration_s": 300.0,
+        "summary": "Asked to reschedule.",
+        "outcome": "customer-ended-call",
+        "successful": False,
+    },
+    {
+        "call_id": "c1",
+        "platform": "vapi",
+        "ended_at": 1755000000.0,
+        "duration_s": 45.0,
+        "summary": "Booked a table.",
+        "outcome": None,
+    },
 ]
 SNAP = Snapshot(
-    facts={"customer_name": "Ana", "allergies": ["peanuts"], "open:refund": "ORDER-789",
-           "last_call": CALLS[0], "~call/vapi/c2/end": {"state": "done"}, "zip code": "94110"},
+    facts={
+        "customer_name": "Ana",
+        "allergies": ["peanuts"],
+        "open:refund": "ORDER-789",
+        "last_call": CALLS[0],
+        "~call/vapi/c2/end": {"state": "done"},
+        "zip code": "94110",
+    },
     calls=CALLS,
     notes=["Prefers mornings", "Has a dog"],
 )
@@ -44,7 +63,10 @@ def test_first_caller():
     empty = Snapshot({}, [], [])
     assert build(empty) == FIRST_CALL
     assert variables(empty, FIRST_CALL, ("customer_name", "plan")) == {
-        "customer_name": "", "plan": "", "memory": FIRST_CALL}
+        "customer_name": "",
+        "plan": "",
+        "memory": FIRST_CALL,
+    }
     internal_only = Snapshot({"~call/x": {"state": "done"}}, [], [])
     assert build(internal_only) == FIRST_CALL
 
@@ -63,8 +85,11 @@ def test_never_over_budget(budget):
     assert len(build(SNAP, budget=budget)) <= budget
 
 
-@given(st.dictionaries(st.text(min_size=1, max_size=20), st.text(max_size=400), max_size=30),
-       st.lists(st.text(max_size=500), max_size=10), st.integers(0, 3000))
+@given(
+    st.dictionaries(st.text(min_size=1, max_size=20), st.text(max_size=400), max_size=30),
+    st.lists(st.text(max_size=500), max_size=10),
+    st.integers(0, 3000),
+)
 def test_any_snapshot_fits_and_is_deterministic(facts, notes, budget):
     snap = Snapshot(facts, [], notes)
     text = build(snap, budget)

@@ -74,8 +74,11 @@ def page_text(page: str) -> str:
 
 def is_config(block: Block) -> bool:
     """A server's settings: ``export BOTWIRE_...`` lines, then ``botwire serve``."""
-    return (block.lang == "bash" and "export BOTWIRE_" in block.text
-            and re.search(r"^botwire serve\b", block.text, re.M) is not None)
+    return (
+        block.lang == "bash"
+        and "export BOTWIRE_" in block.text
+        and re.search(r"^botwire serve\b", block.text, re.M) is not None
+    )
 
 
 def is_request(block: Block) -> bool:
@@ -128,8 +131,9 @@ def exported(block: Block, base: str) -> dict[str, str]:
     """Run the block's shell (all but ``botwire ...`` lines) and keep what it exports."""
     lines = [ln for ln in block.text.splitlines() if not ln.lstrip().startswith("botwire ")]
     script = "set -e\n" + "\n".join(lines).replace(HOST, base) + "\nenv -0\n"
-    out = subprocess.run(["bash", "-c", script], env=clean_env(), capture_output=True,
-                         check=True, timeout=30).stdout.decode()
+    out = subprocess.run(
+        ["bash", "-c", script], env=clean_env(), capture_output=True, check=True, timeout=30
+    ).stdout.decode()
     pairs = (item.split("=", 1) for item in out.split("\0") if "=" in item)
     return {k: v for k, v in pairs if k.startswith("BOTWIRE_")}
 
@@ -140,7 +144,7 @@ def start_server(block: Block, root: Path) -> Server:
     env = exported(block, base)
     assert env, f"{block.id} exports no BOTWIRE_* setting"
     home = root / block.id
-    settings = {k[len("BOTWIRE_"):].lower(): v for k, v in env.items()}
+    settings = {k[len("BOTWIRE_") :].lower(): v for k, v in env.items()}
     proc = ServerProcess(f"sqlite:///{home}.db", home, **settings).start(port)
     return Server(base, env, proc)
 
@@ -204,21 +208,36 @@ class Tool:
 
 def parse_tool(page: str, d: dict[str, Any]) -> Tool:
     if page == "vapi":
-        name, schema, url, binding = d["function"]["name"], d["function"]["parameters"], \
-            d["server"]["url"], None
+        name, schema, url, binding = (
+            d["function"]["name"],
+            d["function"]["parameters"],
+            d["server"]["url"],
+            None,
+        )
     elif page == "retell":
         name, schema, url, binding = d["name"], d["parameters"], d["url"], "const"
     else:
-        name, schema, url, binding = d["name"], d["api_schema"]["request_body_schema"], \
-            d["api_schema"]["url"], "dynamic_variable"
+        name, schema, url, binding = (
+            d["name"],
+            d["api_schema"]["request_body_schema"],
+            d["api_schema"]["url"],
+            "dynamic_variable",
+        )
     assert schema["type"] == "object", f"{page} {name}: parameters must be an object schema"
     props = schema["properties"]
     bound = {k: v[binding] for k, v in props.items() if binding and binding in v}
     required = set(schema.get("required", ()))
     assert required <= set(props), f"{page} {name}: required names an unknown parameter"
     assert all("type" in p for p in props.values()), f"{page} {name}: a parameter has no type"
-    return Tool(page, d, name, url, {k: v for k, v in props.items() if k not in bound},
-                frozenset(required - set(bound)), bound)
+    return Tool(
+        page,
+        d,
+        name,
+        url,
+        {k: v for k, v in props.items() if k not in bound},
+        frozenset(required - set(bound)),
+        bound,
+    )
 
 
 def tools(page: str) -> list[Tool]:
@@ -262,8 +281,10 @@ def test_tool_definition_is_wired_like_its_platform_wants(tool):
         assert api["method"] == "POST"
         assert tool.url == f"{HOST}/voice/elevenlabs/tools/{tool.name}"
         assert set(api["request_headers"]) == {VoiceSettings().elevenlabs_secret_header}
-        assert tool.bound == {"caller_id": "system__caller_id",
-                              "conversation_id": "system__conversation_id"}
+        assert tool.bound == {
+            "caller_id": "system__caller_id",
+            "conversation_id": "system__conversation_id",
+        }
         assert "caller_id" in d["api_schema"]["request_body_schema"]["required"]
 
 
@@ -282,6 +303,7 @@ def test_tool_parameters_are_what_core_takes(tool, tmp_path):
     """With every documented parameter the tool runs; without a required one ``core.tool``
     says it is missing; without an optional one it still runs."""
     with Memory(f"phone:{CALLER}", url=f"sqlite:///{tmp_path}/probe.db") as memory:
+
         def run(args: dict[str, Any]) -> str:
             return core.run(core.tool(tool.name, args, "call_probe"), memory)
 
@@ -300,11 +322,20 @@ def test_tool_parameters_are_what_core_takes(tool, tmp_path):
 
 
 def send_vapi(server: Server, tool: Tool, args: dict[str, Any]) -> str:
-    body = {"message": {
-        "type": "tool-calls", "timestamp": int(time.time() * 1000),
-        "call": {"id": "call_probe", "customer": {"number": CALLER}},
-        "toolCallList": [{"id": "toolu_probe", "type": "function",
-                          "function": {"name": tool.name, "arguments": args}}]}}
+    body = {
+        "message": {
+            "type": "tool-calls",
+            "timestamp": int(time.time() * 1000),
+            "call": {"id": "call_probe", "customer": {"number": CALLER}},
+            "toolCallList": [
+                {
+                    "id": "toolu_probe",
+                    "type": "function",
+                    "function": {"name": tool.name, "arguments": args},
+                }
+            ],
+        }
+    }
     server_obj = server.resolve(tool.definition["server"])
     r = httpx.post(server_obj["url"], json=body, headers=server_obj["headers"], timeout=10)
     assert r.status_code == 200, r.text
@@ -318,12 +349,19 @@ def send_retell(server: Server, tool: Tool, args: dict[str, Any]) -> str:
     if tool.variant == "args-only":
         body = {**args, **{k: values[v] for k, v in tool.bound.items()}}
     else:
-        body = {"name": tool.name, "args": args,
-                "call": {"call_id": "call_probe", "direction": "inbound", "from_number": CALLER}}
+        body = {
+            "name": tool.name,
+            "args": args,
+            "call": {"call_id": "call_probe", "direction": "inbound", "from_number": CALLER},
+        }
     raw = json.dumps(body).encode()
     signature = sign_retell(raw, server.env["BOTWIRE_RETELL_API_KEY"], int(time.time() * 1000))
-    r = httpx.post(server.resolve(tool.url), content=raw, timeout=10,
-                   headers={"X-Retell-Signature": signature, "Content-Type": "application/json"})
+    r = httpx.post(
+        server.resolve(tool.url),
+        content=raw,
+        timeout=10,
+        headers={"X-Retell-Signature": signature, "Content-Type": "application/json"},
+    )
     assert r.status_code == 200 and "result" in r.json(), r.text
     return r.json()["result"]
 
@@ -367,8 +405,12 @@ def test_vapi_server_settings_reach_the_server(servers):
     assert settings
     for d in settings:
         target = server.resolve(d["server"])
-        body = {"message": {"type": "assistant-request",
-                            "call": {"id": "call_probe", "customer": {"number": CALLER}}}}
+        body = {
+            "message": {
+                "type": "assistant-request",
+                "call": {"id": "call_probe", "customer": {"number": CALLER}},
+            }
+        }
         r = httpx.post(target["url"], json=body, headers=target["headers"], timeout=10)
         assert r.status_code == 200, r.text
         assert r.json()["assistantId"] == server.env["BOTWIRE_VAPI_ASSISTANT_ID"]
@@ -389,13 +431,17 @@ def same_xml(a: str, b: str) -> bool:
 
 @needs_shell
 @pytest.mark.processes
-@pytest.mark.parametrize("request_block, config, answer", REQUESTS,
-                         ids=[r[0].id for r in REQUESTS])
+@pytest.mark.parametrize("request_block, config, answer", REQUESTS, ids=[r[0].id for r in REQUESTS])
 def test_curl_example_is_accepted(servers, request_block, config, answer):
     server = servers[config.id]
     script = "set -eo pipefail\n" + request_block.text.replace(HOST, server.base)
-    done = subprocess.run(["bash", "-c", script], env={**clean_env(), **server.env},
-                          capture_output=True, text=True, timeout=60)
+    done = subprocess.run(
+        ["bash", "-c", script],
+        env={**clean_env(), **server.env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert done.returncode == 0, (
         f"{request_block.id} was refused (curl exit {done.returncode}):\n{done.stdout}\n"
         f"{done.stderr}\n{server.proc.log()}"
@@ -447,8 +493,9 @@ def code(cell: str) -> str | None:
 
 
 def settings_rows() -> list[list[str]]:
-    return [r for r in table_rows("voice")
-            if len(r) == 5 and (code(r[1]) or "").startswith("BOTWIRE_")]
+    return [
+        r for r in table_rows("voice") if len(r) == 5 and (code(r[1]) or "").startswith("BOTWIRE_")
+    ]
 
 
 def test_settings_table_lists_every_setting_with_its_env_name_and_default():
@@ -463,13 +510,24 @@ def test_settings_table_lists_every_setting_with_its_env_name_and_default():
 
 
 SAMPLE_VALUES = {
-    "vapi_auth": "hmac", "vapi_signature_encoding": "base64", "vapi_signature_algorithm": "sha1",
-    "budget": "1500", "public_url": "https://memory.example.com", "namespace": "tenant:{e164}",
-    "default_country": "44", "summarizer": "json:dumps", "variables": "customer_name,memory",
+    "vapi_auth": "hmac",
+    "vapi_signature_encoding": "base64",
+    "vapi_signature_algorithm": "sha1",
+    "budget": "1500",
+    "public_url": "https://memory.example.com",
+    "namespace": "tenant:{e164}",
+    "default_country": "44",
+    "summarizer": "json:dumps",
+    "variables": "customer_name,memory",
     "twilio_stream_url": "wss://agent.example.com/media",
 }
-SECRET_OPTIONS = {"vapi": ["--secret"], "retell": ["--secret"], "twilio": ["--auth-token"],
-                  "elevenlabs": ["--webhook-secret", "--tool-secret"], "callers": []}
+SECRET_OPTIONS = {
+    "vapi": ["--secret"],
+    "retell": ["--secret"],
+    "twilio": ["--auth-token"],
+    "elevenlabs": ["--webhook-secret", "--tool-secret"],
+    "callers": [],
+}
 
 
 @pytest.mark.parametrize("row", settings_rows(), ids=lambda r: code(r[0]))
@@ -481,8 +539,9 @@ def test_configure_option_writes_its_setting(row, tmp_path):
         if secret != option:
             args += [secret, "other-secret"]
     path = tmp_path / "voice.json"
-    done = CliRunner().invoke(main, args, env={"BOTWIRE_VOICE_CONFIG": str(path),
-                                               "BOTWIRE_HOME": str(tmp_path)})
+    done = CliRunner().invoke(
+        main, args, env={"BOTWIRE_VOICE_CONFIG": str(path), "BOTWIRE_HOME": str(tmp_path)}
+    )
     assert done.exit_code == 0, done.output
     stored = json.loads(path.read_text())
     assert str(stored[setting]) == value
@@ -546,25 +605,30 @@ async def test_quota_answer_is_what_the_tools_table_says(tmp_path):
     """Over the caller's write quota a tool is answered in words, the sentence voice.md shows."""
     shown = re.search(r"over it, the\s+answer is the error `([^`]+)`", page_text("voice"))
     assert shown, "voice.md does not say what a tool answers over quota"
-    app = create_app(Settings(database=f"sqlite:///{tmp_path}/quota.db", writes_per_day=1),
-                     voice_settings=VoiceSettings(elevenlabs_tool_secret="s"))
+    app = create_app(
+        Settings(database=f"sqlite:///{tmp_path}/quota.db", writes_per_day=1),
+        voice_settings=VoiceSettings(elevenlabs_tool_secret="s"),
+    )
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
             answers = []
             for value in ("Ana", "Anna"):
                 r = await client.post(
-                    "/voice/elevenlabs/tools/remember", headers={"x-botwire-secret": "s"},
-                    json={"key": "customer_name", "value": value, "caller_id": CALLER})
+                    "/voice/elevenlabs/tools/remember",
+                    headers={"x-botwire-secret": "s"},
+                    json={"key": "customer_name", "value": value, "caller_id": CALLER},
+                )
                 answers.append(r.json())
     assert answers == [{"result": "Remembered customer_name."}, {"error": shown[1]}]
 
 
 def memory_example() -> tuple[str, dict[str, str]]:
     found = blocks("voice")
-    i = next(i for i, b in enumerate(found)
-             if b.lang == "text" and b.text.startswith("Known facts:"))
-    following = next(b for b in found[i + 1:] if b.lang == "json")
+    i = next(
+        i for i, b in enumerate(found) if b.lang == "text" and b.text.startswith("Known facts:")
+    )
+    following = next(b for b in found[i + 1 :] if b.lang == "json")
     return found[i].text.rstrip("\n"), json.loads(following.text)
 
 
@@ -577,15 +641,40 @@ def test_memory_example_is_what_the_server_builds(tmp_path):
     shown_text, shown_variables = memory_example()
     caller = "+14155550123"
     with Memory(f"phone:{caller}", url=f"sqlite:///{tmp_path}/example.db") as m:
-        for key, value in (("customer_name", "Ana"), ("last_order", "ORDER-789"),
-                           ("allergies", ["peanuts"]),
-                           ("open:refund", "refund for ORDER-789 pending")):
+        for key, value in (
+            ("customer_name", "Ana"),
+            ("last_order", "ORDER-789"),
+            ("allergies", ["peanuts"]),
+            ("open:refund", "refund for ORDER-789 pending"),
+        ):
             core.run(core.remember(key, value), m)
-        core.run(core.end_call(CallEnd("vapi", "c1", caller, ended_at=utc("2025-08-11 16:40"),
-                                       duration_s=45.0, outcome="silence-timed-out")), m)
-        core.run(core.end_call(CallEnd(
-            "vapi", "c2", caller, ended_at=utc("2025-08-18 10:05"), duration_s=252.0,
-            summary="Ana asked whether her kettle shipped", outcome="customer-ended-call")), m)
+        core.run(
+            core.end_call(
+                CallEnd(
+                    "vapi",
+                    "c1",
+                    caller,
+                    ended_at=utc("2025-08-11 16:40"),
+                    duration_s=45.0,
+                    outcome="silence-timed-out",
+                )
+            ),
+            m,
+        )
+        core.run(
+            core.end_call(
+                CallEnd(
+                    "vapi",
+                    "c2",
+                    caller,
+                    ended_at=utc("2025-08-18 10:05"),
+                    duration_s=252.0,
+                    summary="Ana asked whether her kettle shipped",
+                    outcome="customer-ended-call",
+                )
+            ),
+            m,
+        )
         core.run(core.remember_fact("Calls from work between 9 and 5", "c1"), m)
         core.run(core.remember_fact("Prefers email over SMS", "c2"), m)
         briefing = core.run(core.briefing(2000, VoiceSettings().core().variables), m)

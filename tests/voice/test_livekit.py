@@ -63,10 +63,16 @@ class ScriptedLLM(LLM):
         self.seen: list[list[tuple[str, str]]] = []
 
     def chat(self, *, chat_ctx, tools=None, conn_options=DEFAULT_API_CONNECT_OPTIONS, **_):
-        self.seen.append([(i.role, i.text_content or "") for i in chat_ctx.items
-                          if i.type == "message"])
-        return _Stream(self, self.script.pop(0), chat_ctx=chat_ctx, tools=tools or [],
-                       conn_options=conn_options)
+        self.seen.append(
+            [(i.role, i.text_content or "") for i in chat_ctx.items if i.type == "message"]
+        )
+        return _Stream(
+            self,
+            self.script.pop(0),
+            chat_ctx=chat_ctx,
+            tools=tools or [],
+            conn_options=conn_options,
+        )
 
 
 class _Stream(LLMStream):
@@ -86,7 +92,9 @@ class _Stream(LLMStream):
 
 def sip_participant(attributes: dict[str, str]) -> rtc.RemoteParticipant:
     info = participant_pb2.ParticipantInfo(
-        sid="PA_1", identity="sip_caller", attributes=attributes,
+        sid="PA_1",
+        identity="sip_caller",
+        attributes=attributes,
         kind=participant_pb2.ParticipantKind.PARTICIPANT_KIND_SIP,
     )
     owned = participant_pb2.OwnedParticipant(handle=handle_pb2.FfiOwnedHandle(id=0), info=info)
@@ -152,13 +160,17 @@ async def test_a_session_is_briefed_records_every_message_and_ends(url, ana_know
 
     turns = await stored(url, "conversation")
     assert [(t["role"], t["text"]) for t in turns] == [
-        ("user", "hi, it's Ana"), ("assistant", "Hello Ana!"),
-        ("user", "I'd like to book"), ("assistant", "A table for two again?"),
+        ("user", "hi, it's Ana"),
+        ("assistant", "Hello Ana!"),
+        ("user", "I'd like to book"),
+        ("assistant", "A table for two again?"),
     ]
     assert {(t["platform"], t["call_id"]) for t in turns} == {("livekit", "SCL_1")}
     calls = await stored(url, "calls")
     assert [(c["platform"], c.get("summary")) for c in calls] == [
-        ("retell", "Ana booked a table for two"), ("livekit", "Ana booked again")]
+        ("retell", "Ana booked a table for two"),
+        ("livekit", "Ana booked again"),
+    ]
 
 
 async def test_on_enter_loads_the_memory_by_itself(url, ana_known):
@@ -191,8 +203,9 @@ async def test_the_user_turn_hook_adds_recall_for_this_reply_only(url, ana_known
         assert not [t for t in texts(agent.chat_ctx) if RECALL_HEADER in t]
 
         nothing = ChatContext.empty()
-        assert await recall_into(nothing, ChatMessage(role="user", content=["zebra"]), memory) \
-            is None
+        assert (
+            await recall_into(nothing, ChatMessage(role="user", content=["zebra"]), memory) is None
+        )
         assert nothing.items == []  # nothing matched: nothing added
 
 
@@ -207,15 +220,18 @@ async def test_a_first_caller_is_told_so(url):
 
 async def test_tools_are_called_by_the_session_and_store(url, ana_known):
     async with AsyncCallMemory(ANA, url=url, platform="livekit") as memory:
-        llm = ScriptedLLM([
-            ("remember", {"key": "table_preference", "value": "by the window"}),
-            "Noted: by the window.",
-            ("forget", {"key": "~call/livekit/x"}),
-            "I cannot do that.",
-        ])
+        llm = ScriptedLLM(
+            [
+                ("remember", {"key": "table_preference", "value": "by the window"}),
+                "Noted: by the window.",
+                ("forget", {"key": "~call/livekit/x"}),
+                "I cannot do that.",
+            ]
+        )
         agent = BotWireAgent(memory=memory, instructions="Be brief.", recall_limit=0)
         assert {"recall_memory", "remember", "remember_fact", "forget"} <= {
-            get_function_info(t).name for t in agent.tools}
+            get_function_info(t).name for t in agent.tools
+        }
         async with AgentSession(llm=llm) as session:
             await session.start(agent)
             result = await session.run(user_input="I always sit by the window")
@@ -296,10 +312,13 @@ async def test_bad_arguments_are_refused(url):
         with pytest.raises(InvalidInput, match="target"):
             await load_memory([], memory)  # type: ignore[arg-type]
         with pytest.raises(InvalidInput, match="limit"):
-            await recall_into(ChatContext.empty(), ChatMessage(role="user", content=["x"]),
-                              memory, limit=0)
-        async with AgentSession(llm=ScriptedLLM([])) as one, \
-                AgentSession(llm=ScriptedLLM([])) as two:
+            await recall_into(
+                ChatContext.empty(), ChatMessage(role="user", content=["x"]), memory, limit=0
+            )
+        async with (
+            AgentSession(llm=ScriptedLLM([])) as one,
+            AgentSession(llm=ScriptedLLM([])) as two,
+        ):
             record_conversation(one, memory)
             with pytest.raises(InvalidInput, match="another session"):
                 record_conversation(two, memory)
@@ -317,8 +336,9 @@ def test_without_livekit_the_extra_is_named():
             assert exc.extra == "livekit", exc.extra
             print(exc)
     """
-    proc = subprocess.run([sys.executable, "-c", textwrap.dedent(code)],
-                          capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True, timeout=60
+    )
     assert proc.returncode == 0, proc.stderr
     assert "pip install 'botwire[livekit]'" in proc.stdout
     assert "botwire.voice.livekit" in proc.stdout

@@ -10,27 +10,45 @@ from botwire.voice import InvalidNumber, namespace_for, to_e164
 from botwire.voice.config import VoiceConfig
 
 
-@pytest.mark.parametrize("raw, country, expected", [
-    ("+14155550123", None, "+14155550123"),
-    ("+1 (415) 555-0123", None, "+14155550123"),
-    ("tel:+1-415-555-0123", None, "+14155550123"),
-    ("sip:+14155550123@trunk.example;user=phone", None, "+14155550123"),
-    ("0044 20 7946 0958", None, "+442079460958"),
-    ("+44 (0)20 7946 0958".replace("(0)", ""), None, "+442079460958"),
-    ("+14155550123;ext=12", None, "+14155550123"),
-    (" +14155550123 ", None, "+14155550123"),
-    ("415 555 0123", "1", "+14155550123"),
-    ("14155550123", "1", "+14155550123"),
-    ("020 7946 0958", "44", "+442079460958"),
-])
+@pytest.mark.parametrize(
+    "raw, country, expected",
+    [
+        ("+14155550123", None, "+14155550123"),
+        ("+1 (415) 555-0123", None, "+14155550123"),
+        ("tel:+1-415-555-0123", None, "+14155550123"),
+        ("sip:+14155550123@trunk.example;user=phone", None, "+14155550123"),
+        ("0044 20 7946 0958", None, "+442079460958"),
+        ("+44 (0)20 7946 0958".replace("(0)", ""), None, "+442079460958"),
+        ("+14155550123;ext=12", None, "+14155550123"),
+        (" +14155550123 ", None, "+14155550123"),
+        ("415 555 0123", "1", "+14155550123"),
+        ("14155550123", "1", "+14155550123"),
+        ("020 7946 0958", "44", "+442079460958"),
+    ],
+)
 def test_numbers_normalise(raw, country, expected):
     assert to_e164(raw, country) == expected
 
 
-@pytest.mark.parametrize("raw", [
-    "", "anonymous", "Restricted", "unknown", "266696687", "415 555 0123", "+", "+0123456789",
-    "+1234567890123456", "+1415abc0123", "+12", "client:alice", None, 14155550123,
-])
+@pytest.mark.parametrize(
+    "raw",
+    [
+        "",
+        "anonymous",
+        "Restricted",
+        "unknown",
+        "266696687",
+        "415 555 0123",
+        "+",
+        "+0123456789",
+        "+1234567890123456",
+        "+1415abc0123",
+        "+12",
+        "client:alice",
+        None,
+        14155550123,
+    ],
+)
 def test_bad_or_withheld_numbers_are_refused(raw):
     with pytest.raises(InvalidNumber):
         to_e164(raw)

@@ -17,6 +17,7 @@ import textwrap  # noqa: E402
 from typing import Any  # noqa: E402
 
 import pytest  # noqa: E402
+
 try:  # pipecat-ai >= 1.14
     from pipecat.adapters.llm.schemas.tools_schema import ToolsSchema  # noqa: E402
 except ImportError:  # pipecat-ai 1.13
@@ -88,13 +89,19 @@ def said(*texts: str) -> list:
     """The frames of the caller saying each text as one turn (turns decided externally)."""
     frames: list = []
     for text in texts:
-        frames += [UserStartedSpeakingFrame(), TranscriptionFrame(text, "caller", "now"),
-                   SleepFrame(0.05), UserStoppedSpeakingFrame(), SleepFrame(0.4)]
+        frames += [
+            UserStartedSpeakingFrame(),
+            TranscriptionFrame(text, "caller", "now"),
+            SleepFrame(0.05),
+            UserStoppedSpeakingFrame(),
+            SleepFrame(0.4),
+        ]
     return frames
 
 
-async def run_call(memory: BotWireMemoryProcessor, llm: ScriptedLLM, frames: list,
-                   tools: list | None = None) -> LLMContext:
+async def run_call(
+    memory: BotWireMemoryProcessor, llm: ScriptedLLM, frames: list, tools: list | None = None
+) -> LLMContext:
     context = LLMContext([dict(SYSTEM)], tools=tools) if tools else LLMContext([dict(SYSTEM)])
     turns = LLMUserAggregatorParams(user_turn_strategies=ExternalUserTurnStrategies())
     pair = LLMContextAggregatorPair(context, user_params=turns)
@@ -189,19 +196,21 @@ async def test_nothing_found_adds_no_recall_message(url):
 
 async def test_tools_run_through_the_llm_service_and_store(url, ana_known):
     async with AsyncCallMemory(ANA, url=url, platform="pipecat") as call:
-        llm = ScriptedLLM([
-            ("remember", {"key": "favourite_pizza", "value": "diavola"}),
-            "Saved your favourite.",
-            ("remember", {"key": "~call/x", "value": "y"}),
-            "I could not save that.",
-        ])
+        llm = ScriptedLLM(
+            [
+                ("remember", {"key": "favourite_pizza", "value": "diavola"}),
+                "Saved your favourite.",
+                ("remember", {"key": "~call/x", "value": "y"}),
+                "I could not save that.",
+            ]
+        )
         schemas = register_memory_tools(llm, call)
-        assert [s.name for s in schemas] == ["recall_memory", "remember", "remember_fact",
-                                             "forget"]
+        assert [s.name for s in schemas] == ["recall_memory", "remember", "remember_fact", "forget"]
         assert all(llm.has_function(s.name) for s in schemas)
         memory = BotWireMemoryProcessor(call, recall_limit=0)
-        context = await run_call(memory, llm, said("my favourite is diavola", "and save ~call/x"),
-                                 tools=None)
+        context = await run_call(
+            memory, llm, said("my favourite is diavola", "and save ~call/x"), tools=None
+        )
         assert await call.memory.get("favourite_pizza") == "diavola"
         assert await call.memory.get("~call/x") is None
         results = tool_results(context.get_messages())
@@ -214,12 +223,22 @@ async def test_schemas_with_handlers_answer_like_the_webhooks(url, ana_known):
         tools = {s.name: s for s in memory_tools(call)}
         assert tools["remember"].required == ["key", "value"]
         assert tools["recall_memory"].to_default_dict()["parameters"]["required"] == ["query"]
-        llm = ScriptedLLM([("recall_memory", {"query": "peanuts"}), "You are allergic.",
-                           ("forget", {"key": "customer_name"}), "Done.",
-                           ("remember_fact", {}), "Hm."])
-        await run_call(BotWireMemoryProcessor(call, recall_limit=0), llm,
-                       said("what do you know", "forget my name", "note this"),
-                       tools=ToolsSchema(standard_tools=list(tools.values())))
+        llm = ScriptedLLM(
+            [
+                ("recall_memory", {"query": "peanuts"}),
+                "You are allergic.",
+                ("forget", {"key": "customer_name"}),
+                "Done.",
+                ("remember_fact", {}),
+                "Hm.",
+            ]
+        )
+        await run_call(
+            BotWireMemoryProcessor(call, recall_limit=0),
+            llm,
+            said("what do you know", "forget my name", "note this"),
+            tools=ToolsSchema(standard_tools=list(tools.values())),
+        )
         results = tool_results(llm.seen[-1])
         assert "Ana is allergic to peanuts" in results[0]
         assert results[1] == "Forgot customer_name."
@@ -294,8 +313,9 @@ def test_without_pipecat_the_extra_is_named(tmp_path):
             assert exc.extra == "pipecat", exc.extra
             print(exc)
     """
-    proc = subprocess.run([sys.executable, "-c", textwrap.dedent(code)],
-                          capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True, timeout=60
+    )
     assert proc.returncode == 0, proc.stderr
     assert "pip install 'botwire[pipecat]'" in proc.stdout
     assert "botwire.voice.pipecat" in proc.stdout

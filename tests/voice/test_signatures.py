@@ -1,4 +1,4 @@
-"""Webhook signatures: the platforms' test vectors, the fixture bodies, and properties of every scheme."""
+"""Webhook signatures: the platforms' test vectors, the fixture bodies, each scheme's properties."""
 
 from __future__ import annotations
 
@@ -98,12 +98,12 @@ def could_match(value: str | None, secret: str) -> bool:
 def change_char(value: str, index: int, alphabet: str, pick: int) -> str:
     index %= len(value)
     choices = [c for c in alphabet if c != value[index]]
-    return value[:index] + choices[pick % len(choices)] + value[index + 1:]
+    return value[:index] + choices[pick % len(choices)] + value[index + 1 :]
 
 
 def change_byte(body: bytes, index: int, delta: int) -> bytes:
     index %= len(body)
-    return body[:index] + bytes([(body[index] + delta) % 256]) + body[index + 1:]
+    return body[:index] + bytes([(body[index] + delta) % 256]) + body[index + 1 :]
 
 
 # --- the platforms' test vectors ----------------------------------------------------------
@@ -186,10 +186,22 @@ def test_vapi_fixtures_secret_and_bearer(path: Path) -> None:
     assert verify_vapi(body, Headers({"X-Vapi-Secret": "s3cret-value"}), secret) == token
     assert verify_vapi(body, {"authorization": "Bearer s3cret-value"}, bearer) == token
     assert verify_vapi(body, {"Authorization": "bearer  s3cret-value "}, bearer) == token
-    rejected("forged", verify_vapi, body, {"x-vapi-secret": "s3cret-valuE"}, secret,
-             secrets=["s3cret-value"])
-    rejected("forged", verify_vapi, body, {"authorization": "Bearer nope"}, bearer,
-             secrets=["s3cret-value"])
+    rejected(
+        "forged",
+        verify_vapi,
+        body,
+        {"x-vapi-secret": "s3cret-valuE"},
+        secret,
+        secrets=["s3cret-value"],
+    )
+    rejected(
+        "forged",
+        verify_vapi,
+        body,
+        {"authorization": "Bearer nope"},
+        bearer,
+        secrets=["s3cret-value"],
+    )
     rejected("malformed", verify_vapi, body, {"authorization": "Basic s3cret-value"}, bearer)
     rejected("malformed", verify_vapi, body, {"authorization": "Bearer "}, bearer)
     rejected("missing", verify_vapi, body, {}, secret)
@@ -234,7 +246,13 @@ def test_retell_round_trip(body: bytes, key: str, stamp: int) -> None:
     assert verify_retell(body, header, key, now_ms=stamp) == "retell:" + header.split("d=")[1]
 
 
-@given(body=nonempty_bodies, key=secrets, stamp=stamps_ms, index=st.integers(0), delta=st.integers(1, 255))
+@given(
+    body=nonempty_bodies,
+    key=secrets,
+    stamp=stamps_ms,
+    index=st.integers(0),
+    delta=st.integers(1, 255),
+)
 def test_retell_body_change(body: bytes, key: str, stamp: int, index: int, delta: int) -> None:
     header = sign_retell(body, key, stamp)
     rejected("forged", verify_retell, change_byte(body, index, delta), header, key, now_ms=stamp)
@@ -281,7 +299,13 @@ def test_elevenlabs_round_trip(body: bytes, key: str, stamp: int) -> None:
     assert verify_elevenlabs(body, f"t={stamp},v1=xyz,v0={digest}", key, now=stamp)
 
 
-@given(body=nonempty_bodies, key=secrets, stamp=stamps_s, index=st.integers(0), delta=st.integers(1, 255))
+@given(
+    body=nonempty_bodies,
+    key=secrets,
+    stamp=stamps_s,
+    index=st.integers(0),
+    delta=st.integers(1, 255),
+)
 def test_elevenlabs_body_change(body: bytes, key: str, stamp: int, index: int, delta: int) -> None:
     header = sign_elevenlabs(body, key, stamp)
     rejected("forged", verify_elevenlabs, change_byte(body, index, delta), header, key, now=stamp)
@@ -297,7 +321,9 @@ def test_elevenlabs_timestamp_change(body: bytes, key: str, stamp: int, other: i
 
 
 @given(body=bodies, key=secrets, stamp=stamps_s, index=st.integers(0, 63), pick=st.integers(0))
-def test_elevenlabs_signature_change(body: bytes, key: str, stamp: int, index: int, pick: int) -> None:
+def test_elevenlabs_signature_change(
+    body: bytes, key: str, stamp: int, index: int, pick: int
+) -> None:
     header = sign_elevenlabs(body, key, stamp)
     prefix, digest = header.split("v0=")
     forged = prefix + "v0=" + change_char(digest, index, HEX, pick)
@@ -340,7 +366,13 @@ def test_vapi_round_trip(body: bytes, auth: VapiAuth, stamp: int) -> None:
     assert verify_vapi(body, upper, auth, now=vapi_now(stamp)) == token
 
 
-@given(body=nonempty_bodies, auth=vapi_auths, stamp=vapi_stamps, index=st.integers(0), delta=st.integers(1, 255))
+@given(
+    body=nonempty_bodies,
+    auth=vapi_auths,
+    stamp=vapi_stamps,
+    index=st.integers(0),
+    delta=st.integers(1, 255),
+)
 def test_vapi_body_change(body: bytes, auth: VapiAuth, stamp: int, index: int, delta: int) -> None:
     headers = sign_vapi_hmac(body, auth, stamp)
     now = vapi_now(stamp)
@@ -357,12 +389,14 @@ def test_vapi_timestamp_change(body: bytes, auth: VapiAuth, stamp: int, other: i
 
 
 @given(body=bodies, auth=vapi_auths, stamp=vapi_stamps, index=st.integers(0), pick=st.integers(0))
-def test_vapi_signature_change(body: bytes, auth: VapiAuth, stamp: int, index: int, pick: int) -> None:
+def test_vapi_signature_change(
+    body: bytes, auth: VapiAuth, stamp: int, index: int, pick: int
+) -> None:
     headers = sign_vapi_hmac(body, auth, stamp)
-    signature = headers[auth.signature_header][len(auth.prefix):]
+    signature = headers[auth.signature_header][len(auth.prefix) :]
     digits = signature.rstrip("=")
     alphabet = HEX if auth.encoding == "hex" else B64
-    changed = change_char(digits, index, alphabet, pick) + signature[len(digits):]
+    changed = change_char(digits, index, alphabet, pick) + signature[len(digits) :]
     forged = {**headers, auth.signature_header: auth.prefix + changed}
     rejected("forged", verify_vapi, body, forged, auth, now=vapi_now(stamp), secrets=[signature])
 
@@ -371,8 +405,9 @@ def test_vapi_signature_change(body: bytes, auth: VapiAuth, stamp: int, index: i
 def test_vapi_other_secret(body: bytes, auth: VapiAuth, other: str, stamp: int) -> None:
     assume(other != auth.secret)
     headers = sign_vapi_hmac(body, auth, stamp)
-    wrong = VapiAuth("hmac", other, prefix=auth.prefix, encoding=auth.encoding,
-                     algorithm=auth.algorithm)
+    wrong = VapiAuth(
+        "hmac", other, prefix=auth.prefix, encoding=auth.encoding, algorithm=auth.algorithm
+    )
     rejected("forged", verify_vapi, body, headers, wrong, now=vapi_now(stamp))
 
 
@@ -392,12 +427,14 @@ def test_vapi_garbage_headers(body: bytes, auth: VapiAuth, headers: dict[str, st
 
 
 param_lists = st.lists(st.tuples(st.text(max_size=20), st.text(max_size=40)), max_size=12)
-twilio_urls = st.sampled_from([
-    "https://mem.example/voice/twilio",
-    "https://mem.example:443/voice/twilio?x=1",
-    "http://10.0.0.5:8080/twilio",
-    "https://user:pw@mem.example/twilio#frag",
-])
+twilio_urls = st.sampled_from(
+    [
+        "https://mem.example/voice/twilio",
+        "https://mem.example:443/voice/twilio?x=1",
+        "http://10.0.0.5:8080/twilio",
+        "https://user:pw@mem.example/twilio#frag",
+    ]
+)
 
 
 @given(url=twilio_urls, params=param_lists, key=secrets, order=st.randoms())
@@ -408,7 +445,12 @@ def test_twilio_round_trip(url: str, params: list[tuple[str, str]], key: str, or
     assert verify_twilio(url, shuffled, header, key) == f"twilio:{header}"
 
 
-@given(url=twilio_urls, params=param_lists, key=secrets, extra=st.tuples(st.text(max_size=5), st.text(min_size=1, max_size=5)))
+@given(
+    url=twilio_urls,
+    params=param_lists,
+    key=secrets,
+    extra=st.tuples(st.text(max_size=5), st.text(min_size=1, max_size=5)),
+)
 def test_twilio_param_change(url: str, params: list[tuple[str, str]], key: str, extra) -> None:
     header = sign_twilio(url, params, key)
     rejected("forged", verify_twilio, url, params + [extra], header, key)
@@ -418,8 +460,12 @@ def test_twilio_param_change(url: str, params: list[tuple[str, str]], key: str, 
         rejected("forged", verify_twilio, url, [(k, v + "x")] + params[1:], header, key)
 
 
-@given(url=twilio_urls, params=param_lists, key=secrets, index=st.integers(0, 26), pick=st.integers(0))
-def test_twilio_signature_change(url: str, params: list[tuple[str, str]], key: str, index: int, pick: int) -> None:
+@given(
+    url=twilio_urls, params=param_lists, key=secrets, index=st.integers(0, 26), pick=st.integers(0)
+)
+def test_twilio_signature_change(
+    url: str, params: list[tuple[str, str]], key: str, index: int, pick: int
+) -> None:
     header = sign_twilio(url, params, key)
     forged = change_char(header[:27], index, B64, pick) + "="
     rejected("forged", verify_twilio, url, params, forged, key, secrets=[header])
@@ -454,7 +500,9 @@ def test_retell_window_boundaries() -> None:
     for now in (v - 300_001, v + 300_001, 0, v * 2):
         rejected("stale", verify_retell, RETELL_BODY, header, "k", now_ms=now)
     assert verify_retell(RETELL_BODY, header, "k", now_ms=v + 10_000, tolerance_ms=10_000)
-    rejected("stale", verify_retell, RETELL_BODY, header, "k", now_ms=v + 10_001, tolerance_ms=10_000)
+    rejected(
+        "stale", verify_retell, RETELL_BODY, header, "k", now_ms=v + 10_001, tolerance_ms=10_000
+    )
     huge = sign_retell(RETELL_BODY, "k", 10**40)
     rejected("stale", verify_retell, RETELL_BODY, huge, "k", now_ms=v)
 
@@ -483,10 +531,14 @@ def test_elevenlabs_default_clock() -> None:
 
     now = int(time.time())
     assert verify_elevenlabs(ELEVEN_BODY, sign_elevenlabs(ELEVEN_BODY, "s", now), "s")
-    rejected("stale", verify_elevenlabs, ELEVEN_BODY, sign_elevenlabs(ELEVEN_BODY, "s", now - 3600), "s")
+    rejected(
+        "stale", verify_elevenlabs, ELEVEN_BODY, sign_elevenlabs(ELEVEN_BODY, "s", now - 3600), "s"
+    )
 
 
-@pytest.mark.parametrize("stamp,now", [(1_724_000_000, 1_724_000_000), (1_724_000_000_000, 1_724_000_000)])
+@pytest.mark.parametrize(
+    "stamp,now", [(1_724_000_000, 1_724_000_000), (1_724_000_000_000, 1_724_000_000)]
+)
 def test_vapi_window_boundaries(stamp: int, now: float) -> None:
     auth = VapiAuth("hmac", "vapi-secret", tolerance_s=300)
     headers = sign_vapi_hmac(b"{}", auth, stamp)
@@ -510,7 +562,11 @@ def test_vapi_missing_and_malformed_headers() -> None:
     for name in ("x-signature", "x-timestamp"):
         partial = {k: v for k, v in headers.items() if k != name}
         rejected("missing", verify_vapi, b"{}", partial, auth, now=1_724_000_000)
-    for name, value in (("x-timestamp", "1.5"), ("x-timestamp", "-1"), ("x-signature", "sha256=xyz")):
+    for name, value in (
+        ("x-timestamp", "1.5"),
+        ("x-timestamp", "-1"),
+        ("x-signature", "sha256=xyz"),
+    ):
         rejected("malformed", verify_vapi, b"{}", {**headers, name: value}, auth, now=1_724_000_000)
 
 
@@ -563,7 +619,12 @@ def test_twilio_repeated_params_keep_every_value_sorted() -> None:
 def test_twilio_malformed_and_missing_headers() -> None:
     for header in (None, ""):
         rejected("missing", verify_twilio, TWILIO_URL, TWILIO_PARAMS, header, "12345")
-    for header in (TWILIO_SIG[:-1], TWILIO_SIG + "=", " " + TWILIO_SIG, TWILIO_SIG.replace("/", "_")):
+    for header in (
+        TWILIO_SIG[:-1],
+        TWILIO_SIG + "=",
+        " " + TWILIO_SIG,
+        TWILIO_SIG.replace("/", "_"),
+    ):
         rejected("malformed", verify_twilio, TWILIO_URL, TWILIO_PARAMS, header, "12345")
 
 
@@ -597,7 +658,10 @@ def test_elevenlabs_header_forms() -> None:
         f"t={now},v0={ELEVEN_V0},v0={'ab' * 32}",
     )
     for header in ok:
-        assert verify_elevenlabs(ELEVEN_BODY, header, "wsec_test", now=now) == f"elevenlabs:{ELEVEN_V0}"
+        assert (
+            verify_elevenlabs(ELEVEN_BODY, header, "wsec_test", now=now)
+            == f"elevenlabs:{ELEVEN_V0}"
+        )
     malformed = (
         f"t={now}",
         f"v0={ELEVEN_V0}",
@@ -623,7 +687,9 @@ def test_non_string_headers_are_malformed() -> None:
 
 def test_replay_tokens_identify_the_signed_request() -> None:
     t = 1_700_000_000_000
-    same = [verify_retell(RETELL_BODY, sign_retell(RETELL_BODY, "k", t), "k", now_ms=t) for _ in "ab"]
+    same = [
+        verify_retell(RETELL_BODY, sign_retell(RETELL_BODY, "k", t), "k", now_ms=t) for _ in "ab"
+    ]
     assert same[0] == same[1]
     others = {
         same[0],
@@ -641,16 +707,22 @@ def test_replay_tokens_identify_the_signed_request() -> None:
     assert len(eleven) == 3
 
     auth = VapiAuth("hmac", "k")
-    vapi = {verify_vapi(b, sign_vapi_hmac(b, auth, ts), auth, now=s) for b, ts in
-            ((b"{}", s), (b"{}", s), (b"{}", s + 1), (b"[]", s))}
+    vapi = {
+        verify_vapi(b, sign_vapi_hmac(b, auth, ts), auth, now=s)
+        for b, ts in ((b"{}", s), (b"{}", s), (b"{}", s + 1), (b"[]", s))
+    }
     assert len(vapi) == 3
     base64_auth = VapiAuth("hmac", "k", encoding="base64", prefix="sha256=")
     assert verify_vapi(b"{}", sign_vapi_hmac(b"{}", base64_auth, s), base64_auth, now=s) in vapi
 
     twilio = {
         verify_twilio(u, p, sign_twilio(u, p, "k"), "k")
-        for u, p in ((TWILIO_URL, TWILIO_PARAMS), (TWILIO_URL, TWILIO_PARAMS[::-1]),
-                     (TWILIO_URL, TWILIO_PARAMS[1:]), (TWILIO_URL + "&baz=3", TWILIO_PARAMS))
+        for u, p in (
+            (TWILIO_URL, TWILIO_PARAMS),
+            (TWILIO_URL, TWILIO_PARAMS[::-1]),
+            (TWILIO_URL, TWILIO_PARAMS[1:]),
+            (TWILIO_URL + "&baz=3", TWILIO_PARAMS),
+        )
     }
     assert len(twilio) == 3
 
@@ -662,7 +734,9 @@ def test_replay_tokens_identify_the_signed_request() -> None:
 
 
 @given(body=bodies, other=bodies, stamp=stamps_ms, key=secrets)
-def test_replay_token_differs_for_different_requests(body: bytes, other: bytes, stamp: int, key: str) -> None:
+def test_replay_token_differs_for_different_requests(
+    body: bytes, other: bytes, stamp: int, key: str
+) -> None:
     assume(body != other)
     first = verify_retell(body, sign_retell(body, key, stamp), key, now_ms=stamp)
     again = verify_retell(body, sign_retell(body, key, stamp), key, now_ms=stamp)
@@ -676,16 +750,32 @@ def test_replay_token_differs_for_different_requests(body: bytes, other: bytes, 
 def test_errors_never_show_secrets_or_expected_digests() -> None:
     body, key = RETELL_BODY, "test-api-key"
     cases = [
-        (lambda: verify_retell(body, f"v=1700000000000,d={'0' * 64}", key, now_ms=1700000000000),
-         [key, RETELL_D]),
-        (lambda: verify_elevenlabs(ELEVEN_BODY, f"t=1739537297,v0={'0' * 64}", "wsec_test",
-                                   now=1739537297), ["wsec_test", ELEVEN_V0]),
-        (lambda: verify_twilio(TWILIO_URL, TWILIO_PARAMS, "A" * 27 + "=", "12345"),
-         ["12345", TWILIO_SIG]),
-        (lambda: verify_vapi(body, {"x-vapi-secret": "wrong"}, VapiAuth("secret", "vapi-s3cret")),
-         ["vapi-s3cret"]),
-        (lambda: verify_vapi(body, {"authorization": "Bearer vapi-s3cre"}, VapiAuth("bearer", "vapi-s3cret")),
-         ["vapi-s3cret"]),
+        (
+            lambda: verify_retell(body, f"v=1700000000000,d={'0' * 64}", key, now_ms=1700000000000),
+            [key, RETELL_D],
+        ),
+        (
+            lambda: verify_elevenlabs(
+                ELEVEN_BODY, f"t=1739537297,v0={'0' * 64}", "wsec_test", now=1739537297
+            ),
+            ["wsec_test", ELEVEN_V0],
+        ),
+        (
+            lambda: verify_twilio(TWILIO_URL, TWILIO_PARAMS, "A" * 27 + "=", "12345"),
+            ["12345", TWILIO_SIG],
+        ),
+        (
+            lambda: verify_vapi(
+                body, {"x-vapi-secret": "wrong"}, VapiAuth("secret", "vapi-s3cret")
+            ),
+            ["vapi-s3cret"],
+        ),
+        (
+            lambda: verify_vapi(
+                body, {"authorization": "Bearer vapi-s3cre"}, VapiAuth("bearer", "vapi-s3cret")
+            ),
+            ["vapi-s3cret"],
+        ),
         (lambda: verify_shared_secret("nope", "shared-s3cret"), ["shared-s3cret"]),
     ]
     for call, secret_values in cases:
@@ -694,8 +784,13 @@ def test_errors_never_show_secrets_or_expected_digests() -> None:
     auth = VapiAuth("hmac", "vapi-s3cret", encoding="base64")
     headers = sign_vapi_hmac(body, auth, 1724000000)
     expected = headers["x-signature"]
-    forged = {**headers, "x-signature": "A" + expected[1:] if expected[0] != "A" else "B" + expected[1:]}
-    rejected("forged", verify_vapi, body, forged, auth, now=1724000000, secrets=["vapi-s3cret", expected])
+    forged = {
+        **headers,
+        "x-signature": "A" + expected[1:] if expected[0] != "A" else "B" + expected[1:],
+    }
+    rejected(
+        "forged", verify_vapi, body, forged, auth, now=1724000000, secrets=["vapi-s3cret", expected]
+    )
 
 
 def test_signature_error_shape() -> None:

@@ -1,4 +1,4 @@
-"""``botwire voice configure | show``: secrets into a 0600 file, never printed; bad values refused."""
+"""``botwire voice configure | show``: secrets into a 0600 file, never shown; bad values refused."""
 
 from __future__ import annotations
 
@@ -22,8 +22,14 @@ def run(tmp_path):
     env["BOTWIRE_HOME"] = str(tmp_path)
 
     def run(*args: str, stdin: str = "", ok: bool = True, **extra: str):
-        done = subprocess.run([str(BIN), "voice", *args], input=stdin, capture_output=True,
-                              text=True, env={**env, **extra}, timeout=60)
+        done = subprocess.run(
+            [str(BIN), "voice", *args],
+            input=stdin,
+            capture_output=True,
+            text=True,
+            env={**env, **extra},
+            timeout=60,
+        )
         assert (done.returncode == 0) is ok, done.stderr
         return done
 
@@ -59,14 +65,17 @@ def test_environment_overrides_the_file(run, tmp_path, monkeypatch):
     assert settings.retell_api_key == "from-env" and settings.budget == 900
 
 
-@pytest.mark.parametrize("args", [
-    ("callers", "--namespace", "no-number-here"),
-    ("callers", "--namespace", "{nope}"),
-    ("callers", "--default-country", "+44"),
-    ("callers", "--budget", "-1"),
-    ("twilio", "--auth-token", "t", "--public-url", "mem.example"),
-    ("callers", "--summarizer", "no_such_module_xyz:f"),
-])
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("callers", "--namespace", "no-number-here"),
+        ("callers", "--namespace", "{nope}"),
+        ("callers", "--default-country", "+44"),
+        ("callers", "--budget", "-1"),
+        ("twilio", "--auth-token", "t", "--public-url", "mem.example"),
+        ("callers", "--summarizer", "no_such_module_xyz:f"),
+    ],
+)
 def test_bad_settings_are_refused_and_nothing_is_written(run, tmp_path, args):
     done = run("configure", *args, ok=False)
     assert "Error" in done.stderr and "Traceback" not in done.stderr

@@ -23,8 +23,10 @@ def server(tmp_path, monkeypatch):
     monkeypatch.setenv("VOICE_TEST_GATE", str(gate))
     monkeypatch.setenv("PYTHONPATH", str(HERE))
     proc = ServerProcess(
-        f"sqlite:///{tmp_path}/voice.db", tmp_path / "home",
-        vapi_secret="sock-secret", vapi_assistant_id="asst_sock",
+        f"sqlite:///{tmp_path}/voice.db",
+        tmp_path / "home",
+        vapi_secret="sock-secret",
+        vapi_assistant_id="asst_sock",
         voice_summarizer="gated_summarizer:summarise",
     ).start()
     yield proc, gate
@@ -35,8 +37,13 @@ def test_answer_comes_before_the_summariser_and_the_summary_lands(server):
     proc, gate = server
     headers = {"x-vapi-secret": "sock-secret"}
     with httpx.Client(base_url=proc.base, timeout=10) as client:
-        assert client.post("/voice/vapi", content=fixture("vapi/assistant-request.json")).status_code == 401
-        r = client.post("/voice/vapi", content=fixture("vapi/end-of-call-report.json"), headers=headers)
+        assert (
+            client.post("/voice/vapi", content=fixture("vapi/assistant-request.json")).status_code
+            == 401
+        )
+        r = client.post(
+            "/voice/vapi", content=fixture("vapi/end-of-call-report.json"), headers=headers
+        )
         assert r.status_code == 200  # answered while the summariser waits for the gate
         assert not gate.exists()
         with Memory("phone:+14155550123", url=proc.url()) as memory:
@@ -46,7 +53,9 @@ def test_answer_comes_before_the_summariser_and_the_summary_lands(server):
             while memory.get("last_call")["summary"] != "hook saw 2 turns":
                 assert time.monotonic() < deadline, proc.log()
                 time.sleep(0.05)
-        r = client.post("/voice/vapi", content=fixture("vapi/assistant-request.json"), headers=headers)
+        r = client.post(
+            "/voice/vapi", content=fixture("vapi/assistant-request.json"), headers=headers
+        )
         variables = r.json()["assistantOverrides"]["variableValues"]
         assert variables["last_call_summary"] == "hook saw 2 turns"
     assert "sock-secret" not in proc.log()

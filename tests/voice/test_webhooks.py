@@ -33,10 +33,15 @@ async def test_vapi_fixtures(platforms):
 
     r = await platforms.vapi(fixture("vapi/tool-calls.json"))
     assert r.status_code == 200
-    assert r.json() == {"results": [{
-        "name": "recall_memory", "toolCallId": "toolu_01",
-        "result": "Nothing stored about this caller matches 'allergies'.",
-    }]}
+    assert r.json() == {
+        "results": [
+            {
+                "name": "recall_memory",
+                "toolCallId": "toolu_01",
+                "result": "Nothing stored about this caller matches 'allergies'.",
+            }
+        ]
+    }
 
     r = await platforms.vapi(fixture("vapi/status-update.json"))
     assert (r.status_code, r.json()) == (200, {})
@@ -47,7 +52,8 @@ async def test_vapi_fixtures(platforms):
     memory = platforms.memory(NS)
     turns = [e.value for e in await memory.log("conversation").read()]
     assert [(t["role"], t["text"]) for t in turns] == [
-        ("assistant", "Hi, how can I help?"), ("user", "I need to reschedule."),
+        ("assistant", "Hi, how can I help?"),
+        ("user", "I need to reschedule."),
     ]
     assert all(t["call_id"] == "call_1" and t["platform"] == "vapi" for t in turns)
     (record,) = [e.value for e in await memory.log("calls").read()]
@@ -79,7 +85,8 @@ async def test_retell_fixtures(platforms):
     memory = platforms.memory(f"phone:{caller}")
     turns = [e.value for e in await memory.log("conversation").read()]
     assert [(t["role"], t["text"]) for t in turns] == [
-        ("assistant", "hi how are you doing?"), ("user", "Doing pretty well."),
+        ("assistant", "hi how are you doing?"),
+        ("user", "Doing pretty well."),
     ]
     calls = merge_calls([e.value for e in await memory.log("calls").read()])
     assert len(calls) == 1
@@ -106,7 +113,8 @@ async def test_elevenlabs_fixtures(platforms):
     memory = platforms.memory(NS)
     turns = [e.value for e in await memory.log("conversation").read()]
     assert [(t["role"], t["text"]) for t in turns] == [
-        ("assistant", "Hey there angelo."), ("user", "Tell me a fun fact."),
+        ("assistant", "Hey there angelo."),
+        ("user", "Tell me a fun fact."),
     ]
     assert turns[1]["ts"] == 1739537299
     (record,) = [e.value for e in await memory.log("calls").read()]
@@ -127,7 +135,8 @@ async def test_twilio_fixtures(platforms):
     assert r.text.endswith("<Response><Say>Hello.</Say></Response>")
 
     status = [(k, v) for k, v in params if k != "CallStatus"] + [
-        ("CallStatus", "completed"), ("CallDuration", "42"),
+        ("CallStatus", "completed"),
+        ("CallDuration", "42"),
         ("Timestamp", "Tue, 18 Aug 2025 10:05:00 +0000"),
     ]
     r = await platforms.twilio("/voice/twilio/status", status)
@@ -155,9 +164,15 @@ async def test_twilio_stream_carries_the_memory(make_platforms):
 
 
 def vapi_msg(kind: str, number: str, call_id: str, **extra) -> dict:
-    return {"message": {"type": kind, "timestamp": int(time.time() * 1000),
-                        "call": {"id": call_id, "customer": {"number": number}},
-                        "customer": {"number": number}, **extra}}
+    return {
+        "message": {
+            "type": kind,
+            "timestamp": int(time.time() * 1000),
+            "call": {"id": call_id, "customer": {"number": number}},
+            "customer": {"number": number},
+            **extra,
+        }
+    }
 
 
 class Vapi:
@@ -169,16 +184,30 @@ class Vapi:
         return r.json()["assistantOverrides"]["variableValues"]
 
     async def tool(self, number, call_id, name, args):
-        body = vapi_msg("tool-calls", number, call_id, toolCallList=[
-            {"id": "t1", "type": "function",
-             "function": {"name": name, "arguments": json.dumps(args)}}])
+        body = vapi_msg(
+            "tool-calls",
+            number,
+            call_id,
+            toolCallList=[
+                {
+                    "id": "t1",
+                    "type": "function",
+                    "function": {"name": name, "arguments": json.dumps(args)},
+                }
+            ],
+        )
         (result,) = (await self.p.vapi(body)).json()["results"]
         return result.get("result", result.get("error"))
 
     async def end(self, number, call_id, summary):
-        body = vapi_msg("end-of-call-report", number, call_id, endedReason="customer-ended-call",
-                        analysis={"summary": summary},
-                        artifact={"messages": [{"role": "user", "message": f"about {summary}"}]})
+        body = vapi_msg(
+            "end-of-call-report",
+            number,
+            call_id,
+            endedReason="customer-ended-call",
+            analysis={"summary": summary},
+            artifact={"messages": [{"role": "user", "message": f"about {summary}"}]},
+        )
         assert (await self.p.vapi(body)).status_code == 200
 
 
@@ -187,8 +216,10 @@ class Retell:
         self.p = p
 
     async def start(self, number):
-        body = {"event": "call_inbound",
-                "call_inbound": {"agent_id": "a", "from_number": number, "to_number": "+1"}}
+        body = {
+            "event": "call_inbound",
+            "call_inbound": {"agent_id": "a", "from_number": number, "to_number": "+1"},
+        }
         return (await self.p.retell(body)).json()["call_inbound"]["dynamic_variables"]
 
     async def tool(self, number, call_id, name, args):
@@ -197,10 +228,14 @@ class Retell:
         return answer.get("result", answer.get("error"))
 
     async def end(self, number, call_id, summary):
-        call = {"call_id": call_id, "from_number": number, "direction": "inbound",
-                "start_timestamp": int(time.time() * 1000) - 60_000,
-                "end_timestamp": int(time.time() * 1000),
-                "transcript_object": [{"role": "user", "content": f"about {summary}"}]}
+        call = {
+            "call_id": call_id,
+            "from_number": number,
+            "direction": "inbound",
+            "start_timestamp": int(time.time() * 1000) - 60_000,
+            "end_timestamp": int(time.time() * 1000),
+            "transcript_object": [{"role": "user", "content": f"about {summary}"}],
+        }
         assert (await self.p.retell({"event": "call_ended", "call": call})).status_code == 204
         call["call_analysis"] = {"call_summary": summary}
         assert (await self.p.retell({"event": "call_analyzed", "call": call})).status_code == 204
@@ -220,13 +255,20 @@ class ElevenLabs:
         return answer.get("result", answer.get("error"))
 
     async def end(self, number, call_id, summary):
-        body = {"type": "post_call_transcription", "event_timestamp": int(time.time()),
-                "data": {"conversation_id": call_id,
-                         "transcript": [{"role": "user", "message": f"about {summary}"}],
-                         "metadata": {"start_time_unix_secs": int(time.time()) - 60,
-                                      "call_duration_secs": 60,
-                                      "phone_call": {"external_number": number}},
-                         "analysis": {"transcript_summary": summary}}}
+        body = {
+            "type": "post_call_transcription",
+            "event_timestamp": int(time.time()),
+            "data": {
+                "conversation_id": call_id,
+                "transcript": [{"role": "user", "message": f"about {summary}"}],
+                "metadata": {
+                    "start_time_unix_secs": int(time.time()) - 60,
+                    "call_duration_secs": 60,
+                    "phone_call": {"external_number": number},
+                },
+                "analysis": {"transcript_summary": summary},
+            },
+        }
         assert (await self.p.eleven_post(body)).status_code == 200
 
 
@@ -240,13 +282,20 @@ async def test_second_call_remembers_the_first(platforms, platform):
     first = await drive.start(number)
     assert first["memory"].startswith("This is the first call")
 
-    assert await drive.tool(number, "call-1", "remember", {"key": "customer_name", "value": "Ana"}) \
+    assert (
+        await drive.tool(number, "call-1", "remember", {"key": "customer_name", "value": "Ana"})
         == "Remembered customer_name."
-    assert await drive.tool(number, "call-1", "remember_fact",
-                            {"text": "Allergic to peanuts"}) == "Noted."
-    assert await drive.tool(number, "call-1", "remember",
-                            {"key": "open:refund", "value": "Refund for ORDER-789"}) \
+    )
+    assert (
+        await drive.tool(number, "call-1", "remember_fact", {"text": "Allergic to peanuts"})
+        == "Noted."
+    )
+    assert (
+        await drive.tool(
+            number, "call-1", "remember", {"key": "open:refund", "value": "Refund for ORDER-789"}
+        )
         == "Remembered open:refund."
+    )
     await drive.end(number, "call-1", "Ana asked to move her appointment")
 
     second = await drive.start(number)
@@ -260,8 +309,10 @@ async def test_second_call_remembers_the_first(platforms, platform):
 
     recalled = await drive.tool(number, "call-2", "recall_memory", {"query": "peanut allergy"})
     assert "note: Allergic to peanuts" in recalled
-    assert await drive.tool(number, "call-2", "forget", {"key": "open:refund"}) \
+    assert (
+        await drive.tool(number, "call-2", "forget", {"key": "open:refund"})
         == "Forgot open:refund."
+    )
     assert "Still open" not in (await drive.start(number))["memory"]
 
 
@@ -270,19 +321,30 @@ async def test_tool_mistakes_are_answered_not_raised(platforms, platform):
     drive = DRIVERS[platform](platforms)
     assert "missing argument 'query'" in await drive.tool(CALLER, "c", "recall_memory", {})
     assert "unknown tool 'launch'" in await drive.tool(CALLER, "c", "launch", {"x": 1})
-    assert "kept by botwire" in await drive.tool(CALLER, "c", "remember",
-                                                 {"key": "last_call", "value": "x"})
+    assert "kept by botwire" in await drive.tool(
+        CALLER, "c", "remember", {"key": "last_call", "value": "x"}
+    )
     assert "kept by botwire" in await drive.tool(CALLER, "c", "forget", {"key": "~call/x"})
     assert await platforms.memory(NS).count() == 0
 
 
 async def test_vapi_arguments_as_object_or_string_and_older_shapes(platforms):
     for raw in ({"key": "plan", "value": "gold"}, json.dumps({"key": "plan", "value": "gold"})):
-        body = vapi_msg("tool-calls", CALLER, "c1", toolCallList=[
-            {"id": "a", "function": {"name": "remember", "arguments": raw}}])
+        body = vapi_msg(
+            "tool-calls",
+            CALLER,
+            "c1",
+            toolCallList=[{"id": "a", "function": {"name": "remember", "arguments": raw}}],
+        )
         assert (await platforms.vapi(body)).json()["results"][0]["result"] == "Remembered plan."
-    older = vapi_msg("tool-calls", CALLER, "c1", toolCalls=[
-        {"id": "b", "function": {"name": "recall_memory", "arguments": {"query": "gold"}}}])
+    older = vapi_msg(
+        "tool-calls",
+        CALLER,
+        "c1",
+        toolCalls=[
+            {"id": "b", "function": {"name": "recall_memory", "arguments": {"query": "gold"}}}
+        ],
+    )
     (result,) = (await platforms.vapi(older)).json()["results"]
     assert result == {"name": "recall_memory", "toolCallId": "b", "result": "plan: gold"}
     nested = fixture_json("vapi/tool-calls.json")
@@ -291,11 +353,16 @@ async def test_vapi_arguments_as_object_or_string_and_older_shapes(platforms):
 
 
 async def test_vapi_several_tool_calls_answer_in_order(platforms):
-    body = vapi_msg("tool-calls", CALLER, "c1", toolCallList=[
-        {"id": "1", "function": {"name": "remember", "arguments": {"key": "a", "value": "x"}}},
-        {"id": "2", "function": {"name": "nope", "arguments": {}}},
-        {"id": "3", "function": {"name": "recall_memory", "arguments": {"query": "x"}}},
-    ])
+    body = vapi_msg(
+        "tool-calls",
+        CALLER,
+        "c1",
+        toolCallList=[
+            {"id": "1", "function": {"name": "remember", "arguments": {"key": "a", "value": "x"}}},
+            {"id": "2", "function": {"name": "nope", "arguments": {}}},
+            {"id": "3", "function": {"name": "recall_memory", "arguments": {"query": "x"}}},
+        ],
+    )
     results = (await platforms.vapi(body)).json()["results"]
     assert [r["toolCallId"] for r in results] == ["1", "2", "3"]
     assert "error" in results[1] and "result" not in results[1]
@@ -315,8 +382,9 @@ async def test_withheld_number_gets_an_answer_and_nothing_is_stored(platforms):
     body = vapi_msg("assistant-request", "anonymous", "c1")
     answer = (await platforms.vapi(body)).json()
     assert "withheld" in answer["assistantOverrides"]["variableValues"]["memory"]
-    body = vapi_msg("end-of-call-report", "", "c1", artifact={"messages": [
-        {"role": "user", "message": "hi"}]})
+    body = vapi_msg(
+        "end-of-call-report", "", "c1", artifact={"messages": [{"role": "user", "message": "hi"}]}
+    )
     assert (await platforms.vapi(body)).status_code == 200
     assert await platforms.namespaces() == []
 
@@ -344,7 +412,10 @@ async def test_concurrent_duplicates_are_written_once(platforms):
 
 
 async def test_retell_parts_merge_and_repeat_safely(platforms):
-    ended, analyzed = fixture_json("retell/call_ended.json"), fixture_json("retell/call_analyzed.json")
+    ended, analyzed = (
+        fixture_json("retell/call_ended.json"),
+        fixture_json("retell/call_analyzed.json"),
+    )
     for body in (analyzed, ended, analyzed, ended):  # out of order and repeated
         assert (await platforms.retell(body)).status_code == 204
     memory = platforms.memory("phone:+12137771234")
@@ -359,7 +430,10 @@ async def test_a_late_webhook_of_an_older_call_keeps_last_call(platforms):
     new = fixture_json("vapi/end-of-call-report.json")
     old = copy.deepcopy(new)
     old["message"]["call"]["id"] = "call_0"
-    old["message"]["startedAt"], old["message"]["endedAt"] = "2025-08-01T10:00:00Z", "2025-08-01T10:01:00Z"
+    old["message"]["startedAt"], old["message"]["endedAt"] = (
+        "2025-08-01T10:00:00Z",
+        "2025-08-01T10:01:00Z",
+    )
     old["message"]["analysis"]["summary"] = "An older call."
     await platforms.vapi(new)
     await platforms.vapi(old)
@@ -373,24 +447,39 @@ async def test_a_late_webhook_of_an_older_call_keeps_last_call(platforms):
 
 
 async def test_unknown_events_are_acknowledged_and_ignored(platforms):
-    assert (await platforms.vapi({"message": {"type": "speech-update", "status": "started"}})).status_code == 200
+    assert (
+        await platforms.vapi({"message": {"type": "speech-update", "status": "started"}})
+    ).status_code == 200
     assert (await platforms.vapi({"message": {"type": "hang", "call": {"id": "x"}}})).json() == {}
-    assert (await platforms.retell({"event": "call_started", "call": {"call_id": "x"}})).status_code == 204
+    assert (
+        await platforms.retell({"event": "call_started", "call": {"call_id": "x"}})
+    ).status_code == 204
     assert (await platforms.retell({"event": "something_new"})).status_code == 204
     assert (await platforms.retell({"event_type": "call_started"})).status_code == 204
     assert (await platforms.eleven_post({"type": "post_call_audio", "data": {}})).status_code == 204
-    assert (await platforms.eleven_post({"type": "call_initiation_failure", "data": {}})).status_code == 204
+    assert (
+        await platforms.eleven_post({"type": "call_initiation_failure", "data": {}})
+    ).status_code == 204
     ringing = {"CallSid": "CA9", "From": CALLER, "CallStatus": "ringing"}
     assert (await platforms.twilio("/voice/twilio/status", ringing)).status_code == 204
     assert await platforms.memory(NS).log("calls").count() == 0
 
 
 MALFORMED_JSON = [
-    b"", b"not json", b"[1,2]", b'"text"', b"null", b"\xff\xfe", b'{"message": 1}',
-    b'{"message": {"type": 5}}', b'{"message": {"type": "tool-calls"}}',
+    b"",
+    b"not json",
+    b"[1,2]",
+    b'"text"',
+    b"null",
+    b"\xff\xfe",
+    b'{"message": 1}',
+    b'{"message": {"type": 5}}',
+    b'{"message": {"type": "tool-calls"}}',
     b'{"message": {"type": "tool-calls", "toolCallList": [{"id": "1"}]}}',
-    b'{"message": {"type": "tool-calls", "toolCallList": [{"id": "1", "function": {"name": "x", "arguments": "{bad"}}]}}',
-    b'{"message": {"type": "tool-calls", "toolCallList": [{"id": "1", "function": {"name": "x", "arguments": [1]}}]}}',
+    b'{"message": {"type": "tool-calls", "toolCallList": '
+    b'[{"id": "1", "function": {"name": "x", "arguments": "{bad"}}]}}',
+    b'{"message": {"type": "tool-calls", "toolCallList": '
+    b'[{"id": "1", "function": {"name": "x", "arguments": [1]}}]}}',
     b'{"message": {"type": "end-of-call-report", "call": {}}}',
 ]
 
@@ -402,10 +491,18 @@ async def test_malformed_vapi_bodies_are_400(platforms, body):
     assert r.json()["error"]["code"] == "invalid_input"
 
 
-@pytest.mark.parametrize("body", [
-    b"{", b"[]", b"{}", b'{"event": "call_inbound"}', b'{"event": "call_inbound", "call_inbound": 3}',
-    b'{"event": "call_ended"}', b'{"event": "call_analyzed", "call": {"from_number": "+1"}}',
-])
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"{",
+        b"[]",
+        b"{}",
+        b'{"event": "call_inbound"}',
+        b'{"event": "call_inbound", "call_inbound": 3}',
+        b'{"event": "call_ended"}',
+        b'{"event": "call_analyzed", "call": {"from_number": "+1"}}',
+    ],
+)
 async def test_malformed_retell_bodies_are_400(platforms, body):
     assert (await platforms.retell(body)).status_code == 400
 
@@ -436,7 +533,9 @@ def _mutations(value, rng, depth=0):
     if isinstance(value, list) and value:
         out = copy.deepcopy(value)
         i = rng.randrange(len(out))
-        out[i] = _mutations(out[i], rng, depth + 1) if rng.random() < 0.6 else rng.choice([None, 7, "s"])
+        out[i] = (
+            _mutations(out[i], rng, depth + 1) if rng.random() < 0.6 else rng.choice([None, 7, "s"])
+        )
         return out
     return value
 
@@ -470,7 +569,10 @@ async def test_quota_refusals_are_answered_to_the_agent(make_platforms):
     platforms = await make_platforms(server={"writes_per_day": 2})
     drive = Vapi(platforms)
     for key in ("a", "b"):
-        assert await drive.tool(CALLER, "c", "remember", {"key": key, "value": 1}) == f"Remembered {key}."
+        assert (
+            await drive.tool(CALLER, "c", "remember", {"key": key, "value": 1})
+            == f"Remembered {key}."
+        )
     assert "full for today" in await drive.tool(CALLER, "c", "remember", {"key": "c", "value": 1})
     assert await drive.tool(CALLER, "c", "recall_memory", {"query": "a"})  # reads are not charged
     assert sorted([k async for k in platforms.memory(NS).keys()]) == ["a", "b"]
@@ -487,7 +589,10 @@ async def test_vapi_without_an_assistant_id_says_so(make_platforms):
 
 async def test_the_summariser_runs_once_per_call_and_its_summary_wins(make_platforms):
     platforms = await make_platforms(summarizer="voicekit:count_turns")
-    ended, analyzed = fixture_json("retell/call_ended.json"), fixture_json("retell/call_analyzed.json")
+    ended, analyzed = (
+        fixture_json("retell/call_ended.json"),
+        fixture_json("retell/call_analyzed.json"),
+    )
     for body in (ended, analyzed, ended):
         assert (await platforms.retell(body)).status_code == 204
     memory = platforms.memory("phone:+12137771234")

@@ -56,7 +56,9 @@ class Platforms:
         given = {"x-vapi-secret": self.settings.vapi_secret} if headers is None else headers
         return await self.client.post("/voice/vapi", content=_raw(body), headers=given)
 
-    async def retell(self, body, path="/voice/retell", ts_ms=None, signature=None) -> httpx.Response:
+    async def retell(
+        self, body, path="/voice/retell", ts_ms=None, signature=None
+    ) -> httpx.Response:
         raw = _raw(body)
         ts_ms = int(time.time() * 1000) if ts_ms is None else ts_ms
         header = signature or sign_retell(raw, self.settings.retell_api_key, ts_ms)
@@ -71,8 +73,12 @@ class Platforms:
         )
 
     async def eleven(self, path, body, secret=None) -> httpx.Response:
-        headers = {self.settings.elevenlabs_secret_header: secret or self.settings.elevenlabs_tool_secret}
-        return await self.client.post(f"/voice/elevenlabs/{path}", content=_raw(body), headers=headers)
+        headers = {
+            self.settings.elevenlabs_secret_header: secret or self.settings.elevenlabs_tool_secret
+        }
+        return await self.client.post(
+            f"/voice/elevenlabs/{path}", content=_raw(body), headers=headers
+        )
 
     async def twilio(self, path, params, signature=None) -> httpx.Response:
         pairs = list(params.items()) if isinstance(params, dict) else list(params)
@@ -80,8 +86,10 @@ class Platforms:
         return await self.client.post(
             path,
             content=urlencode(pairs).encode(),
-            headers={"x-twilio-signature": header,
-                     "content-type": "application/x-www-form-urlencoded"},
+            headers={
+                "x-twilio-signature": header,
+                "content-type": "application/x-www-form-urlencoded",
+            },
         )
 
 
@@ -94,15 +102,14 @@ def _raw(body) -> bytes:
 async def start_platforms(database: str, server=None, **overrides) -> tuple[Platforms, object]:
     engine = open_engine(database)
     settings = VoiceSettings(**{**SECRETS, **overrides})
-    app = create_app(Settings(database=database, **(server or {})), engine=engine,
-                     voice_settings=settings)
+    app = create_app(
+        Settings(database=database, **(server or {})), engine=engine, voice_settings=settings
+    )
     lifespan = app.router.lifespan_context(app)
     await lifespan.__aenter__()
     transport = httpx.ASGITransport(app=app, client=("10.0.0.1", 1234))
     client = httpx.AsyncClient(transport=transport, base_url=PUBLIC)
     return Platforms(client, engine, settings), lifespan
-
-
 
 
 def count_turns(call) -> str:

@@ -19,8 +19,8 @@ import threading
 import time
 import weakref
 from collections.abc import Iterator
-from contextlib import contextmanager
-from typing import Any
+from contextlib import contextmanager, suppress
+from typing import Any, NamedTuple
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from ..errors import ConfigurationError, StorageUnavailable
@@ -118,8 +118,11 @@ class PostgresEngine:
         _fork.renew_after_fork(self)
         self._pool: ConnectionPool | None = None
         self._pid = os.getpid()
-        self._apools: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, AsyncConnectionPool]
-        self._apools = weakref.WeakKeyDictionary()
+        # One async pool per event loop, with the connections it opened (to close them when
+        # the loop is gone), and a lock per loop so that racing first calls open one pool.
+        self._apools: dict[asyncio.AbstractEventLoop, _AsyncPool] = {}
+        self._alocks: dict[asyncio.AbstractEventLoop, asyncio.Lock] = {}
+        self._closing: list[asyncio.Task[None]] = []  # pool closes close() could not wait for
         self._migrated = False
         self._closed = False
         self._purger = sql.Purger()
@@ -158,7 +161,7 @@ class PostgresEngine:
             if self._pool is None or self._pid != os.getpid():
                 # After fork the parent's pool is dropped, not closed: its sockets are shared.
                 self._pid = os.getpid()
-                self._apools = weakref.WeakKeyDictionary()
+                self._apools, self._alocks = {}, {}
                 self._pool = ConnectionPool(
                     self._conninfo,
                     min_size=self._min,
@@ -193,24 +196,59 @@ class PostgresEngine:
 
     async def _async_pool(self) -> AsyncConnectionPool:
         loop = asyncio.get_running_loop()
-        pool = self._apools.get(loop) if self._pid == os.getpid() else None
-        if pool is not None:
-            return pool
+        held = self._apools.get(loop) if self._pid == os.getpid() else None
+        if held is not None:
+            return held.pool
         if not self._migrated or self._pid != os.getpid():
             await asyncio.to_thread(self._sync_pool)  # migrates once, resets after fork
+        async with self._loop_lock(loop):  # first calls racing on one loop open one pool
+            held = self._apools.get(loop)
+            if held is None:
+                held = await self._open_async_pool(loop)
+        return held.pool
+
+    def _loop_lock(self, loop: asyncio.AbstractEventLoop) -> asyncio.Lock:
+        with self._lock:
+            lock = self._alocks.get(loop)
+            if lock is None:
+                lock = self._alocks[loop] = asyncio.Lock()
+            return lock
+
+    async def _open_async_pool(self, loop: asyncio.AbstractEventLoop) -> _AsyncPool:
         self._check_open()
+        conns: weakref.WeakSet[Any] = weakref.WeakSet()
+
+        async def remember(conn: Any) -> None:
+            conns.add(conn)
+
         pool = AsyncConnectionPool(
             self._conninfo,
             min_size=self._min,
             max_size=self._max,
             timeout=self._timeout,
             kwargs={"autocommit": True},
+            configure=remember,
             open=False,
             name="botwire-async",
         )
         await pool.open()
-        self._apools[loop] = pool
-        return pool
+        held, dead = _AsyncPool(pool, conns), []
+        with self._lock:
+            closed = self._closed
+            if not closed:
+                self._apools[loop] = held
+                gone = [lp for lp in self._apools if lp.is_closed()]
+                dead = [self._forget_loop(lp) for lp in gone]
+        if closed:  # the engine closed while this pool opened
+            await pool.close()
+            self._check_open()
+        for old in dead:  # pools of event loops closed since: they cannot run again
+            old.discard()
+        return held
+
+    def _forget_loop(self, loop: asyncio.AbstractEventLoop) -> _AsyncPool:
+        self._alocks.pop(loop, None)
+        return self._apools.pop(loop)
 
     # -- lifecycle --------------------------------------------------------------------------
 
@@ -223,17 +261,67 @@ class PostgresEngine:
         self._lock = threading.Lock()
 
     def close(self) -> None:
+        """Close the pools: the sync pool, and each event loop's async pool as far as its loop
+        allows (see ``_AsyncPool.close_from``). After fork the parent's pools are left alone."""
         with self._lock:
             self._closed = True
             pool, self._pool = self._pool, None
-        if pool is not None and self._pid == os.getpid():
+            apools, self._apools, self._alocks = self._apools, {}, {}
+        if self._pid != os.getpid():
+            return
+        if pool is not None:
             pool.close()
+        for loop, held in apools.items():
+            task = held.close_from(loop)
+            if task is not None:
+                with self._lock:
+                    self._closing.append(task)
 
     async def aclose(self) -> None:
-        pool = self._apools.pop(asyncio.get_running_loop(), None)
-        if pool is not None:
-            await pool.close()
+        """``close()``, waiting for this loop's async pool to close."""
+        loop = asyncio.get_running_loop()
+        with self._lock:
+            held = self._apools.pop(loop, None)
+            closing = [t for t in self._closing if t.get_loop() is loop]
+            self._closing = [t for t in self._closing if t.get_loop() is not loop]
+        if held is not None:
+            await held.pool.close()
         await asyncio.to_thread(self.close)
+        for task in closing:  # started by a close() on this loop's thread
+            with suppress(Exception):
+                await task
+
+
+class _AsyncPool(NamedTuple):
+    """An event loop's pool and the connections it opened."""
+
+    pool: AsyncConnectionPool
+    conns: weakref.WeakSet[Any]
+
+    def close_from(self, loop: asyncio.AbstractEventLoop) -> asyncio.Task[None] | None:
+        """Close the pool from outside its coroutines. On the loop's own thread this cannot
+        wait: it returns the closing task. On another thread it waits up to 10 s. When the loop
+        is closed or stopped, the pool can no longer run: its connections are closed."""
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is loop:
+            return loop.create_task(self.pool.close())
+        if loop.is_running():
+            try:
+                asyncio.run_coroutine_threadsafe(self.pool.close(), loop).result(10)
+                return None
+            except Exception as exc:  # the loop stopped meanwhile, or is stuck
+                log.debug("async pool not closed on its loop: %s", exc)
+        self.discard()
+        return None
+
+    def discard(self) -> None:
+        """Close the connections of a pool whose loop will not run again."""
+        for conn in list(self.conns):
+            with suppress(Exception):
+                conn.pgconn.finish()
 
 
 def _migrate(conn: Any) -> None:

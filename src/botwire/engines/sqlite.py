@@ -9,7 +9,11 @@
   processes) before SQLite's own lock, whose busy handler would sleep up to 100 ms between
   tries. Transactions are ``BEGIN IMMEDIATE``; waiting longer than ``?timeout=`` seconds
   (default 30) for another writer is ``StorageUnavailable``.
-- WAL checkpoints run on a background thread every 1000 writes, never inside a write.
+- WAL checkpoints run on a background thread every 1000 writes, never inside a write; so does
+  the search index's catch-up, a slice of queued changes (then a step of FTS5 segment merging)
+  per write transaction, so that writers never wait long for the gate.
+- Keyword search ranks a small namespace directly, without the shared index (see
+  ``sql.sqlite_search_direct``), and a large one through the FTS5 indexes.
 - Async calls: a point read, or a one-statement write when the gate is free, runs at once
   (microseconds, less than a thread hop); other reads run in a worker thread, other writes
   queue on one writer thread per engine (sqlite3 has no async I/O).
@@ -51,13 +55,25 @@ def _settle(future: asyncio.Future[Any], outcome: Any) -> None:
         future.set_result(outcome)
 
 
+INLINE_ROWS = 256  # a range read this small costs less on the event loop than a thread hop
+
+
 def _is_point_read(op: Op) -> bool:
+    """A read short enough to run on the event loop: one key, or one short range scan."""
     if isinstance(op, (ops.Get, ops.Info)):
         return len(op.keys) == 1
+    if isinstance(op, ops.Scan):
+        return op.limit <= INLINE_ROWS
+    if isinstance(op, ops.Read):
+        size = op.last if op.last is not None else op.limit
+        return size is not None and size <= INLINE_ROWS
     return isinstance(op, (ops.FindKey, ops.LogCount))
 
 CHECKPOINT_EVERY = 1000  # writes between background WAL checkpoints, per engine
+INDEX_SLICE = 64  # queued search-index changes applied per write transaction (~45 us each)
+INDEX_MERGE_PAGES = 16  # FTS5 merge work per write transaction (pages; ~1-5 ms)
 _FTS = "content='', tokenize='porter unicode61'"
+_FTS_TABLES = ("botwire_kv_fts", "botwire_entries_fts")
 # A contentless index forgets a document by being given its exact text. A key keeps its doc
 # until the queue is applied, so the first forget row of a doc holds the text it was indexed
 # with; later rows of the same doc hold texts that never reached the index and are skipped.
@@ -130,6 +146,11 @@ _MIGRATIONS: list[tuple[str, ...]] = [
         f"OLD.value WHERE NOT EXISTS ({_PENDING_ENTRY}); "
         f"DELETE FROM botwire_fts_queue WHERE id IN ({_PENDING_ENTRY}); END",
     ),
+    (  # 4: the FTS5 indexes merge their segments in small steps on the background thread
+        # (``merge_index``). FTS5's own automerge did 64 x levels pages of merging at once,
+        # in whichever write crossed its threshold: 20-40 ms holding the write lock.
+        *(f"INSERT INTO {t} ({t}, rank) VALUES ('automerge', 0)" for t in _FTS_TABLES),
+    ),
 ]
 log = logging.getLogger(__name__)
 _SYNCHRONOUS = {"off": "OFF", "normal": "NORMAL", "full": "FULL", "extra": "EXTRA"}
@@ -160,13 +181,15 @@ class SQLiteEngine:
         self._pools: dict[str, ThreadPoolExecutor] = {}
         self._pools_pid = os.getpid()
         self._writes = 0
+        self.index_slice = INDEX_SLICE
+        self.search_direct_max = sql.SEARCH_DIRECT_MAX
 
     def execute(self, op: Op, *, wait: bool = True) -> Any:
         """Run ``op``. ``wait=False``: raise ``GateBusy`` rather than wait for another writer."""
         handler, mode = sql.handle(op, time.time())
         try:
             if type(op) is ops.Search:
-                self._drive(sql.sqlite_index_pending(), sql.TXN, wait)
+                return self._search(op, wait)
             result = self._drive(handler, mode, wait)
         except sqlite3.Error as exc:
             raise StorageUnavailable(f"SQLite: {exc}") from exc
@@ -196,11 +219,13 @@ class SQLiteEngine:
             log.debug("purge of expired keys skipped: %s", exc)
 
     def _checkpoint(self) -> None:
-        """Copy the WAL into the database off the writers' path. PASSIVE never blocks them;
-        connections do not checkpoint on their own (``wal_autocheckpoint=0``), which used to
-        stall one write in a thousand for milliseconds."""
+        """Apply the search index's queue, then copy the WAL into the database, off the
+        writers' path. PASSIVE never blocks them; connections do not checkpoint on their own
+        (``wal_autocheckpoint=0``), which used to stall one write in a thousand for
+        milliseconds."""
         try:
-            self._drive(sql.sqlite_index_pending(), sql.TXN)  # the search index catches up
+            self._index_pending()  # the search index catches up
+            self._merge_index()
         except (sqlite3.Error, StorageUnavailable) as exc:
             log.debug("search indexing postponed: %s", exc)
         try:
@@ -208,9 +233,60 @@ class SQLiteEngine:
         except (sqlite3.Error, StorageUnavailable) as exc:
             log.debug("WAL checkpoint skipped: %s", exc)
 
+    def _search(self, op: ops.Search, wait: bool) -> list[ops.Hit]:
+        """A small namespace is ranked directly; a large one through the FTS5 indexes, after
+        the queued index changes are applied."""
+        if not op.terms:
+            return []
+        conn, now = self._connection(), time.time()
+        run = partial(_run, conn)
+        rows = self._search_direct(conn, op, now)
+        if rows is None:
+            self._index_pending(wait)
+            rows = run(sql.sqlite_search(op.ns, op.terms, op.limit, now))
+        return [ops.Hit(*r) for r in rows]
+
+    def _search_direct(self, conn: sqlite3.Connection, op: ops.Search, now: float) -> Any:
+        if getattr(self._local, "scratch", None) is not conn:
+            conn.execute(sql.SQLITE_SCRATCH)
+            self._local.scratch = conn
+        handler = sql.sqlite_search_direct(op.ns, op.terms, op.limit, now, self.search_direct_max)
+        conn.execute("BEGIN")  # one snapshot; the rollback empties the scratch index
+        try:
+            return sql.drive(handler, partial(_run, conn))
+        finally:
+            conn.execute("ROLLBACK")
+
+    def _index_pending(self, wait: bool = True) -> None:
+        """Apply the queued search-index changes that exist now, ``index_slice`` per write
+        transaction: other writers get the gate between slices, so none waits for more than
+        one slice (a few ms). Stops early when the engine closes."""
+        top = self._drive(sql.sqlite_queue_top(), sql.READ)
+        while top is not None and not self._closed:
+            last = self._drive(sql.sqlite_index_pending(self.index_slice, top), sql.TXN, wait)
+            if last is None or last >= top:
+                return
+
+    def _merge_index(self) -> None:
+        """Merge the FTS5 indexes' segments (each slice of the queue adds one) in steps of
+        ``INDEX_MERGE_PAGES`` pages, one write transaction each, until FTS5 finds nothing
+        worth merging. Stops early when the engine closes."""
+        conn = self._connection()
+        for table in _FTS_TABLES:
+            merge = f"INSERT INTO {table} ({table}, rank) VALUES ('merge', ?)"
+            for _ in range(10_000):  # a bound, far above what 1000 writes need
+                if self._closed:
+                    return
+                with self._gate(self.timeout):
+                    before = conn.total_changes
+                    conn.execute(merge, (INDEX_MERGE_PAGES,))
+                    if conn.total_changes - before <= 1:  # no work done: the statement alone
+                        break
+
     async def aexecute(self, op: Op) -> Any:
         if self._migrated and _is_point_read(op):
-            # One indexed read in WAL mode (never blocked by writers): shorter than a thread hop.
+            # One short indexed read in WAL mode (never blocked by writers): shorter than a
+            # thread hop.
             return self.execute(op)
         mode = sql.handle_mode(op)
         if mode == sql.READ:
@@ -386,7 +462,16 @@ class SQLiteEngine:
                     with self._gate(self.timeout):  # as every writer, other processes too
                         _migrate(conn, self.timeout)
                     self._migrated = True
+                    self._catch_up_later(conn)
         return conn
+
+    def _catch_up_later(self, conn: sqlite3.Connection) -> None:
+        """Short-lived processes may leave queued index changes behind (the background applies
+        them every ``CHECKPOINT_EVERY`` writes): a long queue is applied in the background."""
+        lo, hi = conn.execute("SELECT min(id), max(id) FROM botwire_fts_queue").fetchone()
+        if lo is not None and hi - lo >= CHECKPOINT_EVERY:
+            with suppress(RuntimeError, StorageUnavailable):
+                self._background().submit(self._checkpoint)
 
 
 class _WriteGate:
@@ -537,8 +622,6 @@ def _use_wal(conn: sqlite3.Connection, timeout: float) -> None:
 
 
 def _run(conn: sqlite3.Connection, stmt: sql.Stmt) -> Any:
-    if stmt.sql is sql.SEARCH:
-        stmt = sql.sqlite_search(*stmt.params)
     if stmt.many:
         return conn.executemany(stmt.sql, stmt.params).rowcount
     cur = conn.execute(stmt.sql, stmt.params)

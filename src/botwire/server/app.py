@@ -136,6 +136,7 @@ class Edge:
         declared = _content_length(scope)
         ctx = getattr(getattr(scope.get("app"), "state", None), "ctx", None)
         hot = fast.match(scope["method"], scope["path"]) if ctx is not None else None
+        webhook = voice.match(scope["method"], scope["path"]) if ctx is not None else None
         if declared is not None and declared > self.max_body:
             reply = error_response("body_too_large", self._too_large())
             await reply(scope, receive, send_recording)
@@ -143,6 +144,11 @@ class Edge:
             reply = await fast.answer(ctx, scope, self._limited(receive), *hot)
             await reply(scope, receive, send_recording)
             scope["route_template"] = fast.KEY_ROUTE
+        elif webhook is not None:
+            handler, params, template = webhook
+            reply = await voice.answer(ctx, scope, self._limited(receive), handler, params)
+            await reply(scope, receive, send_recording)
+            scope["route_template"] = template
         else:
             await self.app(scope, self._limited(receive), send_recording)
         self._observe(scope, status[0], time.perf_counter() - start)

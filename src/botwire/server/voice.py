@@ -11,10 +11,12 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import logging
+import re
 import time
 from collections.abc import Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any, AsyncIterator
+from urllib.parse import unquote
 
 from fastapi import APIRouter, Request
 from starlette.background import BackgroundTask
@@ -38,6 +40,7 @@ from ..voice.signatures import (
     verify_twilio,
     verify_vapi,
 )
+from . import errors
 from .auth import Principal
 from .quotas import Quotas
 
@@ -129,8 +132,9 @@ async def brief(voice: Voice, start: CallStart) -> tuple[str | None, core.Briefi
     ns = voice.namespace(start.caller)
     if ns is None:
         memory = "The caller's number is withheld, so nothing is remembered about them."
-        return None, core.Briefing(memory, {**{v: "" for v in voice.config.variables},
-                                            "memory": memory}, False)
+        return None, core.Briefing(
+            memory, {**{v: "" for v in voice.config.variables}, "memory": memory}, False
+        )
     plan = core.briefing(voice.config.budget, voice.config.variables)
     return ns, await core.arun(plan, voice.memory(ns))
 
@@ -170,8 +174,11 @@ async def finish(voice: Voice, event: CallEnd | None) -> BackgroundTask | None:
         return None
     ns = voice.namespace(event.caller)
     if ns is None:
-        log.info("%s call %s: the caller's number is withheld; nothing stored",
-                 event.platform, event.call_id)
+        log.info(
+            "%s call %s: the caller's number is withheld; nothing stored",
+            event.platform,
+            event.call_id,
+        )
         return None
     if event.ended_at is None:
         event = dataclasses.replace(event, ended_at=time.time())
@@ -204,8 +211,10 @@ async def vapi_webhook(request: Request) -> Response:
         kind = msg["type"]
         if kind == "assistant-request":
             if not voice.settings.vapi_assistant_id:
-                log.warning("assistant-request: no Vapi assistant id is configured "
-                            "(BOTWIRE_VAPI_ASSISTANT_ID); the caller hears an error")
+                log.warning(
+                    "assistant-request: no Vapi assistant id is configured "
+                    "(BOTWIRE_VAPI_ASSISTANT_ID); the caller hears an error"
+                )
             _, briefing = await brief(voice, vapi.call_start(msg))
             return reply(vapi.answer_start(briefing, voice.settings.vapi_assistant_id))
         if kind == "tool-calls":
@@ -240,7 +249,9 @@ async def retell_webhook(request: Request) -> Response:
             ns, briefing = await brief(voice, retell.call_start(data))
             return reply(retell.answer_start(briefing, ns))
         if name in ("call_ended", "call_analyzed"):
-            return Response(status_code=204, background=await finish(voice, retell.call_end(data, name)))
+            return Response(
+                status_code=204, background=await finish(voice, retell.call_end(data, name))
+            )
         return Response(status_code=204)  # call_started and future events
 
 
@@ -321,8 +332,10 @@ async def twilio_voice(request: Request) -> Response:
     voice, params, token = await _twilio(request)
     async with replay_guard(voice, "twilio", token):
         _, briefing = await brief(voice, twilio.call_start(params))
-        return Response(twilio.answer_start(briefing, voice.settings.twilio_stream_url or None),
-                        media_type=TWIML)
+        return Response(
+            twilio.answer_start(briefing, voice.settings.twilio_stream_url or None),
+            media_type=TWIML,
+        )
 
 
 @router.post("/twilio/status", summary="Twilio call status callback")
@@ -332,3 +345,47 @@ async def twilio_status(request: Request) -> Response:
         return Response(status_code=204, background=await finish(voice, twilio.call_end(params)))
 
 
+# -- the fast path ------------------------------------------------------------------------
+
+Handler = Callable[..., Awaitable[Response]]
+_EXACT: dict[str, Handler] = {
+    "/voice/vapi": vapi_webhook,
+    "/voice/retell": retell_webhook,
+    "/voice/retell/tools": retell_tool,
+    "/voice/elevenlabs/initiation": elevenlabs_initiation,
+    "/voice/elevenlabs/post-call": elevenlabs_post_call,
+    "/voice/twilio": twilio_voice,
+    "/voice/twilio/status": twilio_status,
+}
+_NAMED = re.compile(r"/voice/(retell|elevenlabs)/tools/([^/]+)")
+_NAMED_HANDLERS: dict[str, Handler] = {"retell": retell_tool, "elevenlabs": elevenlabs_tool}
+
+
+def match(method: str, path: str) -> tuple[Handler, dict[str, str], str] | None:
+    """``(handler, path parameters, route template)`` for a webhook ``Edge`` answers itself:
+    FastAPI's routing would cost more than the work (BENCHMARKS.md, Voice)."""
+    if method != "POST" or not path.startswith("/voice/"):
+        return None
+    handler = _EXACT.get(path)
+    if handler is not None:
+        return handler, {}, path
+    found = _NAMED.fullmatch(path)
+    if found is None:
+        return None
+    platform = found[1]
+    return (
+        _NAMED_HANDLERS[platform],
+        {"name": unquote(found[2])},
+        f"/voice/{platform}/tools/{{name}}",
+    )
+
+
+async def answer(
+    ctx: Any, scope: Any, receive: Any, handler: Handler, params: dict[str, str]
+) -> Response:
+    """The route's own answer, with the routes' error handling, as plain ASGI."""
+    try:
+        return await handler(Request(scope, receive), **params)
+    except Exception as exc:
+        errors.count(ctx, errors.code_for(exc))
+        return errors.for_exception(exc)

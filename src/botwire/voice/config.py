@@ -1,4 +1,4 @@
-"""How callers are found and briefed: one ``VoiceConfig`` for the server and ``CallMemory`` alike."""
+"""How callers are found and briefed: one ``VoiceConfig`` for the server and ``CallMemory``."""
 
 from __future__ import annotations
 

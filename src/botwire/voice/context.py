@@ -66,7 +66,7 @@ def build(snapshot: Snapshot, budget: int = DEFAULT_BUDGET, max_calls: int = 5) 
         return _fit([("", [FIRST_CALL])], budget)
     facts = [f"- {k}: {text(v)}" for k, v in sorted(snapshot.facts.items()) if is_fact(k)]
     opened = [
-        f"- {k[len(OPEN_PREFIX):]}: {text(v)}"
+        f"- {k[len(OPEN_PREFIX) :]}: {text(v)}"
         for k, v in sorted(snapshot.facts.items())
         if k.startswith(OPEN_PREFIX)
     ]

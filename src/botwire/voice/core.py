@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import inspect
 import time
-from collections.abc import Callable, Generator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -33,7 +33,7 @@ T = TypeVar("T")
 Step = Callable[[Any], Any]
 Plan = Generator[Step, Any, T]
 
-CLAIM_TTL = 30 * 24 * 3600.0  # a platform's retries come within minutes; keep claims a month
+CLAIM_TTL = 7 * 24 * 3600.0  # platforms retry within minutes or hours; a week is ample
 LEASE = 60.0  # a claim left "pending" this long belongs to a writer that died: take it over
 MAX_FACTS = 200  # facts read at call start; the budget would cut the rest anyway
 READ_CALLS = 20
@@ -91,7 +91,7 @@ def _no_step(memory: Any) -> None:
 
 
 def _collect(result: Any) -> Any:
-    return list(result) if inspect.isgenerator(result) else result
+    return list(result) if isinstance(result, Iterator) else result
 
 
 # -- call start ---------------------------------------------------------------------------
@@ -107,7 +107,7 @@ class Briefing:
 
 
 def snapshot() -> Plan[context.Snapshot]:
-    facts = yield lambda m: _first_items(m, MAX_FACTS)
+    facts = yield lambda m: m.items(limit=MAX_FACTS)
     calls = yield lambda m: m.log(CALLS).read(last=READ_CALLS)
     notes = yield lambda m: m.log(NOTES).read(last=READ_NOTES)
     return context.Snapshot(
@@ -117,29 +117,11 @@ def snapshot() -> Plan[context.Snapshot]:
     )
 
 
-def _first_items(memory: Any, n: int) -> Any:
-    items = memory.items()
-    if hasattr(items, "__aiter__"):
-        return _afirst(items, n)
-    return [item for _, item in zip(range(n), items)]
-
-
-async def _afirst(items: Any, n: int) -> list[Any]:
-    out = []
-    async for item in items:
-        if len(out) >= n:
-            break
-        out.append(item)
-    return out
-
-
 def _note_text(value: Any) -> str:
     return value.get("text", "") if isinstance(value, dict) else context.text(value)
 
 
-def briefing(
-    budget: int = context.DEFAULT_BUDGET, always: tuple[str, ...] = ()
-) -> Plan[Briefing]:
+def briefing(budget: int = context.DEFAULT_BUDGET, always: tuple[str, ...] = ()) -> Plan[Briefing]:
     snap = yield from snapshot()
     memory = context.build(snap, budget)
     return Briefing(memory, context.variables(snap, memory, always), snap.known)

@@ -97,8 +97,9 @@ def call_memory(
     if number is None:
         return None
     call_id = (participant.attributes or {}).get(CALL_ID_ATTRIBUTE) or None
-    return AsyncCallMemory(number, url=url, api_key=api_key, config=config,
-                           platform="livekit", call_id=call_id)
+    return AsyncCallMemory(
+        number, url=url, api_key=api_key, config=config, platform="livekit", call_id=call_id
+    )
 
 
 async def load_memory(
@@ -212,8 +213,9 @@ async def end_call(
     return await memory.end_call(summary=summary, outcome=outcome)
 
 
-def end_call_on_shutdown(ctx: JobContext, memory: AsyncCallMemory | None, *,
-                         close: bool = True) -> None:
+def end_call_on_shutdown(
+    ctx: JobContext, memory: AsyncCallMemory | None, *, close: bool = True
+) -> None:
     """When the job shuts down: :func:`end_call`, then ``memory.aclose()`` (unless ``close``
     is False). Nothing for a caller without a number (``memory`` None)."""
     if memory is None:

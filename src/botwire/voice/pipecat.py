@@ -34,7 +34,8 @@ from ..errors import MissingDependency
 _frames = require("pipecat.frames.frames", "pipecat", "botwire.voice.pipecat")
 if not hasattr(_frames, "LLMContextUserTurnFrame"):  # added in pipecat-ai 1.13
     raise MissingDependency(
-        "botwire.voice.pipecat", "pipecat",
+        "botwire.voice.pipecat",
+        "pipecat",
         ImportError("pipecat-ai 1.13 or newer is needed (LLMContextUserTurnFrame)"),
     )
 
@@ -220,12 +221,15 @@ def _open(
 ) -> tuple[AsyncCallMemory, bool]:
     if isinstance(memory, AsyncCallMemory):
         if url or api_key or config or call_id:
-            raise InvalidInput("url, api_key, config and call_id go with a phone number, "
-                               "not with an AsyncCallMemory (it has its own)")
+            raise InvalidInput(
+                "url, api_key, config and call_id go with a phone number, "
+                "not with an AsyncCallMemory (it has its own)"
+            )
         return memory, False
     if isinstance(memory, str):
-        opened = AsyncCallMemory(memory, url=url, api_key=api_key, config=config,
-                                 platform="pipecat", call_id=call_id)
+        opened = AsyncCallMemory(
+            memory, url=url, api_key=api_key, config=config, platform="pipecat", call_id=call_id
+        )
         return opened, True
     raise InvalidInput(
         f"memory must be an AsyncCallMemory or a phone number, not {type(memory).__name__}"
@@ -253,14 +257,18 @@ _STRING = {"type": "string"}
 _TOOLS: dict[str, tuple[str, dict[str, Any], list[str]]] = {
     "recall_memory": (
         "Search what is remembered about the caller: facts, earlier calls, notes.",
-        {"query": {**_STRING, "description": "words to look for"},
-         "limit": {"type": "integer", "description": "most results, 1-20 (default 5)"}},
+        {
+            "query": {**_STRING, "description": "words to look for"},
+            "limit": {"type": "integer", "description": "most results, 1-20 (default 5)"},
+        },
         ["query"],
     ),
     "remember": (
         "Store one fact about the caller under a short key, replacing the old value.",
-        {"key": {**_STRING, "description": "e.g. customer_name, preferred_language"},
-         "value": {**_STRING, "description": "the value to keep"}},
+        {
+            "key": {**_STRING, "description": "e.g. customer_name, preferred_language"},
+            "value": {**_STRING, "description": "the value to keep"},
+        },
         ["key", "value"],
     ),
     "remember_fact": (
@@ -287,8 +295,13 @@ def memory_tools(memory: AsyncCallMemory, *, with_handlers: bool = True) -> list
     if not isinstance(memory, AsyncCallMemory):
         raise InvalidInput(f"memory must be an AsyncCallMemory, not {type(memory).__name__}")
     return [
-        FunctionSchema(name, description, properties, required,
-                       handler=_handler(memory, name) if with_handlers else None)
+        FunctionSchema(
+            name,
+            description,
+            properties,
+            required,
+            handler=_handler(memory, name) if with_handlers else None,
+        )
         for name, (description, properties, required) in _TOOLS.items()
     ]
 

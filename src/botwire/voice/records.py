@@ -5,7 +5,7 @@ One namespace per caller (``phone:+14155550123`` by default) holds:
 =====================  ======================================================================
 ``<fact>``             every key not starting with ``~``: ``customer_name``, ``last_order``, ...
 ``open:<name>``        something left open ("refund for ORDER-789 pending"); ``forget`` closes it
-``last_call``          ``{"call_id", "platform", "ended_at", "summary", "outcome"}`` of the newest call
+``last_call``          the newest call: ``{"call_id", "platform", "ended_at", "summary", ...}``
 log ``calls``          one record per call (``CallRecord.as_dict``); a platform that reports a
                        call in two webhooks (Retell) adds a second record with the same ``call_id``,
                        and readers merge them (``merge_calls``)
@@ -29,8 +29,14 @@ INTERNAL_PREFIX = "~"
 SUMMARY_PART = "summary"  # the part a summariser hook adds; its summary wins over the platform's
 
 _ROLES = {
-    "user": "user", "customer": "user", "human": "user", "caller": "user",
-    "assistant": "assistant", "agent": "assistant", "bot": "assistant", "ai": "assistant",
+    "user": "user",
+    "customer": "user",
+    "human": "user",
+    "caller": "user",
+    "assistant": "assistant",
+    "agent": "assistant",
+    "bot": "assistant",
+    "ai": "assistant",
 }
 
 
@@ -93,8 +99,14 @@ class CallEnd:
         """The part a summariser adds (``part="summary"``), or None when it gave no text."""
         if not isinstance(summary, str) or not summary.strip():
             return None
-        return CallEnd(self.platform, self.call_id, self.caller, part=SUMMARY_PART,
-                       ended_at=self.ended_at, summary=summary.strip())
+        return CallEnd(
+            self.platform,
+            self.call_id,
+            self.caller,
+            part=SUMMARY_PART,
+            ended_at=self.ended_at,
+            summary=summary.strip(),
+        )
 
     def record(self) -> dict[str, Any]:
         """The ``calls`` log entry: everything but the transcript."""

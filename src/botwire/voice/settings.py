@@ -18,8 +18,13 @@ from .config import VoiceConfig, load_summarizer
 from .signatures import VapiAuth
 
 CONFIG_FILE = "voice.json"
-SECRETS = ("vapi_secret", "retell_api_key", "elevenlabs_webhook_secret", "elevenlabs_tool_secret",
-           "twilio_auth_token")
+SECRETS = (
+    "vapi_secret",
+    "retell_api_key",
+    "elevenlabs_webhook_secret",
+    "elevenlabs_tool_secret",
+    "twilio_auth_token",
+)
 
 
 @dataclass(frozen=True)
@@ -54,7 +59,9 @@ class VoiceSettings:
         except (InvalidInput, ValueError) as exc:
             raise ConfigurationError(f"voice settings: {exc}") from None
         if self.public_url and not self.public_url.startswith(("http://", "https://")):
-            raise ConfigurationError(f"public_url must start with https:// (got {self.public_url!r})")
+            raise ConfigurationError(
+                f"public_url must start with https:// (got {self.public_url!r})"
+            )
 
     def core(self) -> VoiceConfig:
         return VoiceConfig(

@@ -235,18 +235,22 @@ def verify_vapi(
 def sign_vapi_hmac(body: bytes, auth: VapiAuth, timestamp: int) -> dict[str, str]:
     """The headers Vapi sends with ``body`` at ``timestamp`` (seconds or milliseconds)."""
     if auth.mode != "hmac":
-        raise WebhookConfigError(f"sign_vapi_hmac needs a VapiAuth in mode 'hmac', not {auth.mode!r}")
+        raise WebhookConfigError(
+            f"sign_vapi_hmac needs a VapiAuth in mode 'hmac', not {auth.mode!r}"
+        )
     stamp = _stamp(timestamp)
     digest = _vapi_digest(_raw(body), auth, stamp)
-    return {auth.signature_header: auth.prefix + _encode(digest, auth.encoding),
-            auth.timestamp_header: stamp}
+    return {
+        auth.signature_header: auth.prefix + _encode(digest, auth.encoding),
+        auth.timestamp_header: stamp,
+    }
 
 
 def _verify_vapi_hmac(body: bytes, headers: Mapping[str, str], auth: VapiAuth, now: float) -> str:
     given = _present(_header(headers, auth.signature_header))
     stamp = _present(_header(headers, auth.timestamp_header)).strip()
     if auth.prefix and given.startswith(auth.prefix):
-        given = given[len(auth.prefix):]
+        given = given[len(auth.prefix) :]
     if not _DIGITS.fullmatch(stamp) or not _encoded_form(given, auth.encoding):
         raise SignatureError("malformed")
     digest = _vapi_digest(body, auth, stamp)

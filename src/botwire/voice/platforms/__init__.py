@@ -80,8 +80,11 @@ def arguments(raw: Any) -> dict[str, Any]:
     return raw
 
 
-def flag(value: Any, yes: tuple[str, ...] = ("true", "success"),
-         no: tuple[str, ...] = ("false", "failure")) -> bool | None:
+def flag(
+    value: Any,
+    yes: tuple[str, ...] = ("true", "success"),
+    no: tuple[str, ...] = ("false", "failure"),
+) -> bool | None:
     """A platform's success flag (bool, or a word) as True / False / None (unknown)."""
     if isinstance(value, bool):
         return value

@@ -43,14 +43,23 @@ def post_call(data: dict[str, Any]) -> CallEnd:
     ident = first_str(dig(body, "conversation_id"))
     if not isinstance(body, dict) or ident is None:
         raise Malformed("a post_call_transcription needs data.conversation_id")
-    meta = body.get("metadata") if isinstance(body.get("metadata"), dict) else {}
-    start, duration = number(meta.get("start_time_unix_secs")), number(meta.get("call_duration_secs"))
+    found = body.get("metadata")
+    meta: dict[str, Any] = found if isinstance(found, dict) else {}
+    start, duration = (
+        number(meta.get("start_time_unix_secs")),
+        number(meta.get("call_duration_secs")),
+    )
     return CallEnd(
         platform=PLATFORM,
         call_id=ident,
         caller=first_str(
             dig(meta, "phone_call", "external_number"),
-            dig(body, "conversation_initiation_client_data", "dynamic_variables", "system__caller_id"),
+            dig(
+                body,
+                "conversation_initiation_client_data",
+                "dynamic_variables",
+                "system__caller_id",
+            ),
         ),
         started_at=start,
         ended_at=start + duration if start is not None and duration is not None else None,
@@ -68,5 +77,9 @@ def _turns(items: Any, start: float | None) -> list[Turn]:
         role, text = normalise_role(dig(item, "role")), first_str(dig(item, "message"))
         offset = number(dig(item, "time_in_call_secs"))
         if role and text:
-            out.append(Turn(role, text, start + offset if start is not None and offset is not None else None))
+            out.append(
+                Turn(
+                    role, text, start + offset if start is not None and offset is not None else None
+                )
+            )
     return out

@@ -21,7 +21,9 @@ def call_start(data: dict[str, Any]) -> CallStart:
     inbound = data.get("call_inbound")
     if not isinstance(inbound, dict):
         raise Malformed('a call_inbound event needs a "call_inbound" object')
-    return CallStart(PLATFORM, first_str(inbound.get("from_number")), first_str(inbound.get("to_number")))
+    return CallStart(
+        PLATFORM, first_str(inbound.get("from_number")), first_str(inbound.get("to_number"))
+    )
 
 
 def answer_start(briefing: Briefing, namespace: str | None) -> dict[str, Any]:
@@ -77,9 +79,13 @@ def tool_call(body: bytes, name: str | None) -> ToolCall:
         if tool is None:
             raise Malformed("the function call has no name")
         args = dict(data["args"])
-        return ToolCall(PLATFORM, tool, args, _caller(call) or _arg_caller(args), first_str(call.get("call_id")))
+        return ToolCall(
+            PLATFORM, tool, args, _caller(call) or _arg_caller(args), first_str(call.get("call_id"))
+        )
     if name is None:
-        raise Malformed("an args-only function call needs the tool name in the URL: .../tools/<name>")
+        raise Malformed(
+            "an args-only function call needs the tool name in the URL: .../tools/<name>"
+        )
     caller, call_id = _arg_caller(data), first_str(data.pop("call_id", None))
     return ToolCall(PLATFORM, name, data, caller, call_id)
 

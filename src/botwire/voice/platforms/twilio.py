@@ -23,8 +23,12 @@ def form(body: bytes) -> list[tuple[str, str]]:
 
 
 def call_start(params: dict[str, str]) -> CallStart:
-    return CallStart(PLATFORM, first_str(params.get("From"), params.get("Caller")), params.get("To"),
-                     first_str(params.get("CallSid")))
+    return CallStart(
+        PLATFORM,
+        first_str(params.get("From"), params.get("Caller")),
+        params.get("To"),
+        first_str(params.get("CallSid")),
+    )
 
 
 def answer_start(briefing: Briefing, stream_url: str | None) -> str:

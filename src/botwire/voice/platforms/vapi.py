@@ -27,8 +27,9 @@ def call_id(msg: dict[str, Any]) -> str | None:
 
 
 def call_start(msg: dict[str, Any]) -> CallStart:
-    return CallStart(PLATFORM, caller(msg), first_str(dig(msg, "phoneNumber", "number")),
-                     call_id(msg))
+    return CallStart(
+        PLATFORM, caller(msg), first_str(dig(msg, "phoneNumber", "number")), call_id(msg)
+    )
 
 
 def answer_start(briefing: Briefing, assistant_id: str | None) -> dict[str, Any]:
@@ -63,7 +64,13 @@ def answer_tools(results: list[tuple[ToolCall, str, bool]]) -> dict[str, Any]:
     """``{"results": [{"name", "toolCallId", "result" | "error"}]}``; results are strings."""
     out = []
     for call, text, ok in results:
-        out.append({"name": call.name, "toolCallId": call.tool_call_id, ("result" if ok else "error"): text})
+        out.append(
+            {
+                "name": call.name,
+                "toolCallId": call.tool_call_id,
+                ("result" if ok else "error"): text,
+            }
+        )
     return {"results": out}
 
 
@@ -77,7 +84,9 @@ def call_end(msg: dict[str, Any]) -> CallEnd:
         call_id=ident,
         caller=caller(msg),
         started_at=iso(msg.get("startedAt")) or iso(dig(msg, "call", "startedAt")),
-        ended_at=iso(msg.get("endedAt")) or iso(dig(msg, "call", "endedAt")) or ms(msg.get("timestamp")),
+        ended_at=iso(msg.get("endedAt"))
+        or iso(dig(msg, "call", "endedAt"))
+        or ms(msg.get("timestamp")),
         summary=first_str(dig(msg, "analysis", "summary"), msg.get("summary")),
         outcome=first_str(msg.get("endedReason")),
         successful=flag(dig(msg, "analysis", "successEvaluation")),
