@@ -84,6 +84,15 @@ def test_pool_options_are_taken_out_of_the_conninfo(url, ns):
         assert m.get("k") == 1
 
 
+def test_options_with_spaces_reach_the_server_whole(url, ns):
+    """Two -c settings in one options= value: libpq reads %20 as a space, never "+"."""
+    with Memory(ns, url=url + "%20-cstatement_timeout%3D4321&pool_min=0") as m:
+        m.set("k", 1)  # search_path (the first setting) still works, or the table is missing
+        with m.engine._sync_pool().connection() as conn:
+            shown = conn.execute("SHOW statement_timeout").fetchone()[0]
+        assert shown == "4321ms"
+
+
 def test_upgrading_a_version_2_schema_indexes_what_it_already_holds(fresh_postgres_url):
     import psycopg
 

@@ -21,7 +21,7 @@ import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from typing import Any, NamedTuple
-from urllib.parse import parse_qsl, urlencode, urlsplit
+from urllib.parse import parse_qsl, quote, urlencode, urlsplit
 
 from ..errors import ConfigurationError, StorageUnavailable
 from . import _fork, sql
@@ -96,7 +96,9 @@ def _split_options(url: str) -> tuple[str, dict[str, float]]:
     rest = [(k, v) for k, v in query if k not in _OPTIONS]
     if not any(k == "connect_timeout" for k, _ in rest):
         rest.append(("connect_timeout", "5"))
-    return parts._replace(query=urlencode(rest)).geturl(), {**_OPTIONS, **ours}
+    # %20, not "+": libpq does not read "+" as a space in a URI (options=-c a=1 -c b=2)
+    query = urlencode(rest, quote_via=quote)
+    return parts._replace(query=query).geturl(), {**_OPTIONS, **ours}
 
 
 class PostgresEngine:
