@@ -14,11 +14,11 @@ from __future__ import annotations
 
 import importlib
 from types import ModuleType
-from typing import Any
+from typing import Any, TypeVar
 
 from ..errors import MissingDependency
 
-__all__ = ["require", "chat_history_class"]
+__all__ = ["require", "chat_history_class", "Closing"]
 
 
 def require(module: str, extra: str, feature: str) -> ModuleType:
@@ -47,3 +47,33 @@ def chat_history_class() -> type:
                 raise MissingDependency("BotWireChatHistory", "langchain") from missing
 
     return BotWireChatHistory
+
+
+class Closing:
+    """``close`` / ``aclose`` and both context managers, for an adapter whose ``_held`` (its
+    memories, or its plan runner) has ``close`` and ``aclose``."""
+
+    _held: Any
+
+    def close(self) -> None:
+        """Release the engine this object opened (nothing, when it was given one)."""
+        self._held.close()
+
+    async def aclose(self) -> None:
+        """``close``, also closing the engine's async resources when this was the last holder."""
+        await self._held.aclose()
+
+    def __enter__(self: _C) -> _C:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    async def __aenter__(self: _C) -> _C:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+
+_C = TypeVar("_C", bound=Closing)

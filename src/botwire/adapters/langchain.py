@@ -15,7 +15,7 @@ existing ``memory=``; the async methods run through :class:`botwire.AsyncMemory`
 
 from __future__ import annotations
 
-from . import require
+from . import Closing, require
 
 require("langchain_core", "langchain", "botwire.adapters.langchain")
 
@@ -141,37 +141,12 @@ class _Memories:
         return _redacted(self.memory.engine.url)
 
 
-class _Closing:
-    _memories: _Memories
-
-    def close(self) -> None:
-        """Release the engine this object opened (nothing, when it was given ``memory=``)."""
-        self._memories.close()
-
-    async def aclose(self) -> None:
-        """``close``, also closing the engine's async resources when this was the last holder."""
-        await self._memories.aclose()
-
-    def __enter__(self: _C) -> _C:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    async def __aenter__(self: _C) -> _C:
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.aclose()
-
-
-_C = TypeVar("_C", bound=_Closing)
 
 
 # -- chat history ------------------------------------------------------------------------------
 
 
-class BotWireChatHistory(_Closing, BaseChatMessageHistory):
+class BotWireChatHistory(Closing, BaseChatMessageHistory):
     """LangChain chat message history in a botwire log, shared by every process on the storage.
 
     ``BotWireChatHistory(session_id)`` keeps the conversation ``session_id`` in the log
@@ -203,7 +178,9 @@ class BotWireChatHistory(_Closing, BaseChatMessageHistory):
         self.session_id = session_id
         self.log_name = log_name
         self.last = last
-        self._memories = _Memories(namespace, DEFAULT_CHAT_NAMESPACE, url, api_key, memory)
+        self._memories = self._held = _Memories(
+            namespace, DEFAULT_CHAT_NAMESPACE, url, api_key, memory
+        )
         self.memory = self._memories.memory
         self.namespace = self.memory.namespace
         self.log: Log = self.memory.log(log_name)
@@ -326,7 +303,7 @@ def _explain(entries: list[dict[str, Any]], exc: UnsupportedValue) -> Unsupporte
 V = TypeVar("V")
 
 
-class _KeyValueStore(_Closing, BaseStore[str, V], Generic[V]):
+class _KeyValueStore(Closing, BaseStore[str, V], Generic[V]):
     def __init__(
         self,
         namespace: str | None = None,
@@ -337,7 +314,9 @@ class _KeyValueStore(_Closing, BaseStore[str, V], Generic[V]):
         ttl: float | None = None,
     ) -> None:
         self.ttl = check_ttl(ttl)
-        self._memories = _Memories(namespace, DEFAULT_STORE_NAMESPACE, url, api_key, memory)
+        self._memories = self._held = _Memories(
+            namespace, DEFAULT_STORE_NAMESPACE, url, api_key, memory
+        )
         self.memory = self._memories.memory
         self._amemory = self._memories.amemory
         self.namespace = self.memory.namespace

@@ -190,30 +190,3 @@ def _drive(plan: Plan[T], call: Callable[[Call], Any]) -> T:
         return done.value  # type: ignore[no-any-return]
 
 
-class Closing:
-    """``close`` / ``aclose`` and both context managers, for classes holding ``self._io``."""
-
-    _io: PlanRunner
-
-    def close(self) -> None:
-        """Release the engine this object holds."""
-        self._io.close()
-
-    async def aclose(self) -> None:
-        """``close``, also closing the engine's async resources when this was the last holder."""
-        await self._io.aclose()
-
-    def __enter__(self: _C) -> _C:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    async def __aenter__(self: _C) -> _C:
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.aclose()
-
-
-_C = TypeVar("_C", bound=Closing)

@@ -41,7 +41,8 @@ from langgraph.checkpoint.base import (  # noqa: E402
 )
 
 from .._codec import check_name  # noqa: E402
-from .langgraph import Call, Closing, Plan, PlanRunner, esc, unesc  # noqa: E402
+from . import Closing  # noqa: E402
+from .langgraph import Call, Plan, PlanRunner, esc, unesc  # noqa: E402
 
 __all__ = ["BotWireSaver", "DEFAULT_SAVER_PREFIX"]
 
@@ -100,7 +101,7 @@ class BotWireSaver(Closing, BaseCheckpointSaver[str]):
     ) -> None:
         super().__init__(serde=serde)
         self.prefix = check_name(namespace, "namespace")
-        self._io = PlanRunner(self.prefix, url, api_key)
+        self._io = self._held = PlanRunner(self.prefix, url, api_key)
 
     def thread_namespace(self, thread_id: Any) -> str:
         """The botwire namespace holding the thread ``thread_id``."""

@@ -44,7 +44,8 @@ from langgraph.store.base import (  # noqa: E402
 
 from .._codec import MAX_NAME_CHARS, check_name, encode  # noqa: E402
 from ..errors import InvalidInput, VersionConflict  # noqa: E402
-from .langgraph import Call, Closing, Plan, PlanRunner, esc, unesc  # noqa: E402
+from . import Closing  # noqa: E402
+from .langgraph import Call, Plan, PlanRunner, esc, unesc  # noqa: E402
 
 __all__ = ["BotWireStore", "DEFAULT_STORE_PREFIX", "namespace_name", "namespace_labels"]
 
@@ -93,7 +94,7 @@ class BotWireStore(Closing, BaseStore):
     ) -> None:
         self.prefix = check_name(namespace, "namespace")
         self.ttl_config = ttl
-        self._io = PlanRunner(self.prefix, url, api_key)
+        self._io = self._held = PlanRunner(self.prefix, url, api_key)
 
     def batch(self, ops: Iterable[Op]) -> list[Result]:
         return self._io.run(self._batch(list(ops)))
