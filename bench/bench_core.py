@@ -994,12 +994,13 @@ def machine_info() -> str:
 SOURCE_DIGEST = ""  # taken when the run starts
 
 
-def source_digest() -> str:
-    """Short digest of src/botwire/**/*.py: which state of the code these numbers belong to."""
+def source_digest(src: str | None = None) -> str:
+    """Short digest of the package's *.py (``src``, default src/botwire): which state of the code
+    these numbers belong to."""
     import hashlib
 
     h = hashlib.sha256()
-    src = os.path.join(ROOT, "src", "botwire")
+    src = src or os.path.join(ROOT, "src", "botwire")
     for dirpath, dirnames, filenames in sorted(os.walk(src)):
         dirnames.sort()
         for name in sorted(filenames):

@@ -107,6 +107,7 @@ from bench_core import (  # noqa: E402  (shared with the core benchmark)
     pct,
     time_calls,
 )
+from bench_core import source_digest as core_source_digest  # noqa: E402
 DEFAULT_PG = os.environ.get(
     "BOTWIRE_BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"
 )
@@ -1338,22 +1339,10 @@ SIZE_TABLES: list[tuple[str, list[str], list[tuple[str, str, str, str]]]] = [
 
 
 def source_digest() -> str:
-    """Short digest of the imported botwire package's *.py: which code these numbers belong to."""
-    import hashlib
-
+    """Digest of the imported botwire package (which may be an older checkout's)."""
     import botwire
 
-    h = hashlib.sha256()
-    src = os.path.dirname(os.path.abspath(botwire.__file__))
-    for dirpath, dirnames, filenames in sorted(os.walk(src)):
-        dirnames.sort()
-        for name in sorted(filenames):
-            if name.endswith(".py"):
-                path = os.path.join(dirpath, name)
-                h.update(os.path.relpath(path, src).encode())
-                with open(path, "rb") as f:
-                    h.update(f.read())
-    return h.hexdigest()[:12]
+    return core_source_digest(os.path.dirname(os.path.abspath(botwire.__file__)))
 
 
 def versions(pg_url: str | None) -> str:

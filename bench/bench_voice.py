@@ -74,7 +74,6 @@ import re
 import resource
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -90,6 +89,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+from bench_core import source_digest  # noqa: E402  (shared with the other benchmarks)
+from bench_server import PgSchemas as ServerPgSchemas  # noqa: E402
+from bench_server import fmt, free_port, layer_of  # noqa: E402
+
 ROOT = os.path.dirname(HERE)
 DEFAULT_PG = os.environ.get(
     "BOTWIRE_BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"
@@ -295,32 +299,8 @@ def sqlite_database(
     return f"sqlite:///{path}", seconds, False
 
 
-class PgSchemas:
-    """Private schemas ``botwire_bench_<random>``, dropped at the end."""
-
-    def __init__(self, url: str) -> None:
-        self.url = url
-        self.made: list[str] = []
-
-    def check(self) -> str | None:
-        try:
-            import psycopg
-
-            with psycopg.connect(self.url, connect_timeout=5) as conn:
-                conn.execute("SELECT 1")
-        except Exception as exc:  # noqa: BLE001 - any failure means: skip PostgreSQL
-            return f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc) else ''}"
-        return None
-
-    def new(self) -> str:
-        import psycopg
-
-        schema = f"botwire_bench_{uuid.uuid4().hex[:12]}"
-        with psycopg.connect(self.url, autocommit=True) as conn:
-            conn.execute(f'CREATE SCHEMA "{schema}"')
-        self.made.append(schema)
-        sep = "&" if "?" in self.url else "?"
-        return f"{self.url}{sep}options=-csearch_path%3D{schema}"
+class PgSchemas(ServerPgSchemas):
+    """bench_server's private schemas, plus ANALYZE after a bulk load."""
 
     def analyze(self, url: str) -> str:
         """ANALYZE the tables of the schema behind ``url`` (as autovacuum would after a bulk
@@ -334,16 +314,6 @@ class PgSchemas:
             for (table,) in tables:
                 conn.execute(f'ANALYZE "{schema}"."{table}"')
             return str(conn.execute("SHOW autovacuum").fetchone()[0])
-
-    def drop_all(self) -> None:
-        if not self.made:
-            return
-        import psycopg
-
-        with psycopg.connect(self.url, autocommit=True) as conn:
-            for schema in self.made:
-                conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
-        self.made = []
 
 
 def redis_client(addr: str) -> Any:
@@ -787,12 +757,6 @@ def load_main(spec_text: str) -> int:
 # -- servers -------------------------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def http_status(url: str, timeout: float = 1) -> int:
     try:
         with urllib.request.urlopen(url, timeout=timeout) as resp:
@@ -1153,14 +1117,6 @@ LAYERS = [  # (layer, substring of a frame's file); other frames go to their nea
 ]
 
 
-def layer_of(frames: list[str]) -> str:
-    for frame in reversed(frames):
-        for name, needle in LAYERS:
-            if needle in frame:
-                return name
-    return "other"
-
-
 def profile(server: Server, cfg: Settings, seconds: float, tmp: str,
             seed: int) -> dict[str, Any] | None:
     """py-spy (``--gil``: the thread holding the GIL) on the server under assistant-request."""
@@ -1210,21 +1166,6 @@ def raw_json(res: Results) -> dict[str, Any]:
     }
 
 
-def source_digest() -> str:
-    """Short digest of src/botwire/**/*.py: which state of the code these numbers belong to."""
-    h = hashlib.sha256()
-    src = os.path.join(ROOT, "src", "botwire")
-    for dirpath, dirnames, filenames in sorted(os.walk(src)):
-        dirnames.sort()
-        for name in sorted(filenames):
-            if name.endswith(".py"):
-                path = os.path.join(dirpath, name)
-                h.update(os.path.relpath(path, src).encode())
-                with open(path, "rb") as f:
-                    h.update(f.read())
-    return h.hexdigest()[:12]
-
-
 def versions() -> str:
     from importlib.metadata import PackageNotFoundError, version
 
@@ -1245,10 +1186,6 @@ def cpu_model() -> str:
                 if line.startswith("model name"):
                     return line.split(":", 1)[1].strip()
     return platform.processor() or "unknown CPU"
-
-
-def fmt(x: float, digits: int = 0) -> str:
-    return "n/a" if x != x else f"{x:,.{digits}f}"
 
 
 def ms(x: float) -> str:
