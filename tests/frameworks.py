@@ -11,6 +11,7 @@ import importlib
 import os
 import uuid
 from types import ModuleType
+from typing import Any
 
 import pytest
 
@@ -32,3 +33,26 @@ def need(module: str, extra: str) -> ModuleType:
 def unique_ns(tag: str = "t") -> str:
     """A namespace no other test uses (``conftest`` is ambiguous under tests/adapters)."""
     return f"{tag}-{uuid.uuid4().hex[:12]}"
+
+
+# Settings that would redirect a Memory away from the URL a test asked for.
+ENGINE_ENV = ("BOTWIRE_URL", "BOTWIRE_DATABASE_URL", "BOTWIRE_MAX_VALUE_BYTES", "BOTWIRE_API_KEY")
+
+
+class CountingEngine:
+    """Passes every op to the real engine and records it: counts round trips, sync or async."""
+
+    def __init__(self, engine: Any) -> None:
+        self.engine = engine
+        self.ops: list[str] = []
+
+    def execute(self, op: Any) -> Any:
+        self.ops.append(type(op).__name__)
+        return self.engine.execute(op)
+
+    async def aexecute(self, op: Any) -> Any:
+        self.ops.append("async " + type(op).__name__)
+        return await self.engine.aexecute(op)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.engine, name)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from frameworks import need
+from frameworks import CountingEngine, need, unique_ns
 
 need("langchain_core", "langchain")
 
@@ -47,30 +47,6 @@ from botwire.adapters.langchain import (  # noqa: E402
 HERE = Path(__file__).resolve().parent
 DOCS = HERE.parents[1] / "docs" / "langchain.md"
 CHILD = HERE / "lc_history_child.py"
-
-
-def unique_ns(tag: str) -> str:
-    """A namespace no other test uses."""
-    return f"{tag}-{uuid.uuid4().hex[:12]}"
-
-
-class CountingEngine:
-    """Passes every op to the real engine and records it: counts round trips, sync or async."""
-
-    def __init__(self, engine: Any) -> None:
-        self.engine = engine
-        self.ops: list[str] = []
-
-    def execute(self, op: Any) -> Any:
-        self.ops.append(type(op).__name__)
-        return self.engine.execute(op)
-
-    async def aexecute(self, op: Any) -> Any:
-        self.ops.append("async " + type(op).__name__)
-        return await self.engine.aexecute(op)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.engine, name)
 
 
 def every_message_type() -> list[BaseMessage]:

@@ -6,14 +6,13 @@ the tests after them cover what the suites do not: batching, bad input, TTL, pag
 
 from __future__ import annotations
 
-from frameworks import need
+from frameworks import ENGINE_ENV, CountingEngine, need, unique_ns
 
 need("langchain_core", "langchain")
 need("langchain_tests", "test-adapters")
 
 import base64  # noqa: E402
 import datetime  # noqa: E402
-import uuid  # noqa: E402
 from collections.abc import AsyncGenerator, Generator  # noqa: E402
 from typing import Any  # noqa: E402
 
@@ -35,7 +34,6 @@ from botwire import (  # noqa: E402
 from botwire.adapters.langchain import BotWireByteStore, BotWireStore  # noqa: E402
 
 STORAGE = ["sqlite_url", "postgres_url", "http_sqlite_url"]
-_ENGINE_ENV = ("BOTWIRE_URL", "BOTWIRE_DATABASE_URL", "BOTWIRE_MAX_VALUE_BYTES", "BOTWIRE_API_KEY")
 
 JSON_VALUES = (
     {"text": "Two margheritas", "qty": 2, "price": 9.5, "paid": False, "note": None},
@@ -45,33 +43,9 @@ JSON_VALUES = (
 BYTES_VALUES = (b"\x00\x01\x02RIFF", bytes(range(256)), b"")
 
 
-def unique_ns(tag: str) -> str:
-    """A namespace no other test uses."""
-    return f"{tag}-{uuid.uuid4().hex[:12]}"
-
-
-class CountingEngine:
-    """Passes every op to the real engine and records it: counts round trips, sync or async."""
-
-    def __init__(self, engine: Any) -> None:
-        self.engine = engine
-        self.ops: list[str] = []
-
-    def execute(self, op: Any) -> Any:
-        self.ops.append(type(op).__name__)
-        return self.engine.execute(op)
-
-    async def aexecute(self, op: Any) -> Any:
-        self.ops.append("async " + type(op).__name__)
-        return await self.engine.aexecute(op)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.engine, name)
-
-
 @pytest.fixture(params=STORAGE)
 def storage_url(request, monkeypatch) -> str:
-    for name in _ENGINE_ENV:
+    for name in ENGINE_ENV:
         monkeypatch.delenv(name, raising=False)
     return request.getfixturevalue(request.param)
 
@@ -295,7 +269,7 @@ def test_ttl(sqlite_url, ns):
 
 def test_default_namespace_and_memory_argument(tmp_path, monkeypatch):
     monkeypatch.setenv("BOTWIRE_HOME", str(tmp_path))
-    for name in _ENGINE_ENV:
+    for name in ENGINE_ENV:
         monkeypatch.delenv(name, raising=False)
     with BotWireStore() as store:
         assert store.namespace == "langchain"

@@ -15,7 +15,7 @@ from pathlib import Path  # noqa: E402
 from typing import Any  # noqa: E402
 
 import pytest  # noqa: E402
-from conftest import unique_ns  # noqa: E402
+from frameworks import ENGINE_ENV, unique_ns  # noqa: E402
 from langgraph.checkpoint.base import CheckpointTuple, empty_checkpoint  # noqa: E402
 from langgraph.checkpoint.conformance import checkpointer_test, validate  # noqa: E402
 from langgraph.checkpoint.memory import InMemorySaver  # noqa: E402
@@ -26,15 +26,6 @@ from botwire import InvalidKey, Memory, ValueTooLarge  # noqa: E402
 from botwire.adapters.langgraph import BotWireSaver  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
-ENGINES = ["sqlite_url", "postgres_url", "http_sqlite_url"]
-ENGINE_ENV = ("BOTWIRE_URL", "BOTWIRE_DATABASE_URL", "BOTWIRE_MAX_VALUE_BYTES", "BOTWIRE_API_KEY")
-
-
-@pytest.fixture(params=ENGINES, ids=[e.removesuffix("_url") for e in ENGINES])
-def url(request, monkeypatch) -> str:
-    for name in ENGINE_ENV:
-        monkeypatch.delenv(name, raising=False)
-    return request.getfixturevalue(request.param)
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ from pathlib import Path  # noqa: E402
 from typing import Any  # noqa: E402
 
 import pytest  # noqa: E402
-from frameworks import unique_ns  # noqa: E402
+from frameworks import ENGINE_ENV, unique_ns  # noqa: E402
 from hypothesis import given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 from langchain_core.runnables import RunnableConfig  # noqa: E402
@@ -41,15 +41,6 @@ from botwire.adapters.langgraph import (  # noqa: E402
 )
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "langgraph.md"
-ENGINES = ["sqlite_url", "postgres_url", "http_sqlite_url"]
-ENGINE_ENV = ("BOTWIRE_URL", "BOTWIRE_DATABASE_URL", "BOTWIRE_MAX_VALUE_BYTES", "BOTWIRE_API_KEY")
-
-
-@pytest.fixture(params=ENGINES, ids=[e.removesuffix("_url") for e in ENGINES])
-def url(request, monkeypatch) -> str:
-    for name in ENGINE_ENV:
-        monkeypatch.delenv(name, raising=False)
-    return request.getfixturevalue(request.param)
 
 
 @pytest.fixture
