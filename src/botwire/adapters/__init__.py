@@ -17,8 +17,9 @@ from types import ModuleType
 from typing import Any, TypeVar
 
 from ..errors import MissingDependency
+from ..memory import Memory
 
-__all__ = ["require", "chat_history_class", "Closing"]
+__all__ = ["require", "chat_history_class", "Closing", "open_memory"]
 
 
 def require(module: str, extra: str, feature: str) -> ModuleType:
@@ -27,6 +28,21 @@ def require(module: str, extra: str, feature: str) -> ModuleType:
         return importlib.import_module(module)
     except ImportError as exc:
         raise MissingDependency(feature, extra, exc) from exc
+
+
+def open_memory(
+    owner: str, namespace: str | None, url: str | None, api_key: str | None, memory: Memory | None
+) -> Memory:
+    """The memory an adapter works on: ``memory`` as given, or one opened on ``namespace``."""
+    if memory is None:
+        if namespace is None:
+            raise TypeError(f"{owner} needs a namespace or a memory")
+        return Memory(namespace, url=url, api_key=api_key)
+    if url is not None or api_key is not None:
+        raise ValueError("give url / api_key or an open memory, not both")
+    if namespace is not None and namespace != memory.namespace:
+        raise ValueError(f"namespace {namespace!r} differs from the memory's {memory.namespace!r}")
+    return memory
 
 
 def chat_history_class() -> type:

@@ -24,7 +24,7 @@ memories of up to some thousands of records per namespace. Sync methods run thro
 
 from __future__ import annotations
 
-from . import require
+from . import open_memory, require
 
 require("crewai", "crewai", "botwire.adapters.crewai")
 
@@ -66,16 +66,7 @@ class BotWireStorage:
         api_key: str | None = None,
         memory: Memory | None = None,
     ) -> None:
-        if memory is None:
-            if namespace is None:
-                raise TypeError("BotWireStorage needs a namespace or a memory")
-            memory = Memory(namespace, url=url, api_key=api_key)
-        elif url is not None or api_key is not None:
-            raise ValueError("give url / api_key or an open memory, not both")
-        elif namespace is not None and namespace != memory.namespace:
-            raise ValueError(
-                f"namespace {namespace!r} differs from the memory's {memory.namespace!r}"
-            )
+        memory = open_memory("BotWireStorage", namespace, url, api_key, memory)
         self.memory = memory
         self.namespace = memory.namespace
         self._amemory = AsyncMemory(

@@ -15,7 +15,7 @@ value comes back as a message saying that nothing was stored, not as an exceptio
 
 from __future__ import annotations
 
-from . import require
+from . import open_memory, require
 
 require("crewai", "crewai", "botwire.adapters.crewai")
 
@@ -125,20 +125,10 @@ class BotWireTool(BaseTool):
         memory: Memory | None = None,
         **data: Any,
     ) -> None:
-        if memory is None:
-            if namespace is None:
-                namespace = data.pop("namespace", None)
-            if namespace is None:
-                raise TypeError(f"{type(self).__name__} needs a namespace or a memory")
-            memory = Memory(namespace, url=url, api_key=api_key)
-        else:
-            data.pop("namespace", None)
-            if namespace is not None and namespace != memory.namespace:
-                raise ValueError(
-                    f"namespace {namespace!r} differs from the memory's {memory.namespace!r}"
-                )
-            if url is not None or api_key is not None:
-                raise ValueError("give url / api_key or an open memory, not both")
+        given = data.pop("namespace", None)  # pydantic may pass the field by keyword
+        if namespace is None and memory is None:
+            namespace = given
+        memory = open_memory(type(self).__name__, namespace, url, api_key, memory)
         super().__init__(namespace=memory.namespace, **data)
         self._memory = memory
 
