@@ -11,9 +11,6 @@ from frameworks import need
 need("pipecat", "pipecat")
 
 import json  # noqa: E402
-import subprocess  # noqa: E402
-import sys  # noqa: E402
-import textwrap  # noqa: E402
 from typing import Any  # noqa: E402
 
 import pytest  # noqa: E402
@@ -300,22 +297,3 @@ async def test_an_open_memory_takes_no_connection_arguments(url):
     async with AsyncCallMemory(ANA, url=url) as call:
         with pytest.raises(InvalidInput, match="go with a phone number"):
             BotWireMemoryProcessor(call, url=url)
-
-
-def test_without_pipecat_the_extra_is_named(tmp_path):
-    code = """
-        import sys
-        sys.modules["pipecat"] = None
-        import botwire.voice  # needs no framework
-        try:
-            import botwire.voice.pipecat
-        except botwire.MissingDependency as exc:
-            assert exc.extra == "pipecat", exc.extra
-            print(exc)
-    """
-    proc = subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True, timeout=60
-    )
-    assert proc.returncode == 0, proc.stderr
-    assert "pip install 'botwire[pipecat]'" in proc.stdout
-    assert "botwire.voice.pipecat" in proc.stdout
