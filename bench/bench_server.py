@@ -65,6 +65,7 @@ import urllib.request
 import uuid
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
+from collections.abc import Iterable
 from typing import Any
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -124,7 +125,41 @@ def http(method: str, url: str, body: bytes | None = None, token: str = "",
         return exc.code, exc.read()
 
 
-class Server:
+def cpu_seconds_of(pids: Iterable[int]) -> float:
+    """User + system CPU time of these processes so far (Linux /proc)."""
+    total = 0
+    for pid in pids:
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            with open(f"/proc/{pid}/stat") as f:
+                fields = f.read().rpartition(")")[2].split()
+            total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+class ChildServer:
+    """A server in a child process on ``port``: its base URL and a clean stop."""
+
+    port: int
+    proc: subprocess.Popen[bytes] | None
+
+    @property
+    def base(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def stop(self) -> None:
+        if self.proc is None:
+            return
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
+        self.proc = None
+
+
+class Server(ChildServer):
     """``python -m botwire serve`` in a child process with its own ``BOTWIRE_HOME``."""
 
     def __init__(self, db: str, database: str, workers: int, home: str) -> None:
@@ -136,10 +171,6 @@ class Server:
     @property
     def label(self) -> str:
         return f"{self.db} w{self.workers}"
-
-    @property
-    def base(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
 
     def start(self) -> Server:
         os.makedirs(self.home, exist_ok=True)
@@ -192,13 +223,7 @@ class Server:
 
     def cpu_seconds(self) -> float:
         """User + system CPU time of the server process and its workers so far."""
-        total = 0
-        for pid in {*self.worker_pids(), self.proc.pid if self.proc else 0} - {0}:
-            with contextlib.suppress(OSError, ValueError, IndexError):
-                with open(f"/proc/{pid}/stat") as f:
-                    fields = f.read().rpartition(")")[2].split()
-                total += int(fields[11]) + int(fields[12])  # utime, stime
-        return total / os.sysconf("SC_CLK_TCK")
+        return cpu_seconds_of({*self.worker_pids(), self.proc.pid if self.proc else 0} - {0})
 
     def populate(self, n: int) -> float:
         start = time.perf_counter()
@@ -210,17 +235,6 @@ class Server:
                 raise RuntimeError(f"populate {self.label}: {status} {body[:300]!r}")
         return time.perf_counter() - start
 
-    def stop(self) -> None:
-        if self.proc is None:
-            return
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
-        self.proc = None
 
 
 class PgSchemas:

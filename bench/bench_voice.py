@@ -92,7 +92,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 from bench_core import source_digest  # noqa: E402  (shared with the other benchmarks)
 from bench_server import PgSchemas as ServerPgSchemas  # noqa: E402
-from bench_server import fmt, free_port, layer_of  # noqa: E402
+from bench_server import ChildServer, cpu_seconds_of, fmt, free_port, layer_of  # noqa: E402
 
 ROOT = os.path.dirname(HERE)
 DEFAULT_PG = os.environ.get(
@@ -765,7 +765,7 @@ def http_status(url: str, timeout: float = 1) -> int:
         return exc.code
 
 
-class Server:
+class Server(ChildServer):
     """A server in a child process: botwire (``python -m botwire serve``) or the Redis peer."""
 
     def __init__(self, label: str, command: list[str], env: dict[str, str], home: str,
@@ -794,10 +794,6 @@ class Server:
         server.command = [sys.executable, os.path.abspath(__file__), "--serve-baseline",
                           str(server.port), "--workers", str(workers)]
         return server
-
-    @property
-    def base(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
 
     def start(self) -> Server:
         os.makedirs(self.home, exist_ok=True)
@@ -835,25 +831,8 @@ class Server:
         return out
 
     def cpu_seconds(self) -> float:
-        total = 0
-        for pid in self.pids():
-            with contextlib.suppress(OSError, ValueError, IndexError):
-                with open(f"/proc/{pid}/stat") as f:
-                    fields = f.read().rpartition(")")[2].split()
-                total += int(fields[11]) + int(fields[12])  # utime, stime
-        return total / os.sysconf("SC_CLK_TCK")
+        return cpu_seconds_of(self.pids())
 
-    def stop(self) -> None:
-        if self.proc is None:
-            return
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
-        self.proc = None
 
 
 # -- measuring -----------------------------------------------------------------------------
