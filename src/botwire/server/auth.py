@@ -92,8 +92,22 @@ class Principal:
             raise PermissionDenied(f"this API key lacks the {right} right")
 
     def covers(self, prefix: str) -> bool:
-        """Whether every namespace starting with ``prefix`` is within this key's scopes."""
+        """Whether every namespace starting with ``prefix`` is within this key's scopes: a
+        function of prefixes alone (``""`` means every namespace and is covered only by ``""``)."""
         return any(prefix.startswith(p) for p in self.key.prefixes)
+
+    def require_cover(self, prefixes: list[str] | tuple[str, ...], rights: str) -> None:
+        """Refuse to manage a key unless every prefix extends one of this key's own and its
+        rights are no greater than this key's."""
+        outside = [p for p in prefixes if not self.covers(p)]
+        if outside:
+            shown = "every namespace" if outside[0] == "" else f"prefix {outside[0]!r}"
+            raise PermissionDenied(
+                f"this API key cannot manage keys for {shown}: its own prefixes are "
+                f"{list(self.key.prefixes)}"
+            )
+        if rights in RIGHTS and RIGHTS.index(rights) > RIGHTS.index(self.key.rights):
+            raise PermissionDenied(f"this API key cannot grant {rights}: it holds {self.key.rights}")
 
     def listing_prefixes(self, prefix: str) -> list[str]:
         """The prefixes to list so that ``prefix`` is honoured and nothing outside leaks."""

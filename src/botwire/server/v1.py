@@ -501,15 +501,14 @@ async def create_key(request: Request, who: Who) -> Response:
     prefixes = _list(body.get("prefixes"), "prefixes")
     if not all(isinstance(p, str) for p in prefixes):
         raise InvalidInput('"prefixes" must be strings')
-    for prefix in prefixes:
-        if not who.covers(prefix):
-            who.require(prefix or "(every namespace)", "admin")
+    rights = body.get("rights", "read")
+    who.require_cover(prefixes, rights)
     ctx = ctx_of(request)
     writes, stored = _child_limits(ctx, who, body.get("writes_per_day"), body.get("max_bytes"))
     secret, record = new_key(
         body.get("name", ""),
         prefixes,
-        body.get("rights", "read"),
+        rights,
         writes_per_day=writes,
         max_bytes=stored,
     )
