@@ -18,6 +18,7 @@ DEFAULT_WRITES, DEFAULT_BYTES = 1000, 50 * 1024 * 1024
 PREFIXES = st.sampled_from(["", "(", "(e", "(every", "a", "ac", "acme:", "acme:1", "b", "ba"])
 QUOTAS = st.sampled_from([None, 0, 10, 1000, 5000])
 WANTED_QUOTAS = st.sampled_from([None, 0, 5, 10, 3000, 100_000])
+LOOSE = [HealthCheck.function_scoped_fixture]  # one server for all examples, keys accumulate
 
 
 class Server:
@@ -28,12 +29,15 @@ class Server:
         self.client = TestClient(create_app(settings_, engine=self.engine))
 
     def key(self, prefixes, rights, writes=None, stored=None) -> tuple[str, str]:
-        secret, record = new_key("caller", prefixes, rights, writes_per_day=writes, max_bytes=stored)
+        secret, record = new_key(
+            "caller", prefixes, rights, writes_per_day=writes, max_bytes=stored
+        )
         assert self.engine.execute(SaveKey(record))
         return secret, record.id
 
     def call(self, method, path, secret, **kw):
-        return self.client.request(method, path, headers={"Authorization": f"Bearer {secret}"}, **kw)
+        headers = {"Authorization": f"Bearer {secret}"}
+        return self.client.request(method, path, headers=headers, **kw)
 
 
 @pytest.fixture(scope="module")
@@ -69,7 +73,7 @@ request_strategy = st.tuples(
 )
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=150, deadline=None, suppress_health_check=LOOSE)
 @given(caller=caller_strategy, wanted=request_strategy)
 def test_a_key_is_created_iff_it_stays_within_its_maker(server, caller, wanted):
     own, rights, own_writes, own_bytes = caller
@@ -97,7 +101,7 @@ def test_a_key_is_created_iff_it_stays_within_its_maker(server, caller, wanted):
         )
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=60, deadline=None, suppress_health_check=LOOSE)
 @given(caller=caller_strategy, target=st.lists(PREFIXES, min_size=1, max_size=3))
 def test_list_and_revoke_see_exactly_the_covered_keys(server, caller, target):
     own, rights, _, _ = caller
@@ -120,7 +124,8 @@ def test_list_and_revoke_see_exactly_the_covered_keys(server, caller, target):
 def test_an_admin_scoped_to_the_placeholder_text_cannot_mint_a_global_key(server, scope):
     secret, _ = server.key([scope], "admin")
     admin, _ = server.key([""], "admin")
-    assert server.call("PUT", "/v1/namespaces/acme:1/keys/k", admin, content=b"1").status_code == 200
+    put = server.call("PUT", "/v1/namespaces/acme:1/keys/k", admin, content=b"1")
+    assert put.status_code == 200
     r = server.call("POST", "/v1/keys", secret, json={"prefixes": [""], "rights": "admin"})
     assert r.status_code == 403 and "every namespace" in r.json()["error"]["message"]
     r = server.call("POST", "/v1/keys", secret, json={"prefixes": ["acme:"], "rights": "read"})

@@ -107,7 +107,8 @@ class Principal:
                 f"{list(self.key.prefixes)}"
             )
         if rights in RIGHTS and RIGHTS.index(rights) > RIGHTS.index(self.key.rights):
-            raise PermissionDenied(f"this API key cannot grant {rights}: it holds {self.key.rights}")
+            held = self.key.rights
+            raise PermissionDenied(f"this API key cannot grant {rights}: it holds {held}")
 
     def listing_prefixes(self, prefix: str) -> list[str]:
         """The prefixes to list so that ``prefix`` is honoured and nothing outside leaks."""
