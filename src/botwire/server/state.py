@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 
@@ -10,6 +11,9 @@ from .auth import KeyRing
 from .config import Settings
 from .metrics import Metrics
 from .quotas import Quotas
+
+# The id of the request being answered (set by ``app.Edge``; error bodies and log lines carry it).
+REQUEST_ID: ContextVar[str | None] = ContextVar("botwire_request_id", default=None)
 
 
 @dataclass
