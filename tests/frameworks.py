@@ -23,7 +23,7 @@ def need(module: str, extra: str) -> ModuleType:
     try:
         return importlib.import_module(module)
     except ImportError as exc:
-        reason = f"{module} is not installed (pip install 'botwire[{extra}]'): {exc}"
+        reason = f"{module} is not installed (./botwire[{extra}]): {exc}"
         if os.environ.get(REQUIRE_ADAPTERS_ENV, "").strip() not in ("", "0", "false", "no"):
             pytest.fail(f"{reason} (and {REQUIRE_ADAPTERS_ENV}=1)", pytrace=False)
         pytest.skip(reason, allow_module_level=True)

@@ -9,7 +9,7 @@ from typing import Any
 import click
 
 from . import Memory, __version__, forget, namespaces
-from .errors import BotWireError
+from .errors import BotWireError, install_hint
 
 url_option = click.option(
     "--url",
@@ -148,7 +148,7 @@ def serve(host: str | None, port: int | None, database: str | None, workers: int
         from .server.run import serve as run
     except ImportError as exc:
         raise click.ClickException(
-            f"the server needs its extra: pip install 'botwire[server]' ({exc})"
+            f"the server needs its extra: {install_hint('server')} ({exc})"
         ) from None
     run(Settings.from_env(host=host, port=port, database=database, workers=workers))
 

@@ -20,6 +20,7 @@ import httpx
 
 from . import forget
 from .engines import default_path, resolve_url
+from .errors import install_hint
 
 PHONE = "+15555550123"
 ASSISTANT = "demo-assistant"
@@ -157,7 +158,7 @@ def run() -> int:
     try:
         import uvicorn  # noqa: F401
     except ImportError:
-        print("botwire demo needs the server: pip install 'botwire[server]'")
+        print(f"botwire demo needs the server: {install_hint('server')}")
         return 2
     database = resolve_url(None)
     if database.split(":", 1)[0].lower() in ("http", "https"):  # the demo runs its own server

@@ -56,8 +56,12 @@ class InvalidKey(InvalidInput):
 class ValueTooLarge(InvalidInput):
     """The encoded value is larger than the configured ``max_value_bytes``."""
 
-    def __init__(self, size: int, limit: int) -> None:
-        super().__init__(f"value is {size} bytes encoded; the limit is {limit} bytes")
+    def __init__(self, size: int, limit: int, name: str = "value") -> None:
+        super().__init__(
+            f"{name} is {size} bytes encoded; the limit is {limit} bytes (raise it with "
+            "Memory(..., max_value_bytes=N) or BOTWIRE_MAX_VALUE_BYTES; a botwire server reads "
+            "its own BOTWIRE_MAX_VALUE_BYTES); nothing was stored"
+        )
         self.size = size
         self.limit = limit
 
@@ -115,6 +119,15 @@ class MissingDependency(ConfigurationError, ImportError):
         detail = f" ({cause})" if cause is not None else ""
         super().__init__(
             f"{feature} needs the optional dependencies of botwire[{extra}]: "
-            f"pip install 'botwire[{extra}]'{detail}"
+            f"{install_hint(extra)}{detail}"
         )
         self.extra = extra
+
+
+def install_hint(extra: str) -> str:
+    """How to add an extra: botwire installs from its source (the package index's ``botwire`` is
+    another project, the older 0.2.1 hosted-service client)."""
+    return (
+        f'pip install "./botwire[{extra}]" from a checkout or wheel of botwire (not from the '
+        "package index, whose 'botwire' is the older 0.2.1 client; see the README's Install)"
+    )

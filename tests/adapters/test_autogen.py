@@ -505,7 +505,7 @@ def test_bad_arguments(args, kwargs, error):
 def test_missing_autogen_names_the_extra(monkeypatch):
     monkeypatch.setitem(sys.modules, "autogen_core", None)
     monkeypatch.delitem(sys.modules, "botwire.adapters.autogen")
-    extra = re.escape("pip install 'botwire[autogen]'")
+    extra = re.escape("./botwire[autogen]")
     with pytest.raises(botwire.MissingDependency, match=extra):
         importlib.import_module("botwire.adapters.autogen")
 

@@ -57,7 +57,7 @@ def test_chat_history_without_langchain_names_the_extra(tmp_path):
         tmp_path,
     )
     assert proc.returncode == 0, proc.stderr
-    assert "pip install 'botwire[langchain]'" in proc.stdout
+    assert "./botwire[langchain]" in proc.stdout
 
 
 @pytest.mark.parametrize("adapter", sorted(FRAMEWORKS))
@@ -75,7 +75,7 @@ def test_each_adapter_without_its_framework_names_its_extra(adapter, tmp_path):
         tmp_path,
     )
     assert proc.returncode == 0, proc.stderr
-    assert f"pip install 'botwire[{extra}]'" in proc.stdout
+    assert f"./botwire[{extra}]" in proc.stdout
     assert f"botwire.adapters.{adapter}" in proc.stdout
 
 

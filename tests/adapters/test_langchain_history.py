@@ -457,7 +457,7 @@ def test_repr_hides_credentials(http_sqlite_url, ns, monkeypatch):
 def test_missing_langchain_names_the_extra(monkeypatch):
     monkeypatch.setitem(sys.modules, "langchain_core", None)  # import fails
     monkeypatch.delitem(sys.modules, "botwire.adapters.langchain")
-    with pytest.raises(botwire.MissingDependency, match=r"pip install 'botwire\[langchain\]'"):
+    with pytest.raises(botwire.MissingDependency, match=r"./botwire\[langchain\]"):
         importlib.import_module("botwire.adapters.langchain")
 
 

@@ -506,7 +506,7 @@ def test_missing_langgraph_names_the_extra(monkeypatch):
     monkeypatch.setitem(sys.modules, "langgraph", None)
     for name in [m for m in sys.modules if m.startswith("botwire.adapters.langgraph")]:
         monkeypatch.delitem(sys.modules, name)
-    with pytest.raises(MissingDependency, match=re.escape("pip install 'botwire[langgraph]'")):
+    with pytest.raises(MissingDependency, match=re.escape("./botwire[langgraph]")):
         importlib.import_module("botwire.adapters.langgraph")
 
 

@@ -25,5 +25,5 @@ def test_without_the_framework_the_extra_is_named(framework, extra):
         [sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True, timeout=60
     )
     assert proc.returncode == 0, proc.stderr
-    assert f"pip install 'botwire[{extra}]'" in proc.stdout
+    assert f"./botwire[{extra}]" in proc.stdout
     assert f"botwire.voice.{extra}" in proc.stdout

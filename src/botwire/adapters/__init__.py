@@ -4,10 +4,10 @@ Each adapter module imports its framework at the top, so it is imported only whe
 ``import botwire`` never needs a framework. ``require`` turns a missing framework into
 :class:`botwire.MissingDependency`, whose message names the extra to install::
 
-    botwire.adapters.langchain   pip install 'botwire[langchain]'
-    botwire.adapters.langgraph   pip install 'botwire[langgraph]'
-    botwire.adapters.autogen     pip install 'botwire[autogen]'
-    botwire.adapters.crewai      pip install 'botwire[crewai]'
+    botwire.adapters.langchain   pip install './botwire[langchain]'
+    botwire.adapters.langgraph   pip install './botwire[langgraph]'
+    botwire.adapters.autogen     pip install './botwire[autogen]'
+    botwire.adapters.crewai      pip install './botwire[crewai]'
 """
 
 from __future__ import annotations
@@ -57,7 +57,7 @@ def chat_history_class() -> type:
         missing = exc
 
         class BotWireChatHistory:  # type: ignore[no-redef]
-            """Placeholder: LangChain is not installed (``pip install 'botwire[langchain]'``)."""
+            """Placeholder: LangChain is not installed (``pip install './botwire[langchain]'``)."""
 
             def __init__(self, *args: Any, **kwargs: Any) -> None:
                 raise MissingDependency("BotWireChatHistory", "langchain") from missing

@@ -9,7 +9,7 @@
     agent = Agent(role=..., goal=..., backstory=..., tools=botwire_tools("customer-555-0123"))
     memory = CrewMemory(storage=BotWireStorage("support-crew"), embedder=...)
 
-See docs/crewai.md. Needs ``pip install 'botwire[crewai]'``.
+See docs/crewai.md. Needs ``pip install './botwire[crewai]'``.
 """
 
 from __future__ import annotations

@@ -23,7 +23,7 @@ from contextlib import contextmanager, suppress
 from typing import Any, NamedTuple
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit
 
-from ..errors import ConfigurationError, StorageUnavailable
+from ..errors import ConfigurationError, StorageUnavailable, install_hint
 from . import _fork, sql
 from .base import Op
 
@@ -107,7 +107,7 @@ class PostgresEngine:
     def __init__(self, url: str) -> None:
         if psycopg is None:
             raise ConfigurationError(
-                'PostgreSQL needs the postgres extra: pip install "botwire[postgres]"'
+                f"PostgreSQL needs the postgres extra: {install_hint('postgres')}"
             )
         self.url = url
         try:

@@ -27,7 +27,7 @@ or the same hooks one by one, in an agent of your own:
                                      ``forget`` as function tools
 
 A storage error is logged and the agent goes on without memory. Needs ``livekit-agents>=1.2``
-(``pip install 'botwire[livekit]'``).
+(``pip install './botwire[livekit]'``).
 """
 
 from __future__ import annotations

@@ -23,7 +23,7 @@ each ``LLMContextFrame``         optionally searches the memory with the caller'
 A storage error is logged and the frame goes on: a memory outage never stops a call.
 :func:`memory_tools` / :func:`register_memory_tools` give the LLM ``recall_memory``,
 ``remember``, ``remember_fact`` and ``forget``, answered exactly as the webhooks answer them.
-Needs ``pipecat-ai>=1.13`` (``pip install 'botwire[pipecat]'``).
+Needs ``pipecat-ai>=1.13`` (``pip install './botwire[pipecat]'``).
 """
 
 from __future__ import annotations
