@@ -15,7 +15,8 @@ A key may carry its own limits, which replace the server's defaults for the requ
 from __future__ import annotations
 
 import time
-from typing import NamedTuple
+from collections.abc import Awaitable, Callable
+from typing import NamedTuple, TypeVar
 
 from .._wire import seconds_to_utc_midnight
 from ..engines.base import Charge, Engine, Usage
@@ -24,6 +25,8 @@ from ..errors import InvalidInput, QuotaExceeded
 from .auth import Principal
 from .config import Settings
 
+T = TypeVar("T")
+Cost = tuple[int, int]  # (writes, bytes added)
 _USAGE_FRESH_SECONDS = 5.0
 _NEAR_LIMIT = 0.9
 
@@ -56,6 +59,26 @@ class Quotas:
             self.settings.max_bytes if stored is None else stored,
         )
 
+    async def charged(
+        self,
+        who: Principal,
+        ns: str,
+        cost: Cost,
+        write: Callable[[], Awaitable[T]],
+        spent: Callable[[T], Cost] | None = None,
+    ) -> T:
+        """Run ``write`` under the namespace's quotas: ``cost`` is admitted first (or refused,
+        nothing written), refunded if the write fails, and, when ``spent(result)`` says it
+        stored less (a retried webhook), settled at what it stored."""
+        charged = await self.admit(who, ns, *cost)
+        try:
+            result = await write()
+        except Exception:  # not on cancellation: the write may still land, and then it counts
+            await self.done(charged, ok=False)
+            raise
+        await self.done(charged, ok=True, used=None if spent is None else spent(result))
+        return result
+
     async def admit(self, who: Principal, ns: str, writes: int, added_bytes: int) -> Charged:
         """Charge ``writes`` against ``ns`` or raise; nothing is charged when refused."""
         writes_limit, bytes_limit = self.limits(who)
@@ -76,15 +99,16 @@ class Quotas:
             )
         return Charged(ns, day, writes, added_bytes)
 
-    async def done(self, charged: Charged, ok: bool) -> None:
-        """After the write: refund its charge when it failed, else account its bytes."""
-        if not ok:
-            if charged.n:
-                await self.engine.aexecute(Charge(charged.ns, charged.day, -charged.n, 0))
-            return
+    async def done(self, charged: Charged, ok: bool, used: Cost | None = None) -> None:
+        """After the write: refund its charge when it failed, else what it did not ``use`` of
+        it, and account the bytes it added."""
+        writes, added = (0, 0) if not ok else used or (charged.n, charged.added_bytes)
+        refund = charged.n - min(writes, charged.n)
+        if refund:
+            await self.engine.aexecute(Charge(charged.ns, charged.day, -refund, 0))
         cached = self._usage.get(charged.ns)
-        if cached is not None:
-            self._usage[charged.ns] = (cached[0], cached[1] + charged.added_bytes)
+        if cached is not None and added:
+            self._usage[charged.ns] = (cached[0], cached[1] + added)
 
     async def _check_storage(self, ns: str, added: int, limit: int) -> None:
         now = time.monotonic()

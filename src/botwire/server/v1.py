@@ -169,14 +169,7 @@ def version_condition(headers: Any) -> int | None:
 
 async def write(ctx: Context, who: Principal, op: Any, ns: str, writes: int, added: int) -> Any:
     """Run a write op under the namespace's quotas: charged first, refunded if it fails."""
-    charged = await ctx.quotas.admit(who, ns, writes, added)
-    try:
-        result = await ctx.engine.aexecute(op)
-    except Exception:  # not on cancellation: the write may still land, and then it counts
-        await ctx.quotas.done(charged, ok=False)
-        raise
-    await ctx.quotas.done(charged, ok=True)
-    return result
+    return await ctx.quotas.charged(who, ns, (writes, added), lambda: ctx.engine.aexecute(op))
 
 
 def _value_text(value: Any, ctx: Context) -> str:
