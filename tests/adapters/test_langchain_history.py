@@ -134,7 +134,7 @@ def test_entry_format(history):
     after = time.time()
     entries = history.log.read()
     assert [e.seq for e in entries] == [1, 2]
-    for entry, message in zip(entries, sent):
+    for entry, message in zip(entries, sent, strict=False):
         assert set(entry.value) == {"ts", "message"}
         assert entry.value["message"] == message_to_dict(message)
         assert before - 1 <= entry.value["ts"] <= after + 1
@@ -319,7 +319,7 @@ def test_session_ids_map_to_distinct_valid_log_names():
     names = [session_log_name(s) for s in ODD_IDS]
     assert len(set(names)) == len(ODD_IDS)
     assert names == [session_log_name(s) for s in ODD_IDS]  # deterministic
-    for session_id, name in zip(ODD_IDS, names):
+    for session_id, name in zip(ODD_IDS, names, strict=False):
         assert 0 < len(name) <= 512 and "\x00" not in name
         name.encode("utf-8")  # no lone surrogate
         if name.startswith("session:"):

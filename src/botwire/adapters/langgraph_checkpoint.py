@@ -21,6 +21,7 @@ from . import require
 require("langgraph", "langgraph", "botwire.adapters.langgraph")
 
 import base64  # noqa: E402
+import builtins  # noqa: E402
 import random  # noqa: E402
 from collections.abc import AsyncIterator, Iterator, Sequence  # noqa: E402
 from itertools import groupby  # noqa: E402
@@ -43,6 +44,8 @@ from langgraph.checkpoint.base import (  # noqa: E402
 from .._codec import check_name  # noqa: E402
 from . import Closing  # noqa: E402
 from .langgraph import Call, Plan, PlanRunner, esc, unesc  # noqa: E402
+
+List = builtins.list  # the saver's own `list` method hides the builtin inside the class
 
 __all__ = ["BotWireSaver", "DEFAULT_SAVER_PREFIX"]
 
@@ -230,12 +233,12 @@ class BotWireSaver(Closing, BaseCheckpointSaver[str]):
         """The full tuple of a stored checkpoint: its channel values and pending writes."""
         thread_id, ns, checkpoint_id = where
         name = self.thread_namespace(thread_id)
-        checkpoint = self._unpack(record["checkpoint"])
+        checkpoint: Checkpoint = self._unpack(record["checkpoint"])
         blob_keys = {
             channel: _blob_key(ns, channel, version)
             for channel, version in checkpoint["channel_versions"].items()
         }
-        blobs = (yield Call(name, "get_many", (list(blob_keys.values()),))) if blob_keys else {}
+        blobs = (yield Call(name, "get_many", (List(blob_keys.values()),))) if blob_keys else {}
         values = {}
         for channel, key in blob_keys.items():
             blob = blobs.get(key)
@@ -247,16 +250,18 @@ class BotWireSaver(Closing, BaseCheckpointSaver[str]):
             key=lambda w: writes_sort_key(w["task_path"], w["task_id"], w["idx"]),
         )
         parent = record["parent"]
+        full = checkpoint.copy()
+        full["channel_values"] = values
         return CheckpointTuple(
             config=_config(thread_id, ns, checkpoint_id),
-            checkpoint={**checkpoint, "channel_values": values},
+            checkpoint=full,
             metadata=metadata,
             parent_config=_config(thread_id, ns, parent) if parent else None,
             pending_writes=[(w["task_id"], w["channel"], self._unpack(w["value"])) for w in writes],
         )
 
     def _find(self, config: RunnableConfig | None, before: RunnableConfig | None) -> Plan[
-        list[Located]
+        List[Located]
     ]:
         """Where the checkpoints ``list`` may return are: per thread, newest first."""
         if config is None:
@@ -269,7 +274,7 @@ class BotWireSaver(Closing, BaseCheckpointSaver[str]):
             id_wanted = get_checkpoint_id(config)
         before_id = get_checkpoint_id(before) if before else None
         prefix = "checkpoint/" if ns_wanted is None else f"checkpoint/{esc(ns_wanted)}/"
-        found: list[Located] = []
+        found: List[Located] = []
         for thread_id in threads:
             keys = yield Call(self.thread_namespace(thread_id), "keys", (prefix,))
             here = []
@@ -283,15 +288,15 @@ class BotWireSaver(Closing, BaseCheckpointSaver[str]):
         return found
 
     def _load(
-        self, page: list[Located], filter: dict[str, Any] | None, limit: int | None
-    ) -> Plan[list[CheckpointTuple]]:
+        self, page: List[Located], filter: dict[str, Any] | None, limit: int | None
+    ) -> Plan[List[CheckpointTuple]]:
         """The tuples of ``page`` whose metadata matches ``filter``, at most ``limit``."""
-        tuples: list[CheckpointTuple] = []
+        tuples: List[CheckpointTuple] = []
         for thread_id, located in groupby(page, key=lambda w: w[0]):
-            wanted = list(located)
+            wanted = List(located)
             keys = [_checkpoint_key(ns, cid) for _, ns, cid in wanted]
             records = yield Call(self.thread_namespace(thread_id), "get_many", (keys,))
-            for where, key in zip(wanted, keys):
+            for where, key in zip(wanted, keys, strict=False):
                 if key not in records:
                     continue  # deleted since it was listed
                 metadata = self._unpack(records[key]["metadata"])
@@ -364,11 +369,11 @@ class BotWireSaver(Closing, BaseCheckpointSaver[str]):
 
     # -- serialization ----------------------------------------------------------------------
 
-    def _pack(self, value: Any) -> list[str]:
+    def _pack(self, value: Any) -> List[str]:
         kind, data = self.serde.dumps_typed(value)
         return [kind, base64.b64encode(data).decode("ascii")]
 
-    def _unpack(self, packed: list[str]) -> Any:
+    def _unpack(self, packed: List[str]) -> Any:
         return self.serde.loads_typed((packed[0], base64.b64decode(packed[1])))
 
 

@@ -124,12 +124,14 @@ class BotWireStore(Closing, BaseStore):
             found = yield Call(name, "get_many", ([key for _, key in wanted],))
             for i, key in wanted:
                 results[i] = _item(Item, labels, key, found.get(key))
-                if results[i] is not None and found[key].get("ttl") and ops[i].refresh_ttl:
+                get = ops[i]
+                assert isinstance(get, GetOp)
+                if results[i] is not None and found[key].get("ttl") and get.refresh_ttl:
                     refresh.add((name, key))
         writes = yield from self._envelopes(puts)  # checks every value before any write
         for name, key in sorted(refresh - puts.keys()):
             yield from self._refresh(name, key)
-        for (name, key), (envelope, ttl) in writes.items():
+        for (name, key), (envelope, _) in writes.items():
             if envelope is None:
                 yield Call(name, "delete", (key,))
         by_ttl: dict[tuple[str, float | None], dict[str, Any]] = defaultdict(dict)
@@ -238,13 +240,13 @@ class BotWireStore(Closing, BaseStore):
             found = yield Call(name, "get_many", (keys,))
             before.update(((name, k), v) for k, v in found.items())
         now = time.time()
-        writes = {}
+        writes: dict[tuple[str, str], tuple[dict[str, Any] | None, float | None]] = {}
         for where, op in puts.items():
             if op.value is None:
                 writes[where] = (None, None)
                 continue
             old = before.get(where)
-            created = old["created_at"] if _is_envelope(old) else now
+            created = old["created_at"] if old is not None and _is_envelope(old) else now
             envelope = {"value": dict(op.value), "created_at": created, "updated_at": now}
             if op.ttl is not None:
                 envelope["ttl"] = op.ttl
@@ -329,7 +331,7 @@ def _compare(have: Any, want: Any) -> bool:
         return (
             isinstance(have, (list, tuple))
             and len(have) == len(want)
-            and all(_compare(h, w) for h, w in zip(have, want))
+            and all(_compare(h, w) for h, w in zip(have, want, strict=True))
         )
     return bool(have == want)
 
@@ -350,7 +352,8 @@ def _does_match(condition: MatchCondition, labels: tuple[str, ...]) -> bool:
     path = condition.path
     if len(labels) < len(path):
         return False
-    pairs = zip(labels, path) if condition.match_type == "prefix" else zip(
-        reversed(labels), reversed(path)
-    )
+    if condition.match_type == "prefix":
+        pairs = zip(labels[: len(path)], path, strict=True)
+    else:
+        pairs = zip(labels[::-1][: len(path)], path[::-1], strict=True)
     return all(want == "*" or have == want for have, want in pairs)
