@@ -3,6 +3,13 @@
 A query is split into words of letters and digits, lower-cased; common English words are
 dropped (PostgreSQL's ``english`` configuration drops them too, SQLite's FTS5 would not), so
 both databases see the same terms and rank the same documents.
+
+Each database stems words as it indexes them (FTS5's ``porter``, PostgreSQL's ``english``), so
+"orders" finds "ordered". Stems of one word's forms may still differ at the end: "allergy" and
+"allergies" become ``allergi`` but "allergic" becomes ``allerg``. So a word also matches, as a
+prefix, its ``root``: the word without an ending that turns a final y into i, stemmed by the
+database the way its index is ("allergies" -> ``allerg*``, "allergic" -> ``allerg*``). A word
+that matches exactly matches both, so it ranks above a variant found only by its root.
 """
 
 from __future__ import annotations
@@ -16,6 +23,9 @@ MAX_LIMIT = 1000
 MAX_QUERY_CHARS = 4096
 
 _WORD = re.compile(r"[^\W_]+")
+ROOT_MIN = 5  # shorter roots ("cat" of "cats") would find too many unrelated words
+# Endings where a final y (after a consonant) turns into i, or goes: allergy, allergies, happily.
+_Y_ENDING = re.compile(r"(?<=[^aeiou])(?:y|ies|ied|ier|iers|iest|ily|iness)$")
 
 # PostgreSQL's english stop words (snowball), which its full-text search ignores.
 STOP_WORDS = frozenset(
@@ -45,3 +55,13 @@ def terms(query: object) -> tuple[str, ...]:
         raise InvalidInput(f"query is {len(query)} characters; the limit is {MAX_QUERY_CHARS}")
     words = (w for w in _WORD.findall(query.lower()) if w not in STOP_WORDS)
     return tuple(dict.fromkeys(words))[:MAX_TERMS]
+
+
+def root(term: str) -> str | None:
+    """The prefix ``term``'s variants share ("allergies" -> "allerg", "allergic" -> itself),
+    before the database stems it; ``None`` for a term that is not all letters, or whose root
+    would be shorter than ``ROOT_MIN`` letters."""
+    if not term.isalpha():
+        return None
+    base = _Y_ENDING.sub("", term)
+    return base if len(base) >= ROOT_MIN else None

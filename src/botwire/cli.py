@@ -91,20 +91,22 @@ def set_(
 @main.command("ls")
 @click.argument("namespace")
 @click.option("--prefix", default="")
+@click.option("--all", "all_", is_flag=True, help="Also botwire's own keys (starting with ~).")
 @url_option
-def ls(namespace: str, prefix: str, url: str | None) -> None:
+def ls(namespace: str, prefix: str, all_: bool, url: str | None) -> None:
     """List the keys stored in NAMESPACE."""
     with Memory(namespace, url=url) as m:
-        for key in m.keys(prefix):
+        for key in m.keys(prefix, include_internal=all_):
             click.echo(key)
 
 
 @main.command("namespaces")
 @click.option("--prefix", default="")
+@click.option("--all", "all_", is_flag=True, help="Also botwire's own (starting with ~).")
 @url_option
-def namespaces_(prefix: str, url: str | None) -> None:
+def namespaces_(prefix: str, all_: bool, url: str | None) -> None:
     """List namespaces that hold anything."""
-    for name in namespaces(prefix, url=url):
+    for name in namespaces(prefix, url=url, include_internal=all_):
         click.echo(name)
 
 

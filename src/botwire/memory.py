@@ -87,6 +87,12 @@ def _check_prefix(prefix: object) -> str:
     return check_name(prefix, "prefix")
 
 
+def check_flag(value: object, what: str) -> bool:
+    if type(value) is not bool:
+        raise InvalidInput(f"{what} must be True or False, not {value!r}")
+    return value
+
+
 class _Owner:
     """Holds an engine: either given (the caller owns it) or leased from the shared registry."""
 
@@ -180,18 +186,20 @@ class _MemoryBase(_Owner):
     def _info(self, key: str) -> Plan[KeyInfo | None]:
         return ops.Info(self.namespace, (check_name(key),)), _key_info
 
-    def _search(self, query: str, limit: int) -> Plan[list[SearchHit]]:
-        op = ops.Search(self.namespace, _search.terms(query), _search.check_limit(limit))
+    def _search(self, query: str, limit: int, internal: bool) -> Plan[list[SearchHit]]:
+        terms, limit = _search.terms(query), _search.check_limit(limit)
+        op = ops.Search(self.namespace, terms, limit, check_flag(internal, "include_internal"))
         return op, _hits
 
     def _scan(
-        self, prefix: str, values: bool, limit: int | None
+        self, prefix: str, values: bool, limit: int | None, internal: bool
     ) -> Callable[[str | None], ops.Scan]:
         prefix = _check_prefix(prefix)
+        internal = check_flag(internal, "include_internal")
         size = PAGE_SIZE
         if limit is not None:
             size = min(check_int(limit, "limit", minimum=0), PAGE_SIZE)
-        return lambda after: ops.Scan(self.namespace, prefix, after, size, values)
+        return lambda after: ops.Scan(self.namespace, prefix, after, size, values, internal)
 
 
 def _first(results: list[Any]) -> Any:
@@ -317,24 +325,36 @@ class Memory(_MemoryBase):
     def info(self, key: str) -> KeyInfo | None:
         return self._do(*self._info(key))
 
-    def keys(self, prefix: str = "", *, limit: int | None = None) -> Iterator[str]:
+    def keys(
+        self, prefix: str = "", *, limit: int | None = None, include_internal: bool = False
+    ) -> Iterator[str]:
         """Every key starting with ``prefix`` (the first ``limit``), in code-point order,
-        fetched page by page."""
-        rows = _pages(self._engine.execute, self._scan(prefix, False, limit), _row_key)
-        return islice(map(_row_key, rows), limit)
+        fetched page by page. Keys starting with ``~`` are botwire's own bookkeeping (voice
+        call claims): listed only with ``include_internal=True`` or a prefix starting with ``~``.
+        """
+        page = self._scan(prefix, False, limit, include_internal)
+        return islice(map(_row_key, _pages(self._engine.execute, page, _row_key)), limit)
 
-    def items(self, prefix: str = "", *, limit: int | None = None) -> Iterator[tuple[str, Any]]:
-        rows = _pages(self._engine.execute, self._scan(prefix, True, limit), _row_key)
-        return islice(map(_row_item, rows), limit)
+    def items(
+        self, prefix: str = "", *, limit: int | None = None, include_internal: bool = False
+    ) -> Iterator[tuple[str, Any]]:
+        """``(key, value)`` pairs of :meth:`keys`."""
+        page = self._scan(prefix, True, limit, include_internal)
+        return islice(map(_row_item, _pages(self._engine.execute, page, _row_key)), limit)
 
-    def search(self, query: str, limit: int = 10) -> list[SearchHit]:
+    def search(
+        self, query: str, limit: int = 10, *, include_internal: bool = False
+    ) -> list[SearchHit]:
         """Keys and log entries of this namespace matching words of ``query``, best first.
 
-        Matches any word of the query (stemmed: "orders" finds "order"; common English words
-        like "the" are ignored) in key names, values and log entries; expired keys never match.
-        Ranked by the database's full-text ranking (SQLite FTS5 BM25, PostgreSQL ``ts_rank``).
+        Matches any word of the query in key names, values and log entries, in its other forms
+        too ("orders" finds "ordered", "allergy" finds "allergic"); common English words like
+        "the" are ignored and expired keys never match. A word found as written ranks above a
+        variant. Ranked by the database's full-text ranking (SQLite FTS5 BM25, PostgreSQL
+        ``ts_rank``). Keys and logs whose names start with ``~`` are left out unless
+        ``include_internal=True``.
         """
-        return self._do(*self._search(query, limit))
+        return self._do(*self._search(query, limit, include_internal))
 
     def log(self, name: str) -> Log:
         """The append-only log ``name`` of this namespace."""
@@ -436,21 +456,26 @@ class AsyncMemory(_NoDunders, _MemoryBase):
     async def info(self, key: str) -> KeyInfo | None:
         return await self._do(*self._info(key))
 
-    async def keys(self, prefix: str = "", *, limit: int | None = None) -> AsyncIterator[str]:
-        page = self._scan(prefix, False, limit)
+    async def keys(
+        self, prefix: str = "", *, limit: int | None = None, include_internal: bool = False
+    ) -> AsyncIterator[str]:
+        """See :meth:`Memory.keys`."""
+        page = self._scan(prefix, False, limit, include_internal)
         async for row in _alimited(_apages(self._engine.aexecute, page, _row_key), limit):
             yield row.key
 
     async def items(
-        self, prefix: str = "", *, limit: int | None = None
+        self, prefix: str = "", *, limit: int | None = None, include_internal: bool = False
     ) -> AsyncIterator[tuple[str, Any]]:
-        page = self._scan(prefix, True, limit)
+        page = self._scan(prefix, True, limit, include_internal)
         async for row in _alimited(_apages(self._engine.aexecute, page, _row_key), limit):
             yield _row_item(row)
 
-    async def search(self, query: str, limit: int = 10) -> list[SearchHit]:
+    async def search(
+        self, query: str, limit: int = 10, *, include_internal: bool = False
+    ) -> list[SearchHit]:
         """See :meth:`Memory.search`."""
-        return await self._do(*self._search(query, limit))
+        return await self._do(*self._search(query, limit, include_internal))
 
     def log(self, name: str) -> AsyncLog:
         return AsyncLog(self, name)

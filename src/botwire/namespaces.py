@@ -7,14 +7,15 @@ from collections.abc import AsyncIterator, Iterator
 from ._codec import check_name
 from .engines import lease
 from .engines import base as ops
-from .memory import PAGE_SIZE, _apages, _check_prefix, _pages
+from .memory import PAGE_SIZE, _apages, _check_prefix, _pages, check_flag
 
 __all__ = ["namespaces", "forget", "anamespaces", "aforget"]
 
 
-def _page(prefix: str):  # type: ignore[no-untyped-def]
+def _page(prefix: str, internal: bool):  # type: ignore[no-untyped-def]
     prefix = _check_prefix(prefix)
-    return lambda after: ops.Namespaces(prefix, after, PAGE_SIZE)
+    internal = check_flag(internal, "include_internal")
+    return lambda after: ops.Namespaces(prefix, after, PAGE_SIZE, internal)
 
 
 def _same(name: str) -> str:
@@ -22,10 +23,16 @@ def _same(name: str) -> str:
 
 
 def namespaces(
-    prefix: str = "", *, url: str | None = None, api_key: str | None = None
+    prefix: str = "",
+    *,
+    url: str | None = None,
+    api_key: str | None = None,
+    include_internal: bool = False,
 ) -> Iterator[str]:
-    """Every namespace starting with ``prefix`` that holds a live key or a log entry."""
-    page = _page(prefix)
+    """Every namespace starting with ``prefix`` that holds a live key or a log entry.
+    Namespaces starting with ``~`` are botwire's own (the voice webhooks' replay guard): listed
+    only with ``include_internal=True`` or a prefix starting with ``~``."""
+    page = _page(prefix, include_internal)
     held = lease(url, api_key=api_key)
     try:
         yield from _pages(held.engine.execute, page, _same)
@@ -34,9 +41,13 @@ def namespaces(
 
 
 async def anamespaces(
-    prefix: str = "", *, url: str | None = None, api_key: str | None = None
+    prefix: str = "",
+    *,
+    url: str | None = None,
+    api_key: str | None = None,
+    include_internal: bool = False,
 ) -> AsyncIterator[str]:
-    page = _page(prefix)
+    page = _page(prefix, include_internal)
     held = lease(url, api_key=api_key)
     try:
         async for name in _apages(held.engine.aexecute, page, _same):

@@ -8,7 +8,18 @@ import uuid
 import pytest
 
 import botwire
-from botwire import InvalidInput, SearchHit
+from botwire import InvalidInput, SearchHit, _search
+
+# Forms of one word, each pair searched both ways: query one, store the other.
+VARIANTS = [
+    ("allergies", "allergic"),
+    ("allergy", "allergic"),
+    ("allergies", "allergy"),
+    ("orders", "ordered"),
+    ("shipping", "shipped"),
+    ("cancellation", "cancel"),
+]
+BOTH_WAYS = VARIANTS + [(b, a) for a, b in VARIANTS]
 
 
 def unique_ns(tag: str) -> str:  # as tests/conftest.py's (a plain import of it is ambiguous)
@@ -60,6 +71,54 @@ def test_words_inside_json_values_match(customer):
 def test_stemming_matches_other_forms(customer):
     assert keys_of(customer.search("pizza")) == ["last_order"]
     assert keys_of(customer.search("renewing contracts")) == ["plan"]
+
+
+@pytest.mark.parametrize(("query", "stored"), BOTH_WAYS)
+def test_a_word_finds_its_other_forms(memory, query, stored):
+    memory.set("fact", f"{stored.capitalize()} to peanuts")
+    memory.log("notes").append(f"customer said: {stored}")
+    memory.set("other", "likes long walks")
+    hits = memory.search(query)
+    assert sorted((h.key or "", h.log or "") for h in hits) == [("", "notes"), ("fact", "")]
+
+
+def test_other_forms_through_the_sqlite_index(memory, engine_id):
+    if engine_id != "sqlite":
+        pytest.skip("the shared FTS5 index is SQLite's path for large namespaces")
+    memory.engine.search_direct_max = 0  # every search goes through the index
+    for n, (query, stored) in enumerate(BOTH_WAYS):
+        memory.set(f"fact{n}", f"{stored} to peanuts {n}")
+        memory.log(f"notes{n}").append(f"customer said: {stored} {n}")
+        found = {(h.key, h.log) for h in memory.search(f"{query} {n}")}
+        assert {(f"fact{n}", None), (None, f"notes{n}")} <= found, (query, stored)
+        memory.clear()
+        memory.log(f"notes{n}").clear()
+
+
+@pytest.mark.parametrize("direct", [True, False])
+def test_the_word_as_written_ranks_above_its_variants(memory, engine_id, direct):
+    if not direct:
+        if engine_id != "sqlite":
+            pytest.skip("the shared FTS5 index is SQLite's path for large namespaces")
+        memory.engine.search_direct_max = 0
+    memory.set_many({"a": "allergic to peanuts", "b": "allergy to cats", "c": "allergies noted"})
+    hits = keys_of(memory.search("allergic"))
+    assert hits[0] == "a" and set(hits) == {"a", "b", "c"}
+    hits = keys_of(memory.search("allergy"))
+    assert set(hits[:2]) == {"b", "c"} and hits[2] == "a"
+
+
+def test_roots():
+    assert _search.root("allergies") == _search.root("allergy") == "allerg"
+    assert _search.root("allergic") == "allergic"  # the database stems it: allerg
+    assert _search.root("happiness") is None  # "happ": too short to find only its own forms
+    assert _search.root("cats") is None
+    assert _search.root("order789") is None
+
+
+def test_a_short_word_matches_only_its_own_forms(memory):
+    memory.set_many({"a": "two cats", "b": "a category of goods"})
+    assert keys_of(memory.search("cat")) == ["a"]
 
 
 def test_case_and_punctuation_do_not_matter(customer):

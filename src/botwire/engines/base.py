@@ -27,6 +27,11 @@ Results per operation:
                 relevant first, at most ``limit``
 ==============  ============================================================================
 
+Names starting with ``INTERNAL`` (``~``) are botwire's own bookkeeping (``~call/...`` keys,
+the ``~botwire:voice-replay`` namespace): ``Scan``, ``Namespaces`` and ``Search`` leave them out
+unless ``internal`` is set or the ``prefix`` itself starts with ``~``. The database skips them,
+so ``limit`` counts only the names returned and paging stays exact.
+
 The botwire server also keeps its own state (API keys, quota counters) in the database it
 serves, through a few *server ops* below the line. The SQL engines run them; the HTTP engine,
 a client, refuses them.
@@ -47,6 +52,8 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Generator
 from typing import Any, NamedTuple, Protocol, Union, runtime_checkable
+
+INTERNAL = "~"  # the first character of botwire's own names
 
 
 class Row(NamedTuple):
@@ -112,11 +119,14 @@ class Incr(NamedTuple):
 
 
 class Scan(NamedTuple):
+    """``internal``: also keys starting with ``~`` (see ``INTERNAL``)."""
+
     ns: str
     prefix: str
     after: str | None
     limit: int
     values: bool = False
+    internal: bool = False
 
 
 class Count(NamedTuple):
@@ -154,9 +164,12 @@ class LogClear(NamedTuple):
 
 
 class Namespaces(NamedTuple):
+    """``internal``: also namespaces starting with ``~`` (see ``INTERNAL``)."""
+
     prefix: str
     after: str | None
     limit: int
+    internal: bool = False
 
 
 class Forget(NamedTuple):
@@ -164,11 +177,13 @@ class Forget(NamedTuple):
 
 
 class Search(NamedTuple):
-    """Keyword search. ``terms`` are lower-case words (letters and digits), stop words removed."""
+    """Keyword search. ``terms`` are lower-case words (letters and digits), stop words removed.
+    ``internal``: also keys and logs whose names start with ``~`` (see ``INTERNAL``)."""
 
     ns: str
     terms: tuple[str, ...]
     limit: int
+    internal: bool = False
 
 
 class ApiKey(NamedTuple):

@@ -373,6 +373,8 @@ def scan(op: ops.Scan) -> Handler:
         params["prefix"] = op.prefix
     if op.after is not None:
         params["cursor"] = make_cursor(op.after)
+    if op.internal:
+        params["internal"] = "true"
     resp = yield Req("GET", f"{_ns(op.ns)}/keys", params)
     items = resp.json()["keys"]
     return [_row(i, _dumps(i["value"]) if op.values else None) for i in items]
@@ -437,6 +439,8 @@ def namespaces(op: ops.Namespaces) -> Handler:
         params["prefix"] = op.prefix
     if op.after is not None:
         params["cursor"] = make_cursor(op.after)
+    if op.internal:
+        params["internal"] = "true"
     resp = yield Req("GET", "/v1/namespaces", params)
     return resp.json()["namespaces"]
 
@@ -449,7 +453,10 @@ def forget(op: ops.Forget) -> Handler:
 def search(op: ops.Search) -> Handler:
     if not op.terms:
         return []
-    resp = yield Req("GET", f"{_ns(op.ns)}/search", {"q": " ".join(op.terms), "limit": op.limit})
+    params: dict[str, Any] = {"q": " ".join(op.terms), "limit": op.limit}
+    if op.internal:
+        params["internal"] = "true"
+    resp = yield Req("GET", f"{_ns(op.ns)}/search", params)
     return [
         ops.Hit(h["key"], h["log"], h["seq"], _dumps(h["value"]), h["ts"], h["score"])
         for h in resp.json()["hits"]

@@ -31,6 +31,7 @@ import time
 from collections.abc import Generator
 from typing import Any, Callable, NamedTuple
 
+from .. import _search
 from .._codec import decode
 from ..errors import StorageUnavailable, UnsupportedValue, VersionConflict
 from . import base as ops
@@ -49,6 +50,9 @@ class Stmt(NamedTuple):
 Handler = Generator[Stmt, Any, Any]
 
 _LIVE = "(expires_at IS NULL OR expires_at > ?)"
+# Leaves out botwire's own names, those starting with "~" (base.INTERNAL): "~" is U+007E, so
+# they are exactly the range ["~", U+007F).
+_VISIBLE = "NOT ({col} >= '~' AND {col} < '\x7f')"
 _COLS = "key, {value}, version, created_at, updated_at, expires_at, size"
 _META = _COLS.format(value="NULL")
 
@@ -225,6 +229,16 @@ def delete(op: ops.Delete, now: float) -> Handler:
     return expires is None or expires > now
 
 
+def hides_internal(prefix: str, internal: bool) -> bool:
+    """Whether a listing leaves out names starting with "~": unless asked for, by ``internal``
+    or by a ``prefix`` that starts with "~"."""
+    return not (internal or prefix.startswith(ops.INTERNAL))
+
+
+def _visible(col: str, hide: bool) -> str:
+    return f" AND {_VISIBLE.format(col=col)}" if hide else ""
+
+
 def scan(op: ops.Scan, now: float) -> Handler:
     cols = _COLS.format(value="value" if op.values else "NULL")
     upper = prefix_upper(op.prefix)
@@ -233,6 +247,7 @@ def scan(op: ops.Scan, now: float) -> Handler:
     if upper is not None:
         sql += " AND key < ?"
         params += (upper,)
+    sql += _visible("key", hides_internal(op.prefix, op.internal))
     rows = yield Stmt(f"{sql} AND {_LIVE} ORDER BY key LIMIT ?", (*params, now, op.limit))
     return [Row._make(r) for r in rows]
 
@@ -310,15 +325,17 @@ def namespaces(op: ops.Namespaces, now: float) -> Handler:
     upper = prefix_upper(op.prefix)
     below, below_n = ("", "") if upper is None else (" AND ns < ?", " AND n.ns < ?")
     bound = (op.prefix, op.after or "") + (() if upper is None else (upper,))
+    hide = hides_internal(op.prefix, op.internal)
     # A loose index scan: one index probe per distinct namespace, however many keys each holds.
+    # Internal namespaces are stepped over (one probe each) and left out of the answer.
     rows = yield Stmt(
         "WITH RECURSIVE n(ns) AS ("
         f"SELECT (SELECT min(ns) FROM botwire_kv WHERE ns >= ? AND ns > ?{below}) UNION ALL "
         f"SELECT (SELECT min(ns) FROM botwire_kv WHERE ns > n.ns{below}) FROM n "
-        f"WHERE n.ns IS NOT NULL) SELECT ns FROM n WHERE ns IS NOT NULL AND EXISTS "
-        f"(SELECT 1 FROM botwire_kv k WHERE k.ns = n.ns AND {_LIVE}) UNION "
-        f"SELECT ns FROM botwire_logs WHERE ns >= ? AND ns > ?{below} AND entry_count > 0 "
-        "ORDER BY ns LIMIT ?",
+        f"WHERE n.ns IS NOT NULL) SELECT ns FROM n WHERE ns IS NOT NULL{_visible('ns', hide)} "
+        f"AND EXISTS (SELECT 1 FROM botwire_kv k WHERE k.ns = n.ns AND {_LIVE}) UNION "
+        f"SELECT ns FROM botwire_logs WHERE ns >= ? AND ns > ?{below} AND entry_count > 0"
+        f"{_visible('ns', hide)} ORDER BY ns LIMIT ?",
         (*bound, *bound[2:], now, *bound, op.limit),
     )
     return [r[0] for r in rows]
@@ -359,7 +376,7 @@ _HIT_ORDER = "score DESC, ts DESC, key IS NULL, key, log, seq"
 def search(op: ops.Search, now: float) -> Handler:
     if not op.terms:
         return []
-    rows = yield Stmt(SEARCH, (op.ns, op.terms, op.limit, now))
+    rows = yield Stmt(SEARCH, (op.ns, op.terms, op.limit, now, op.internal))
     return [ops.Hit(*r) for r in rows]
 
 
@@ -374,7 +391,22 @@ def _fts5_string(text: str) -> str:
 
 
 def _fts5_words(terms: tuple[str, ...]) -> str:
-    return " OR ".join(_fts5_string(t) for t in terms)
+    """Each term, and its root as a prefix (FTS5 stems both with ``porter``)."""
+    return " OR ".join(_fts5_term(t, _search.root(t)) for t in terms)
+
+
+def _fts5_term(term: str, root: str | None) -> str:
+    exact = _fts5_string(term)
+    return exact if root is None else f"{exact} OR {_fts5_string(root)}*"
+
+
+def _tsquery(terms: tuple[str, ...]) -> str:
+    """Each term, and its root as a prefix (``to_tsquery('english', ...)`` stems both)."""
+    return " | ".join(_tsquery_term(t, _search.root(t)) for t in terms)
+
+
+def _tsquery_term(term: str, root: str | None) -> str:
+    return term if root is None else f"{term} | {root}:*"
 
 
 # A per-connection scratch index in the temp schema: the direct search fills it with the
@@ -383,16 +415,26 @@ SQLITE_SCRATCH = (
     "CREATE VIRTUAL TABLE IF NOT EXISTS temp.botwire_search "
     "USING fts5(body, content='', tokenize='porter unicode61')"
 )
-_NS_DOCS = (
-    "SELECT key, NULL, NULL, value, updated_at, key || ' ' || value FROM botwire_kv "
-    f"WHERE ns = ? AND {_LIVE} UNION ALL "
-    "SELECT NULL, l.name, e.seq, e.value, e.ts, e.value FROM botwire_logs l "
-    "JOIN botwire_entries e ON e.log_id = l.id WHERE l.ns = ? LIMIT ?"
-)
+
+
+@functools.lru_cache(maxsize=2)
+def _ns_docs(hide: bool) -> str:
+    return (
+        "SELECT key, NULL, NULL, value, updated_at, key || ' ' || value FROM botwire_kv "
+        f"WHERE ns = ? AND {_LIVE}{_visible('key', hide)} UNION ALL "
+        "SELECT NULL, l.name, e.seq, e.value, e.ts, e.value FROM botwire_logs l "
+        f"JOIN botwire_entries e ON e.log_id = l.id WHERE l.ns = ?{_visible('l.name', hide)} "
+        "LIMIT ?"
+    )
 
 
 def sqlite_search_direct(
-    ns: str, terms: tuple[str, ...], limit: int, now: float, most: int = SEARCH_DIRECT_MAX
+    ns: str,
+    terms: tuple[str, ...],
+    limit: int,
+    now: float,
+    most: int = SEARCH_DIRECT_MAX,
+    internal: bool = False,
 ) -> Handler:
     """Rank a namespace of at most ``most`` documents without the shared index: its keys and
     entries go into the scratch index (``SQLITE_SCRATCH``), which bm25 then ranks against the
@@ -400,7 +442,7 @@ def sqlite_search_direct(
 
     Run it inside a transaction that is rolled back afterwards: the rollback empties the
     scratch index and the reads share one snapshot."""
-    docs = yield Stmt(_NS_DOCS, (ns, now, ns, most + 1))
+    docs = yield Stmt(_ns_docs(not internal), (ns, now, ns, most + 1))
     if len(docs) > most:
         return None
     if not docs:
@@ -419,7 +461,9 @@ def sqlite_search_direct(
     return hits[:limit]
 
 
-def sqlite_search(ns: str, terms: tuple[str, ...], limit: int, now: float) -> Stmt:
+def sqlite_search(
+    ns: str, terms: tuple[str, ...], limit: int, now: float, internal: bool = False
+) -> Stmt:
     """Search a large namespace through the FTS5 indexes (apply the queue first).
 
     The FTS5 table drives each join (``CROSS JOIN`` keeps that order): with the namespace's
@@ -434,13 +478,13 @@ def sqlite_search(ns: str, terms: tuple[str, ...], limit: int, now: float) -> St
         "SELECT k.key AS key, NULL AS log, NULL AS seq, k.value AS value, k.updated_at AS ts, "
         "-bm25(botwire_kv_fts, 0.0, 1.0) AS score FROM botwire_kv_fts f "
         "CROSS JOIN botwire_kv k ON k.doc = f.rowid "
-        "WHERE botwire_kv_fts MATCH ? AND k.ns = ? AND (k.expires_at IS NULL OR k.expires_at > ?) "
-        "UNION ALL "
+        "WHERE botwire_kv_fts MATCH ? AND k.ns = ? AND (k.expires_at IS NULL OR k.expires_at > ?)"
+        f"{_visible('k.key', not internal)} UNION ALL "
         "SELECT NULL, l.name, e.seq, e.value, e.ts, -bm25(botwire_entries_fts, 0.0, 1.0) "
         "FROM botwire_entries_fts f "
         f"CROSS JOIN botwire_logs l ON l.id = f.rowid / {ENTRY_DOC} "
         f"CROSS JOIN botwire_entries e ON e.log_id = l.id AND e.seq = f.rowid % {ENTRY_DOC} "
-        "WHERE botwire_entries_fts MATCH ? AND l.ns = ?"
+        f"WHERE botwire_entries_fts MATCH ? AND l.ns = ?{_visible('l.name', not internal)}"
         f") ORDER BY {_HIT_ORDER} LIMIT ?",
         (match, ns, now, match, ns, limit),
     )
@@ -518,7 +562,9 @@ def sqlite_index_pending(most: int, upto: int) -> Handler:
     return last
 
 
-def postgres_search(ns: str, terms: tuple[str, ...], limit: int, now: float) -> Stmt:
+def postgres_search(
+    ns: str, terms: tuple[str, ...], limit: int, now: float, internal: bool = False
+) -> Stmt:
     """Read the namespace's rows by the primary key (keys) and the log index (entries) and
     filter them by their ``tsvector``. ``OFFSET 0`` keeps the planner from combining those
     indexes with the GIN index, which reads a word's posting list across every namespace."""
@@ -527,13 +573,15 @@ def postgres_search(ns: str, terms: tuple[str, ...], limit: int, now: float) -> 
         "SELECT key, log, seq, value, ts, score FROM ("
         "SELECT k.key AS key, NULL::text AS log, NULL::bigint AS seq, k.value AS value, "
         "k.updated_at AS ts, ts_rank(k.tsv, q.q) AS score FROM (SELECT key, value, updated_at, "
-        f"tsv FROM botwire_kv WHERE ns = ? AND {_LIVE} OFFSET 0) k, q WHERE k.tsv @@ q.q "
+        f"tsv FROM botwire_kv WHERE ns = ? AND {_LIVE}{_visible('key', not internal)} OFFSET 0) k, "
+        "q WHERE k.tsv @@ q.q "
         "UNION ALL "
         "SELECT NULL, e.name, e.seq, e.value, e.ts, ts_rank(e.tsv, q.q) FROM (SELECT l.name, "
         "e.seq, e.value, e.ts, e.tsv FROM botwire_logs l JOIN botwire_entries e "
-        "ON e.log_id = l.id WHERE l.ns = ? OFFSET 0) e, q WHERE e.tsv @@ q.q"
+        f"ON e.log_id = l.id WHERE l.ns = ?{_visible('l.name', not internal)} OFFSET 0) e, q "
+        "WHERE e.tsv @@ q.q"
         f") h ORDER BY {_HIT_ORDER} LIMIT ?",
-        (" | ".join(terms), ns, now, ns, limit),
+        (_tsquery(terms), ns, now, ns, limit),
         prepare=False,
     )
 

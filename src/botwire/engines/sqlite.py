@@ -243,14 +243,16 @@ class SQLiteEngine:
         rows = self._search_direct(conn, op, now)
         if rows is None:
             self._index_pending(wait)
-            rows = run(sql.sqlite_search(op.ns, op.terms, op.limit, now))
+            rows = run(sql.sqlite_search(op.ns, op.terms, op.limit, now, op.internal))
         return [ops.Hit(*r) for r in rows]
 
     def _search_direct(self, conn: sqlite3.Connection, op: ops.Search, now: float) -> Any:
         if getattr(self._local, "scratch", None) is not conn:
             conn.execute(sql.SQLITE_SCRATCH)
             self._local.scratch = conn
-        handler = sql.sqlite_search_direct(op.ns, op.terms, op.limit, now, self.search_direct_max)
+        handler = sql.sqlite_search_direct(
+            op.ns, op.terms, op.limit, now, self.search_direct_max, op.internal
+        )
         conn.execute("BEGIN")  # one snapshot; the rollback empties the scratch index
         try:
             return sql.drive(handler, partial(_run, conn))

@@ -290,15 +290,18 @@ async def list_keys(
     cursor: str | None = None,
     limit: int = 100,
     values: bool = False,
+    internal: bool = False,
 ) -> Response:
     """Keys in code-point order with their metadata (and values with `values=true`). Pass
-    `next_cursor` back as `cursor` for the next page; it is `null` on the last one."""
+    `next_cursor` back as `cursor` for the next page; it is `null` on the last one. Keys
+    starting with `~` (botwire's bookkeeping) are listed only with `internal=true` or a
+    `prefix` starting with `~`."""
     ns = name(ns, "namespace")
     who.require(ns, "read")
     if prefix:
         check_name(prefix, "prefix")
     limit = page_limit(limit)
-    op = ops.Scan(ns, prefix, cursor_after(cursor), limit, values)
+    op = ops.Scan(ns, prefix, cursor_after(cursor), limit, values, internal)
     rows = await ctx_of(request).engine.aexecute(op)
     items = []
     for row in rows:
@@ -311,13 +314,16 @@ async def list_keys(
 
 
 @router.get("/namespaces/{ns}/search", summary="Keyword search over keys, values and logs")
-async def search(request: Request, ns: str, who: Who, q: str, limit: int = 10) -> Response:
-    """Keys and log entries matching any word of `q` (stemmed, common English words ignored),
-    most relevant first. Each hit is `{"key", "log", "seq", "value", "ts", "score"}`: `key` for
-    a stored key, `log` and `seq` for a log entry."""
+async def search(
+    request: Request, ns: str, who: Who, q: str, limit: int = 10, internal: bool = False
+) -> Response:
+    """Keys and log entries matching any word of `q` (in its other forms too, common English
+    words ignored), most relevant first. Each hit is `{"key", "log", "seq", "value", "ts",
+    "score"}`: `key` for a stored key, `log` and `seq` for a log entry. Keys and logs named
+    with a leading `~` are left out unless `internal=true`."""
     ns = name(ns, "namespace")
     who.require(ns, "read")
-    op = ops.Search(ns, _search.terms(q), _search.check_limit(limit))
+    op = ops.Search(ns, _search.terms(q), _search.check_limit(limit), internal)
     hits = await ctx_of(request).engine.aexecute(op)
     return reply({"hits": [
         {"key": h.key, "log": h.log, "seq": h.seq, "value": decode(h.value), "ts": h.ts,
@@ -382,6 +388,7 @@ async def list_namespaces(
     prefix: str = "",
     cursor: str | None = None,
     limit: int = 100,
+    internal: bool = False,
 ) -> Response:
     if prefix:
         check_name(prefix, "prefix")
@@ -393,7 +400,8 @@ async def list_namespaces(
         for scope in who.listing_prefixes(prefix):
             if len(found) >= limit:
                 break
-            found += await engine.aexecute(ops.Namespaces(scope, after, limit - len(found)))
+            page = ops.Namespaces(scope, after, limit - len(found), internal)
+            found += await engine.aexecute(page)
     nxt = make_cursor(found[-1]) if len(found) == limit else None
     return reply({"namespaces": found, "next_cursor": nxt})
 
