@@ -189,7 +189,7 @@ def test_concurrent_first_async_calls_on_one_loop_share_one_pool(
 
     opened = asyncio.run(main())
     assert len(created) == 1
-    assert opened <= 2  # the sync pool (migrations) and one async pool, one connection each
+    assert opened <= 2  # one async pool of one connection, and the migrating one leaving
     assert _settle(postgres_server_url, app, 0) == 0
     assert "destroyed but it is pending" not in caplog.text  # no pool was dropped unclosed
 
@@ -207,7 +207,7 @@ def test_close_closes_the_async_pools_of_finished_event_loops(app_engine, postgr
     for i in range(3):
         asyncio.run(use(i))  # a new loop each time, closed at the end
     # a new pool drops those of loops closed meanwhile; the last one waits for close()
-    assert _settle(postgres_server_url, app, 2) == 2  # the sync pool and the last async pool
+    assert _settle(postgres_server_url, app, 1) == 1  # the last async pool (no sync pool)
     engine.close()
     assert _settle(postgres_server_url, app, 0) == 0
     with pytest.raises(StorageUnavailable, match="closed"):
@@ -300,3 +300,125 @@ def test_search_reads_the_namespace_by_key_not_a_words_whole_posting_list(fresh_
     with Memory("n77", url=fresh_postgres_url) as m:
         hits = m.search("order", limit=100)
         assert len(hits) == 30 and {h.log for h in hits} == {None, "calls"}
+
+
+# -- outages: a cluster of the test's own, stopped and started --------------------------------
+
+
+WITHIN = 4.0  # seconds: "within ~2 s" (failing during an outage, resuming after it), generously
+
+
+@pytest.fixture
+def cluster():
+    from pg_cluster import private_cluster
+
+    with private_cluster() as c:
+        yield c
+
+
+def _fails_fast(call, *args) -> StorageUnavailable:
+    """``call(*args)`` raises StorageUnavailable within ~2 s (not after the pool's timeout)."""
+    started = time.monotonic()
+    with pytest.raises(StorageUnavailable) as caught:
+        call(*args)
+    assert time.monotonic() - started < WITHIN
+    return caught.value
+
+
+def _until_it_works(call, *args) -> float:
+    """Seconds until ``call(*args)`` first succeeds (failing with StorageUnavailable before)."""
+    started = time.monotonic()
+    while True:
+        try:
+            call(*args)
+            return time.monotonic() - started
+        except StorageUnavailable:
+            assert time.monotonic() - started < 10.0, "service did not resume"
+            time.sleep(0.02)
+
+
+def test_an_outage_fails_fast_and_service_resumes_when_the_database_returns(cluster, ns):
+    with Memory(ns, url=cluster.url + "?pool_min=3") as m:
+        m.set("before", 1)
+        cluster.stop()
+        failures = [_fails_fast(m.set, f"during{i}", i) for i in range(6)]  # not 10 s
+        assert all("PostgreSQL" in str(exc) and exc.retry_after == 1 for exc in failures)
+        cluster.start()
+        assert _until_it_works(m.set, "after", 2) < WITHIN
+        assert m.get_many(["before", "after"]) == {"before": 1, "after": 2}
+        assert [k for k in m.keys() if k.startswith("during")] == []
+
+
+async def test_an_outage_fails_fast_and_resumes_on_the_async_pool(cluster, ns):
+    import asyncio
+
+    from botwire import AsyncMemory
+
+    async with AsyncMemory(ns, url=cluster.url + "?pool_min=3") as m:
+        await m.set("before", 1)
+        cluster.stop()
+        for i in range(6):
+            started = time.monotonic()
+            with pytest.raises(StorageUnavailable):
+                await m.set(f"during{i}", i)
+            assert time.monotonic() - started < WITHIN
+        cluster.start()
+        started = time.monotonic()
+        while True:
+            try:
+                await m.set("after", 2)
+                break
+            except StorageUnavailable:
+                assert time.monotonic() - started < 10.0, "service did not resume"
+                await asyncio.sleep(0.02)
+        assert time.monotonic() - started < WITHIN
+        assert await m.get_many(["before", "after"]) == {"before": 1, "after": 2}
+
+
+def test_requests_waiting_for_a_connection_fail_fast_when_the_database_goes(cluster, ns):
+    """One connection, eight threads: when the database goes, those queued for the connection
+    fail at once instead of waiting out the pool's timeout."""
+    with Memory(ns, url=cluster.url + "?pool_min=1&pool_max=1") as m:
+        m.set("k", 0)
+        slowest: list[float] = []
+        stop = threading.Event()
+
+        def writer(n: int) -> None:
+            while not stop.is_set():
+                started = time.monotonic()
+                try:
+                    m.set(f"k{n}", n)
+                except StorageUnavailable:
+                    slowest.append(time.monotonic() - started)
+                    return
+
+        threads = [threading.Thread(target=writer, args=(n,)) for n in range(8)]
+        for t in threads:
+            t.start()
+        time.sleep(0.3)
+        cluster.stop()
+        for t in threads:
+            t.join(15)
+        stop.set()
+        assert len(slowest) == 8 and max(slowest) < WITHIN
+
+
+def test_a_restarted_database_is_used_without_an_error(cluster, ns):
+    """The pool's idle connections died with the server: none of them is handed to a request."""
+    with Memory(ns, url=cluster.url + "?pool_min=4&pool_max=4") as m:
+        for i in range(8):
+            m.set(f"k{i}", i)
+        cluster.stop()
+        cluster.start()
+        for i in range(8):
+            assert m.get(f"k{i}") == i
+
+
+def test_an_engine_opened_while_the_database_is_down_migrates_once_it_is_up(cluster, ns):
+    cluster.stop()
+    with Memory(ns, url=cluster.url) as m:
+        for _ in range(3):
+            _fails_fast(m.set, "k", 1)
+        cluster.start()
+        assert _until_it_works(m.set, "k", 1) < WITHIN
+        assert m.get("k") == 1

@@ -7,7 +7,15 @@ columns use ``COLLATE "C"`` so keys sort by code point, as everywhere else.
 
 URL query options understood by botwire (removed before connecting; anything else goes to
 libpq): ``pool_min`` (default 1), ``pool_max`` (default 10), ``pool_timeout`` seconds to wait for a
-free connection (default 10).
+free connection (default 10). libpq's ``connect_timeout`` defaults to 2 seconds (its minimum).
+
+Outages: the engine is *reachable* once a direct connection succeeded (and the schema is
+migrated). A connection that fails, or that the server closed while it sat in the pool, makes the
+engine connect directly once: when that fails too, the pools are closed (requests waiting for a
+connection fail at once) and every operation raises ``StorageUnavailable`` at once, except one
+attempt to connect every ``PROBE_INTERVAL`` seconds; the first that succeeds migrates if needed
+and opens new pools. A refused connection fails in milliseconds; an unanswered one after
+``connect_timeout``.
 """
 
 from __future__ import annotations
@@ -15,10 +23,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import select
 import threading
 import time
 import weakref
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from typing import Any, NamedTuple
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit
@@ -77,6 +86,8 @@ _MIGRATIONS: list[tuple[str, ...]] = [
     ),
 ]
 _OPTIONS = {"pool_min": 1, "pool_max": 10, "pool_timeout": 10.0}
+PROBE_INTERVAL = 0.5  # seconds between attempts to connect while the database is unreachable
+RETRY_AFTER = 1  # seconds, what a StorageUnavailable suggests waiting (a server's Retry-After)
 _pg_sql: dict[str, str] = {}
 
 
@@ -95,10 +106,10 @@ def _split_options(url: str) -> tuple[str, dict[str, float]]:
     ours = {k: float(v) for k, v in query if k in _OPTIONS}
     rest = [(k, v) for k, v in query if k not in _OPTIONS]
     if not any(k == "connect_timeout" for k, _ in rest):
-        rest.append(("connect_timeout", "5"))
+        rest.append(("connect_timeout", "2"))
     # %20, not "+": libpq does not read "+" as a space in a URI (options=-c a=1 -c b=2)
-    query = urlencode(rest, quote_via=quote)
-    return parts._replace(query=query).geturl(), {**_OPTIONS, **ours}
+    encoded = urlencode(rest, quote_via=quote)
+    return parts._replace(query=encoded).geturl(), {**_OPTIONS, **ours}
 
 
 class PostgresEngine:
@@ -128,6 +139,12 @@ class PostgresEngine:
         self._migrated = False
         self._closed = False
         self._purger = sql.Purger()
+        # Reachability (see the module docstring): set by _probe, under its lock.
+        self._probe_lock = threading.Lock()
+        self._reachable = False
+        self._retry_at = 0.0  # while unreachable, no attempt to connect before this (monotonic)
+        self._down_since: float | None = None
+        self._why = ""
 
     # -- sync -------------------------------------------------------------------------------
 
@@ -135,7 +152,12 @@ class PostgresEngine:
         handler, mode = sql.handle(op, time.time())
         with _mapped():
             pool = self._sync_pool()
-            result = self._drive(pool, handler, mode)
+            try:
+                result = self._drive(pool, handler, mode)
+            except psycopg.OperationalError as exc:
+                if _lost(exc) and not self._probe():
+                    raise self._unreachable() from exc
+                raise
         if mode and self._purger.due():
             try:
                 self._drive(pool, sql.purge(time.time(), self._purger.batch), sql.TXN)
@@ -145,25 +167,26 @@ class PostgresEngine:
 
     def _drive(self, pool: ConnectionPool, handler: sql.Handler, mode: int) -> Any:
         with pool.connection() as conn:
-            if mode != sql.TXN:  # autocommit: a lone statement commits itself
-                return sql.drive(handler, lambda stmt: _run(conn, stmt))
-            with conn.transaction():
-                return sql.drive(handler, lambda stmt: _run(conn, stmt))
+            if not _went_away(conn):
+                return _drive_on(conn, handler, mode)
+        if not self._probe():  # the server closed it: restarted, or gone
+            raise self._unreachable()
+        pool.drain()  # the other idle connections are as dead: replace them all
+        with pool.connection() as conn:
+            return _drive_on(conn, handler, mode)
 
     def _sync_pool(self) -> ConnectionPool:
         pool = self._pool
         if pool is not None and self._pid == os.getpid():
             return pool
+        self._check_open()
+        self._reach()
         with self._lock:
             self._check_open()
-            if not self._migrated:  # a direct connection: a refused one fails at once
-                with psycopg.connect(self._conninfo, autocommit=True) as conn:
-                    _migrate(conn)
-                self._migrated = True
-            if self._pool is None or self._pid != os.getpid():
-                # After fork the parent's pool is dropped, not closed: its sockets are shared.
-                self._pid = os.getpid()
-                self._apools, self._alocks = {}, {}
+            self._renew_if_forked()
+            if not self._reachable:  # an outage began meanwhile
+                raise self._unreachable()
+            if self._pool is None:
                 self._pool = ConnectionPool(
                     self._conninfo,
                     min_size=self._min,
@@ -172,8 +195,89 @@ class PostgresEngine:
                     kwargs={"autocommit": True},
                     open=True,
                     name="botwire",
+                    reconnect_timeout=PROBE_INTERVAL,
+                    reconnect_failed=self._pool_failed,
                 )
             return self._pool
+
+    def _renew_if_forked(self) -> None:
+        """After fork the parent's pools are dropped, not closed: their sockets are shared."""
+        if self._pid != os.getpid():
+            self._pid = os.getpid()
+            self._pool, self._apools, self._alocks = None, {}, {}
+
+    # -- reachability -----------------------------------------------------------------------
+
+    def _reach(self) -> None:
+        """Return once the database answered since its last outage; while it does not, raise
+        at once (one caller every PROBE_INTERVAL tries to connect first)."""
+        if not self._reachable and (time.monotonic() < self._retry_at or not self._probe()):
+            raise self._unreachable()
+
+    async def _areach(self) -> None:
+        if self._reachable:
+            return
+        if time.monotonic() < self._retry_at or not await asyncio.to_thread(self._probe):
+            raise self._unreachable()
+
+    def _probe(self) -> bool:
+        """Connect directly (and migrate, the first time): whether the database answers. When
+        it does not, the engine is unreachable until a later probe succeeds."""
+        with self._probe_lock:
+            if not self._reachable and time.monotonic() < self._retry_at:
+                return False  # another caller has just tried
+            try:
+                with psycopg.connect(self._conninfo, autocommit=True) as conn:
+                    if not self._migrated:
+                        _migrate(conn)
+                        self._migrated = True
+            except psycopg.Error as exc:
+                if not self._migrated or _lost(exc):
+                    self._mark_down(exc)
+                    return False
+                log.debug("PostgreSQL answers, refusing a connection: %s", exc)  # too busy, say
+            if self._down_since is not None:
+                log.warning("PostgreSQL answers again, after %.1f s", self._since_down())
+                self._down_since = None
+            self._reachable = True
+            return True
+
+    def _pool_failed(self, pool: ConnectionPool) -> None:
+        """A pool gave up connecting (after PROBE_INTERVAL): is the database gone?"""
+        self._probe()
+
+    async def _apool_failed(self, pool: AsyncConnectionPool) -> None:
+        await asyncio.to_thread(self._probe)
+
+    def _mark_down(self, exc: psycopg.Error) -> None:
+        """Unreachable: close the pools, so that requests waiting for a connection fail now."""
+        self._reachable = False
+        self._retry_at = time.monotonic() + PROBE_INTERVAL
+        self._why = f"{type(exc).__name__}: {str(exc).strip()}"
+        if self._down_since is None:
+            self._down_since = time.monotonic()
+            log.warning("PostgreSQL is not available, retrying every %s s: %s", PROBE_INTERVAL, exc)
+        with self._lock:
+            pool, self._pool = self._pool, None
+            apools, self._apools = self._apools, {}
+        if self._pid != os.getpid():  # the parent's pools
+            return
+        if pool is not None:
+            threading.Thread(target=pool.close, name="botwire-pool-close", daemon=True).start()
+        for loop, held in apools.items():
+            held.retire(loop, self._keep_closing)
+
+    def _keep_closing(self, task: asyncio.Task[None]) -> None:
+        with self._lock:
+            self._closing = [t for t in self._closing if not t.done()] + [task]
+
+    def _since_down(self) -> float:
+        return time.monotonic() - (self._down_since or time.monotonic())
+
+    def _unreachable(self) -> StorageUnavailable:
+        return _unavailable(
+            f"PostgreSQL is not available ({self._since_down():.1f} s): {self._why}"
+        )
 
     # -- async ------------------------------------------------------------------------------
 
@@ -181,7 +285,12 @@ class PostgresEngine:
         handler, mode = sql.handle(op, time.time())
         with _mapped():
             pool = await self._async_pool()
-            result = await self._adrive(pool, handler, mode)
+            try:
+                result = await self._adrive(pool, handler, mode)
+            except psycopg.OperationalError as exc:
+                if _lost(exc) and not await asyncio.to_thread(self._probe):
+                    raise self._unreachable() from exc
+                raise
         if mode and self._purger.due():
             try:
                 await self._adrive(pool, sql.purge(time.time(), self._purger.batch), sql.TXN)
@@ -191,18 +300,23 @@ class PostgresEngine:
 
     async def _adrive(self, pool: AsyncConnectionPool, handler: sql.Handler, mode: int) -> Any:
         async with pool.connection() as conn:
-            if mode != sql.TXN:
-                return await sql.adrive(handler, lambda stmt: _arun(conn, stmt))
-            async with conn.transaction():
-                return await sql.adrive(handler, lambda stmt: _arun(conn, stmt))
+            if not _went_away(conn):
+                return await _adrive_on(conn, handler, mode)
+        if not await asyncio.to_thread(self._probe):
+            raise self._unreachable()
+        await pool.drain()
+        async with pool.connection() as conn:
+            return await _adrive_on(conn, handler, mode)
 
     async def _async_pool(self) -> AsyncConnectionPool:
         loop = asyncio.get_running_loop()
         held = self._apools.get(loop) if self._pid == os.getpid() else None
         if held is not None:
             return held.pool
-        if not self._migrated or self._pid != os.getpid():
-            await asyncio.to_thread(self._sync_pool)  # migrates once, resets after fork
+        self._check_open()
+        await self._areach()
+        with self._lock:
+            self._renew_if_forked()
         async with self._loop_lock(loop):  # first calls racing on one loop open one pool
             held = self._apools.get(loop)
             if held is None:
@@ -232,18 +346,21 @@ class PostgresEngine:
             configure=remember,
             open=False,
             name="botwire-async",
+            reconnect_timeout=PROBE_INTERVAL,
+            reconnect_failed=self._apool_failed,
         )
         await pool.open()
         held, dead = _AsyncPool(pool, conns), []
         with self._lock:
-            closed = self._closed
-            if not closed:
+            usable = not self._closed and self._reachable
+            if usable:
                 self._apools[loop] = held
                 gone = [lp for lp in self._apools if lp.is_closed()]
                 dead = [self._forget_loop(lp) for lp in gone]
-        if closed:  # the engine closed while this pool opened
+        if not usable:  # the engine closed, or an outage began, while this pool opened
             await pool.close()
             self._check_open()
+            raise self._unreachable()
         for old in dead:  # pools of event loops closed since: they cannot run again
             old.discard()
         return held
@@ -259,8 +376,9 @@ class PostgresEngine:
             raise StorageUnavailable("the PostgreSQL engine is closed")
 
     def _after_fork(self) -> None:
-        """In a child right after fork: a lock of our own (a parent's thread may hold it)."""
+        """In a child right after fork: locks of our own (a parent's thread may hold them)."""
         self._lock = threading.Lock()
+        self._probe_lock = threading.Lock()
 
     def close(self) -> None:
         """Close the pools: the sync pool, and each event loop's async pool as far as its loop
@@ -319,6 +437,20 @@ class _AsyncPool(NamedTuple):
         self.discard()
         return None
 
+    def retire(
+        self, loop: asyncio.AbstractEventLoop, keep: Callable[[asyncio.Task[None]], None]
+    ) -> None:
+        """Close the pool on its loop, from any thread, without waiting: its waiting requests
+        fail as soon as it runs. ``keep`` holds the closing task."""
+
+        def start() -> None:
+            keep(loop.create_task(self.pool.close()))
+
+        try:
+            loop.call_soon_threadsafe(start)
+        except RuntimeError:  # the loop is closed: the pool can no longer run
+            self.discard()
+
     def discard(self) -> None:
         """Close the connections of a pool whose loop will not run again."""
         for conn in list(self.conns):
@@ -338,6 +470,50 @@ def _migrate(conn: Any) -> None:
             for statement in statements:
                 conn.execute(statement)
             conn.execute("INSERT INTO botwire_schema (version) VALUES (%s)", (version,))
+
+
+def _drive_on(conn: Any, handler: sql.Handler, mode: int) -> Any:
+    if mode != sql.TXN:  # autocommit: a lone statement commits itself
+        return sql.drive(handler, lambda stmt: _run(conn, stmt))
+    with conn.transaction():
+        return sql.drive(handler, lambda stmt: _run(conn, stmt))
+
+
+async def _adrive_on(conn: Any, handler: sql.Handler, mode: int) -> Any:
+    if mode != sql.TXN:
+        return await sql.adrive(handler, lambda stmt: _arun(conn, stmt))
+    async with conn.transaction():
+        return await sql.adrive(handler, lambda stmt: _arun(conn, stmt))
+
+
+def _went_away(conn: Any) -> bool:
+    """Whether the server closed this idle connection (a restart, a shutdown). Nothing arrives
+    on an idle connection but the server's farewell (or, rarely, a notice): one system call."""
+    try:
+        return bool(conn.closed) or _readable(conn.pgconn.socket)
+    except psycopg.OperationalError:  # libpq knows it is lost
+        return True
+
+
+def _readable(fd: int) -> bool:
+    if not hasattr(select, "poll"):  # Windows: select has no descriptor limit there
+        return bool(select.select([fd], [], [], 0)[0])
+    poller = select.poll()
+    poller.register(fd, select.POLLIN)
+    return bool(poller.poll(0))
+
+
+def _lost(exc: psycopg.Error) -> bool:
+    """A failure of the connection (client side, no SQLSTATE), a connection exception (08) or
+    the server shutting down or starting up (57P), rather than of the statement."""
+    state = exc.sqlstate
+    return state is None or state.startswith(("08", "57P"))
+
+
+def _unavailable(message: str) -> StorageUnavailable:
+    exc = StorageUnavailable(message)
+    exc.retry_after = RETRY_AFTER  # type: ignore[attr-defined]
+    return exc
 
 
 def _run(conn: Any, stmt: sql.Stmt) -> Any:
@@ -367,4 +543,4 @@ def _mapped() -> Iterator[None]:
     try:
         yield
     except psycopg.Error as exc:
-        raise StorageUnavailable(f"PostgreSQL: {type(exc).__name__}: {exc}") from exc
+        raise _unavailable(f"PostgreSQL: {type(exc).__name__}: {exc}") from exc
