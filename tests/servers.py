@@ -20,10 +20,14 @@ def free_port() -> int:
 
 
 class ServerProcess:
-    """``python -m botwire serve`` with its own ``BOTWIRE_HOME``; ``admin_key`` after start."""
+    """``python -m botwire serve`` with its own ``BOTWIRE_HOME``; ``admin_key`` after start.
+    ``args`` are more options for ``serve``; ``settings`` become ``BOTWIRE_*`` variables."""
 
-    def __init__(self, database: str, home: Path, workers: int = 1, **settings: object) -> None:
-        self.database, self.home, self.workers = database, Path(home), workers
+    def __init__(
+        self, database: str, home: Path, workers: int = 1, args: tuple[str, ...] = (),
+        **settings: object,
+    ) -> None:
+        self.database, self.home, self.workers, self.args = database, Path(home), workers, args
         self.settings = settings
         self.port = 0
         self.proc: subprocess.Popen[bytes] | None = None
@@ -52,6 +56,7 @@ class ServerProcess:
                 self.database,
                 "--workers",
                 str(self.workers),
+                *self.args,
             ],
             env=self.env(),
             stdout=log,

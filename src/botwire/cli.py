@@ -143,8 +143,44 @@ def forget_(namespace: str, yes: bool, url: str | None) -> None:
     help="sqlite:///path or postgresql://... [default: the SQLite file in $BOTWIRE_HOME]",
 )
 @click.option("--workers", envvar="BOTWIRE_WORKERS", type=int, default=None, help="[default: 1]")
-def serve(host: str | None, port: int | None, database: str | None, workers: int | None) -> None:
-    """Run the botwire server (more settings: BOTWIRE_* variables, see the README)."""
+@click.option(
+    "--forwarded-allow-ips",
+    default=None,
+    callback=lambda _ctx, _param, value: _split(value),
+    help="Comma-separated proxies (addresses, networks, *) whose X-Forwarded-For is believed "
+    "(BOTWIRE_FORWARDED_ALLOW_IPS) [default: none]",
+)
+@click.option(
+    "--header-timeout",
+    type=float,
+    default=None,
+    help="Seconds to receive a request's headers (BOTWIRE_HEADER_TIMEOUT) [default: 10]",
+)
+@click.option(
+    "--body-timeout",
+    type=float,
+    default=None,
+    help="Seconds to receive a request's body (BOTWIRE_BODY_TIMEOUT) [default: 30]",
+)
+@click.option(
+    "--max-connections",
+    type=int,
+    default=None,
+    help="Open connections per worker, then 503 (BOTWIRE_MAX_CONNECTIONS) [default: 1000]",
+)
+@click.option(
+    "--backlog",
+    type=int,
+    default=None,
+    help="Connections waiting to be accepted (BOTWIRE_BACKLOG) [default: 2048]",
+)
+@click.option(
+    "--access-log/--no-access-log",
+    default=None,
+    help="One line per request on the botwire.access logger (BOTWIRE_ACCESS_LOG) [default: off]",
+)
+def serve(**options: Any) -> None:
+    """Run the botwire server (more settings: BOTWIRE_* variables, see docs/server.md)."""
     try:
         from .server.config import Settings
         from .server.run import serve as run
@@ -152,7 +188,11 @@ def serve(host: str | None, port: int | None, database: str | None, workers: int
         raise click.ClickException(
             f"the server needs its extra: {install_hint('server')} ({exc})"
         ) from None
-    run(Settings.from_env(host=host, port=port, database=database, workers=workers))
+    run(Settings.from_env(**options))
+
+
+def _split(value: str | None) -> tuple[str, ...] | None:
+    return None if value is None else tuple(v.strip() for v in value.split(",") if v.strip())
 
 
 from .keys_cli import keys  # noqa: E402  (the `botwire keys ...` group)

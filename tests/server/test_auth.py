@@ -187,8 +187,8 @@ async def test_repeated_failures_from_one_client_are_throttled(make_api):
     r = await api.call("GET", "/v1/namespaces", key="bw_guess")
     assert r.status_code == 429 and r.json()["error"]["code"] == "too_many_auth_failures"
     assert 0 < int(r.headers["retry-after"]) <= 60
-    r = await api.call("GET", "/v1/namespaces")  # the same client, even with a good key
-    assert r.status_code == 429
+    r = await api.call("GET", "/v1/namespaces")  # a valid key from the same client still passes
+    assert r.status_code == 200
 
 
 async def test_a_scoped_admin_cannot_give_more_quota_than_it_has(make_api):

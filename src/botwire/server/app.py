@@ -2,12 +2,15 @@
 
 Requests pass through one small ASGI layer (``Edge``) before FastAPI sees them: it routes on
 the raw, still percent-encoded path (so a ``/`` inside a key stays inside its segment), refuses
-bodies over ``max_body_bytes`` before reading them, and records metrics by route template.
+bodies over ``max_body_bytes`` before reading them, gives every request an id (``X-Request-Id``,
+``state.REQUEST_ID``), records metrics by route template and writes the access log.
 """
 
 from __future__ import annotations
 
 import logging
+import re
+import secrets
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -25,10 +28,12 @@ from ..voice.settings import VoiceSettings
 from . import errors, fast, legacy, v1, voice
 from .config import Settings
 from .errors import BodyTooLarge, error_response
-from .state import Context
+from .state import REQUEST_ID, Context
 
 Scope = dict[str, Any]
 log = logging.getLogger("botwire.server")
+access_log = logging.getLogger("botwire.access")
+_SAFE_REQUEST_ID = re.compile(rb"[A-Za-z0-9._-]{1,64}")
 
 
 def create_app(
@@ -80,8 +85,9 @@ def create_app(
                 "Content-Type",
                 "If-Match",
                 "If-None-Match",
+                "X-Request-Id",
             ],
-            expose_headers=["ETag", "Retry-After"],
+            expose_headers=["ETag", "Retry-After", "X-Request-Id"],
         )
     return app
 
@@ -112,7 +118,8 @@ def _add_health(app: FastAPI) -> None:
 
 
 class Edge:
-    """Raw-path routing, the body size limit and request metrics, as plain ASGI."""
+    """Raw-path routing, the body size limit, request ids, metrics and the access log, as plain
+    ASGI."""
 
     def __init__(self, app: Any, max_body: int) -> None:
         self.app = app
@@ -125,33 +132,42 @@ class Edge:
         raw = scope.get("raw_path")
         if raw:
             scope["path"] = raw.split(b"?", 1)[0].decode("latin-1")
+        request_id = _request_id(scope)
+        tag = (b"x-request-id", request_id.encode())
+        token = REQUEST_ID.set(request_id)
         start = time.perf_counter()
         status = [500]
 
-        async def send_recording(message: Any) -> None:
+        async def send_tagged(message: Any) -> None:
             if message["type"] == "http.response.start":
                 status[0] = message["status"]
+                message = {**message, "headers": [*message.get("headers", ()), tag]}
             await send(message)
 
+        try:
+            await self._dispatch(scope, receive, send_tagged)
+        finally:
+            REQUEST_ID.reset(token)
+            self._observe(scope, request_id, status[0], time.perf_counter() - start)
+
+    async def _dispatch(self, scope: Scope, receive: Any, send: Any) -> None:
         declared = _content_length(scope)
         ctx = getattr(getattr(scope.get("app"), "state", None), "ctx", None)
         hot = fast.match(scope["method"], scope["path"]) if ctx is not None else None
         webhook = voice.match(scope["method"], scope["path"]) if ctx is not None else None
         if declared is not None and declared > self.max_body:
             reply = error_response("body_too_large", self._too_large())
-            await reply(scope, receive, send_recording)
+            await reply(scope, receive, send)
         elif hot is not None and ctx is not None:
-            reply = await fast.answer(ctx, scope, self._limited(receive), *hot)
-            await reply(scope, receive, send_recording)
             scope["route_template"] = fast.KEY_ROUTE
+            reply = await fast.answer(ctx, scope, self._limited(receive), *hot)
+            await reply(scope, receive, send)
         elif webhook is not None:
-            handler, params, template = webhook
+            handler, params, scope["route_template"] = webhook
             reply = await voice.answer(ctx, scope, self._limited(receive), handler, params)
-            await reply(scope, receive, send_recording)
-            scope["route_template"] = template
+            await reply(scope, receive, send)
         else:
-            await self.app(scope, self._limited(receive), send_recording)
-        self._observe(scope, status[0], time.perf_counter() - start)
+            await self.app(scope, self._limited(receive), send)
 
     def _limited(self, receive: Any) -> Any:
         seen = [0]
@@ -169,16 +185,28 @@ class Edge:
     def _too_large(self) -> str:
         return f"the request body is over the server's limit of {self.max_body} bytes"
 
-    def _observe(self, scope: Scope, status: int, seconds: float) -> None:
+    def _observe(self, scope: Scope, request_id: str, status: int, seconds: float) -> None:
         app = scope.get("app")
         ctx = getattr(getattr(app, "state", None), "ctx", None)
         if ctx is None:
             return
         route = scope.get("route")
+        # the template, never the path: paths hold namespace names
         template = scope.get("route_template") or getattr(route, "path", None) or "unmatched"
         method = scope["method"]
         ctx.metrics.requests.labels(method, template, str(status)).inc()
         ctx.metrics.latency.labels(method, template).observe(seconds)
+        if ctx.settings.access_log:
+            ms = seconds * 1000
+            access_log.info("%s %s %s %d %.1fms", request_id, method, template, status, ms)
+
+
+def _request_id(scope: Scope) -> str:
+    """The caller's ``X-Request-Id`` when it is short and safe to echo, else a new one."""
+    for header, value in scope.get("headers", ()):
+        if header == b"x-request-id" and _SAFE_REQUEST_ID.fullmatch(value):
+            return value.decode("ascii")  # type: ignore[no-any-return]
+    return secrets.token_hex(8)
 
 
 def _content_length(scope: Scope) -> int | None:

@@ -8,7 +8,8 @@ on one is refused with 403 before anything is read, and listings are filtered.
 Keys are 256 random bits, so a fast hash is the right one (a slow password hash protects
 guessable secrets; these are not guessable). Lookups are cached for ``key_cache_seconds``; a
 revocation applies at once on the replica that made it and within that time on the others.
-Clients that keep presenting bad keys are refused with 429 for the rest of the window.
+Clients that keep presenting bad keys are refused with 429 for the rest of the window; a valid
+key is never refused, so one misconfigured agent cannot lock out the others behind its address.
 """
 
 from __future__ import annotations
@@ -148,7 +149,8 @@ def secret_from_headers(headers: Any) -> str | None:
 
 
 class KeyRing:
-    """Finds the key behind a secret (cached briefly) and throttles clients that guess."""
+    """Finds the key behind a secret (cached briefly) and throttles clients that guess: a client
+    over ``failures`` bad keys in ``window`` seconds gets 429 for any key that is not valid."""
 
     def __init__(self, engine: Engine, *, cache_seconds: float, failures: int, window: float):
         self.engine = engine
@@ -159,12 +161,20 @@ class KeyRing:
 
     async def authenticate(self, secret: str | None, client: str) -> Principal:
         now = time.monotonic()
+        found = await self._find(secret, now) if secret else None
+        if found is not None:
+            return Principal(found)
         self._check_throttle(client, now)
         if not secret:
             raise AuthenticationFailed(
                 "an API key is required: Authorization: Bearer <key>, X-API-Key, or the key as "
                 "the user of the URL (http://KEY@host:8421)"
             )
+        self._record_failure(client, now)
+        raise AuthenticationFailed("the API key is not valid (unknown or revoked)")
+
+    async def _find(self, secret: str, now: float) -> ApiKey | None:
+        """The valid key behind ``secret``, or None."""
         digest = hash_secret(secret)
         cached = self._cache.get(digest)
         if cached is not None and cached[0] > now:
@@ -174,10 +184,7 @@ class KeyRing:
             if len(self._cache) > 10_000:
                 self._cache.clear()
             self._cache[digest] = (now + self.cache_seconds, found)
-        if found is None or not hmac.compare_digest(found.hash, digest):
-            self._record_failure(client, now)
-            raise AuthenticationFailed("the API key is not valid (unknown or revoked)")
-        return Principal(found)
+        return found if found is not None and hmac.compare_digest(found.hash, digest) else None
 
     def forget_cached(self) -> None:
         """Drop every cached lookup (after a key is revoked here)."""

@@ -1,20 +1,31 @@
-"""``botwire serve``: create the first admin key if there is none, then run uvicorn.
+"""``botwire serve``: say what will be served, create the first admin key if there is none,
+then run uvicorn.
 
 uvicorn handles SIGTERM / Ctrl-C gracefully: it stops accepting connections and lets in-flight
 requests finish (up to ``timeout_graceful_shutdown``) before the application closes its engine.
-Every acknowledged write was committed before its answer was sent.
+Every acknowledged write was committed before its answer was sent. Connections are bounded in
+number (``max_connections``) and in the time they may take to send a request
+(``server.protocol``); ``X-Forwarded-For`` is believed only from ``forwarded_allow_ips``.
 """
 
 from __future__ import annotations
 
+import copy
+import logging
+import logging.config
 import os
 import sys
+from typing import Any
 
+from .._wire import redact
 from ..engines import home_dir, open_engine
+from ..voice.settings import VoiceSettings
 from .auth import bootstrap_op
 from .config import Settings
+from .voice import router
 
 ADMIN_KEY_FILE = "admin.key"
+log = logging.getLogger("botwire.server")
 
 
 def admin_key_path() -> str:
@@ -58,6 +69,9 @@ def bootstrap(settings: Settings) -> str | None:
 def serve(settings: Settings) -> None:
     import uvicorn
 
+    logging_config = log_config()
+    logging.config.dictConfig(logging_config)
+    announce(settings)
     bootstrap(settings)
     os.environ.update(settings.environ())  # the workers read their settings from here
     uvicorn.run(
@@ -66,8 +80,46 @@ def serve(settings: Settings) -> None:
         host=settings.host,
         port=settings.port,
         workers=settings.workers,
+        http="botwire.server.protocol:DeadlineProtocol",
+        ws="none",
+        proxy_headers=bool(settings.forwarded_allow_ips),
+        forwarded_allow_ips=",".join(settings.forwarded_allow_ips),
+        limit_concurrency=settings.max_connections,
+        backlog=settings.backlog,
         timeout_graceful_shutdown=30,
-        access_log=False,
+        access_log=False,  # botwire.access instead: route templates, not paths with names
         server_header=False,
+        log_config=logging_config,
         log_level="info",
     )
+
+
+def log_config() -> dict[str, Any]:
+    """uvicorn's logging, and botwire's loggers (``botwire.access`` too) on stderr with the time."""
+    from uvicorn.config import LOGGING_CONFIG
+
+    config = copy.deepcopy(LOGGING_CONFIG)
+    config["formatters"]["botwire"] = {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}
+    config["handlers"]["botwire"] = {
+        "class": "logging.StreamHandler",
+        "formatter": "botwire",
+        "stream": "ext://sys.stderr",
+    }
+    config["loggers"]["botwire"] = {"handlers": ["botwire"], "level": "INFO", "propagate": False}
+    return config
+
+
+def announce(settings: Settings) -> None:
+    """Log where the data is kept (without secrets) and which voice webhooks will answer."""
+    log.info("database: %s", redact(settings.database))
+    enabled = VoiceSettings.load().enabled()
+    for platform in (p for p, on in enabled.items() if on):
+        log.info("voice: %s webhooks at %s", platform, ", ".join(webhook_paths(platform)))
+    off = [p for p, on in enabled.items() if not on]
+    if off:
+        log.info("voice: not configured (404): %s", ", ".join(off))
+
+
+def webhook_paths(platform: str) -> list[str]:
+    paths = (getattr(route, "path", "") for route in router.routes)
+    return [path for path in paths if path.split("/")[2:3] == [platform]]
