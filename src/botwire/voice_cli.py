@@ -39,7 +39,7 @@ def configure() -> None:
 def _save(changes: dict[str, Any]) -> None:
     path = config_path()
     write_file(path, {k: v for k, v in changes.items() if v is not None})
-    click.echo(f"saved to {path}; restart the server to use it")
+    click.echo(f"saved to {path}; a running server uses it within a second")
 
 
 def _secret_option(name: str, help_text: str) -> Any:

@@ -12,6 +12,7 @@ from servers import ServerProcess
 from voicekit import fixture
 
 from botwire import Memory
+from botwire.voice.signatures import sign_elevenlabs
 
 pytestmark = pytest.mark.processes
 HERE = Path(__file__).parent
@@ -59,3 +60,31 @@ def test_answer_comes_before_the_summariser_and_the_summary_lands(server):
         variables = r.json()["assistantOverrides"]["variableValues"]
         assert variables["last_call_summary"] == "hook saw 2 turns"
     assert "sock-secret" not in proc.log()
+
+
+def test_post_call_audio_beyond_the_body_limit_over_a_socket(tmp_path):
+    """ElevenLabs sends post_call_audio chunked; 9 MiB is past the default 8 MiB limit."""
+    proc = ServerProcess(
+        f"sqlite:///{tmp_path}/voice.db", tmp_path / "home", elevenlabs_webhook_secret="wsec"
+    ).start()
+    try:
+        head = b'{"type":"post_call_audio","data":{"conversation_id":"abc","full_audio":"'
+        body = head + b"QUFB" * (9 * 1024 * 1024 // 4) + b'"}}'
+        header = sign_elevenlabs(body, "wsec", int(time.time()))
+        chunks = (body[i : i + 65536] for i in range(0, len(body), 65536))
+        with httpx.Client(base_url=proc.base, timeout=30) as client:
+            r = client.post(
+                "/voice/elevenlabs/post-call",
+                content=chunks,
+                headers={"elevenlabs-signature": header},
+            )
+            assert (r.status_code, r.json()) == (200, {}), proc.log()
+            forged = sign_elevenlabs(body[:-1], "wsec", int(time.time()))
+            r = client.post(
+                "/voice/elevenlabs/post-call",
+                content=body,
+                headers={"elevenlabs-signature": forged},
+            )
+            assert r.status_code == 401
+    finally:
+        proc.stop()

@@ -42,15 +42,17 @@ def create_app(
     voice_settings: VoiceSettings | None = None,
 ) -> FastAPI:
     """An application over ``engine`` (or one opened from ``settings.database`` at startup,
-    closed at shutdown). ``voice_settings`` defaults to ``VoiceSettings.load()``."""
+    closed at shutdown). ``voice_settings`` defaults to ``VoiceSettings.load()``, then follows
+    the settings file while the server runs."""
     settings = settings or Settings.from_env()
+    live = voice_settings is None
     voice_settings = voice_settings or VoiceSettings.load()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         owned = engine is None
         ctx = Context.build(engine or open_engine(settings.database), settings)
-        ctx.voice = voice.Voice.build(voice_settings, ctx.engine, ctx.quotas)
+        ctx.voice = voice.Voices(voice_settings, ctx.engine, ctx.quotas, live=live)
         app.state.ctx = ctx
         await ctx.engine.aexecute(FindKey("startup"))  # create or migrate the schema now
         try:
@@ -155,7 +157,8 @@ class Edge:
         ctx = getattr(getattr(scope.get("app"), "state", None), "ctx", None)
         hot = fast.match(scope["method"], scope["path"]) if ctx is not None else None
         webhook = voice.match(scope["method"], scope["path"]) if ctx is not None else None
-        if declared is not None and declared > self.max_body:
+        streamed = webhook is not None and webhook[2] in voice.STREAMED  # limits its own body
+        if declared is not None and declared > self.max_body and not streamed:
             reply = error_response("body_too_large", self._too_large())
             await reply(scope, receive, send)
         elif hot is not None and ctx is not None:
@@ -164,7 +167,8 @@ class Edge:
             await reply(scope, receive, send)
         elif webhook is not None:
             handler, params, scope["route_template"] = webhook
-            reply = await voice.answer(ctx, scope, self._limited(receive), handler, params)
+            body = receive if streamed else self._limited(receive)
+            reply = await voice.answer(ctx, scope, body, handler, params)
             await reply(scope, receive, send)
         else:
             await self.app(scope, self._limited(receive), send)

@@ -15,7 +15,7 @@ import re
 import time
 from collections.abc import Awaitable, Callable
 from contextlib import asynccontextmanager
-from typing import Any, AsyncIterator
+from typing import Any, AsyncIterator, TypeVar
 from urllib.parse import unquote
 
 from fastapi import APIRouter, Request
@@ -28,13 +28,13 @@ from ..memory import AsyncMemory
 from ..voice import core
 from ..voice.call import summarise_into
 from ..voice.config import VoiceConfig
-from ..voice.phone import InvalidNumber, namespace_for, to_e164
+from ..voice.phone import InvalidNumber, MissingCountryCode, Withheld, namespace_for, to_e164
 from ..voice.platforms import Malformed, elevenlabs, load_json, retell, twilio, vapi
 from ..voice.records import CallEnd, CallStart, ToolCall
-from ..voice.settings import VoiceSettings, env_name
+from ..voice.settings import LiveSettings, VoiceSettings, env_name
 from ..voice.signatures import (
+    ElevenLabsStream,
     SignatureError,
-    verify_elevenlabs,
     verify_retell,
     verify_shared_secret,
     verify_twilio,
@@ -42,8 +42,11 @@ from ..voice.signatures import (
 )
 from . import errors
 from .auth import Principal
-from .quotas import Quotas
+from .config import Settings
+from .errors import BodyTooLarge
+from .quotas import Quotas, StorageQuotaExceeded
 
+T = TypeVar("T")
 log = logging.getLogger("botwire.voice")
 router = APIRouter(prefix="/voice", tags=["voice"])
 REPLAY_NS = "~botwire:voice-replay"
@@ -56,9 +59,28 @@ class Unauthorized(AuthenticationFailed):
     """A webhook's signature or secret was missing, forged, stale or replayed."""
 
 
-@dataclasses.dataclass
+class Voices:
+    """The app's voice state: settings read from the environment and ``voice.json`` follow the
+    file while the server runs (``live``); settings given to ``create_app`` stay as given."""
+
+    def __init__(
+        self, settings: VoiceSettings, engine: Engine, quotas: Quotas, live: bool = False
+    ) -> None:
+        self._live = LiveSettings(settings) if live else None
+        self._voice = Voice.build(settings, engine, quotas)
+
+    def now(self) -> Voice:
+        """What one request works with, from start to end."""
+        if self._live is not None:
+            settings = self._live.get()
+            if settings is not self._voice.settings:
+                self._voice = Voice.build(settings, self._voice.engine, self._voice.quotas)
+        return self._voice
+
+
+@dataclasses.dataclass(frozen=True)
 class Voice:
-    """Per-app voice state: the settings and the engine every webhook writes through."""
+    """The voice settings in effect, and the engine every webhook writes through."""
 
     settings: VoiceSettings
     config: VoiceConfig
@@ -72,16 +94,40 @@ class Voice:
     def memory(self, ns: str) -> AsyncMemory:
         return AsyncMemory(ns, engine=self.engine)
 
-    def namespace(self, raw: str | None) -> str | None:
-        """The caller's namespace, or None for a withheld or malformed number."""
-        try:
-            return namespace_for(to_e164(raw, self.config.default_country), self.config.namespace)
-        except InvalidNumber:
-            return None
+    def namespace(self, raw: str | None) -> str:
+        """The caller's namespace; :class:`InvalidNumber` for a withheld, national (no country
+        code and no ``default_country``) or malformed number."""
+        return namespace_for(to_e164(raw, self.config.default_country), self.config.namespace)
+
+
+def unknown_caller(exc: InvalidNumber) -> str:
+    """Why a call has no memory, in words for the agent (and the log)."""
+    if isinstance(exc, Withheld):
+        return (
+            "The caller's number is withheld or was not sent, so nothing is remembered about them."
+        )
+    if isinstance(exc, MissingCountryCode):
+        return (
+            f"The caller's number has no country code, so nothing is remembered about them: "
+            f"set default_country ('botwire voice configure callers --default-country <code>' "
+            f"or {env_name('default_country')})."
+        )
+    return "The caller's number is not a usable phone number, so nothing is remembered about them."
+
+
+def _caller(voice: Voice, platform: str, raw: str | None) -> tuple[str | None, str]:
+    """``(namespace, "")``, or ``(None, why)`` logged: a number without a country code is a
+    setting to fix (a warning), a withheld one is ordinary (info)."""
+    try:
+        return voice.namespace(raw), ""
+    except InvalidNumber as exc:
+        level = logging.WARNING if isinstance(exc, MissingCountryCode) else logging.INFO
+        log.log(level, "%s call: %s Nothing is stored. (%s)", platform, unknown_caller(exc), exc)
+        return None, unknown_caller(exc)
 
 
 def voice_of(request: Request) -> Voice:
-    return request.app.state.ctx.voice  # type: ignore[no-any-return]
+    return request.app.state.ctx.voice.now()  # type: ignore[no-any-return]
 
 
 # -- authentication -----------------------------------------------------------------------
@@ -92,13 +138,14 @@ def _secret(voice: Voice, platform: str, setting: str) -> str:
     value: str = getattr(voice.settings, setting)
     if not value:
         raise NotFound(
-            f"{platform} webhooks are not configured on this server: set {env_name(setting)} "
-            f"or run 'botwire voice configure {platform}'"
+            f"{platform} webhooks are not configured on this server. To enable them, run "
+            f"'botwire voice configure {platform}' where the server runs (a running server "
+            f"picks it up within a second, no restart), or set {env_name(setting)} and restart"
         )
     return value
 
 
-def _check(verify: Callable[[], str | None]) -> str | None:
+def _check(verify: Callable[[], T]) -> T:
     try:
         return verify()
     except SignatureError as exc:
@@ -129,9 +176,8 @@ async def replay_guard(voice: Voice, platform: str, token: str | None) -> AsyncI
 
 
 async def brief(voice: Voice, start: CallStart) -> tuple[str | None, core.Briefing]:
-    ns = voice.namespace(start.caller)
+    ns, memory = _caller(voice, start.platform, start.caller)
     if ns is None:
-        memory = "The caller's number is withheld, so nothing is remembered about them."
         return None, core.Briefing(
             memory, {**{v: "" for v in voice.config.variables}, "memory": memory}, False
         )
@@ -141,30 +187,44 @@ async def brief(voice: Voice, start: CallStart) -> tuple[str | None, core.Briefi
 
 async def run_tool(voice: Voice, call: ToolCall) -> tuple[str, bool]:
     """The tool's answer and whether it succeeded; mistakes are answered, not raised."""
-    ns = voice.namespace(call.caller)
+    ns, why = _caller(voice, call.platform, call.caller)
     if ns is None:
-        return "The caller's number is unknown, so there is no memory for this call.", False
+        return why, False
+    plan = core.tool(call.name, call.args, call.call_id)
+    writes = core.tool_writes(call.name, call.args, call.call_id)
     try:
-        plan = core.tool(call.name, call.args, call.call_id)
-        if call.name == "recall_memory":
+        if not writes:
             return await core.arun(plan, voice.memory(ns)), True
-        return await _charged(voice, ns, lambda: core.arun(plan, voice.memory(ns))), True
+        cost = core.cost(writes)
+        return await _charged(voice, ns, cost, lambda: core.arun(plan, voice.memory(ns))), True
     except (core.ToolError, InvalidInput) as exc:
         return str(exc), False
+    except StorageQuotaExceeded:
+        return "This caller's memory has no room left; nothing was stored.", False
     except QuotaExceeded:
         return "This caller's memory is full for today; nothing was stored.", False
 
 
-async def _charged(voice: Voice, ns: str, write: Callable[[], Awaitable[Any]]) -> Any:
-    quotas = voice.quotas
-    charged = await quotas.admit(VOICE, ns, 1, 0)
-    try:
-        result = await write()
-    except Exception:
-        await quotas.done(charged, ok=False)
-        raise
-    await quotas.done(charged, ok=True)
-    return result
+async def _charged(
+    voice: Voice,
+    ns: str,
+    cost: tuple[int, int],
+    write: Callable[[], Awaitable[T]],
+    spent: Callable[[T], tuple[int, int]] | None = None,
+) -> T:
+    return await voice.quotas.charged(VOICE, ns, cost, write, spent)
+
+
+async def store_end(voice: Voice, ns: str, event: CallEnd) -> set[str]:
+    """``core.end_call`` under the quotas: charged for everything a first delivery stores,
+    settled at what this delivery stored."""
+    return await _charged(
+        voice,
+        ns,
+        core.cost(core.end_call_writes(event, {"transcript", event.part})),
+        lambda: core.arun(core.end_call(event), voice.memory(ns)),
+        lambda wrote: core.cost(core.end_call_writes(event, wrote)),
+    )
 
 
 async def finish(voice: Voice, event: CallEnd | None) -> BackgroundTask | None:
@@ -172,17 +232,12 @@ async def finish(voice: Voice, event: CallEnd | None) -> BackgroundTask | None:
     answer is sent."""
     if event is None:
         return None
-    ns = voice.namespace(event.caller)
+    ns, _ = _caller(voice, event.platform, event.caller)
     if ns is None:
-        log.info(
-            "%s call %s: the caller's number is withheld; nothing stored",
-            event.platform,
-            event.call_id,
-        )
         return None
     if event.ended_at is None:
         event = dataclasses.replace(event, ended_at=time.time())
-    wrote = await _charged(voice, ns, lambda: core.arun(core.end_call(event), voice.memory(ns)))
+    wrote = await store_end(voice, ns, event)
     # once per call: with the delivery that stored the transcript (Retell sends it twice)
     if "transcript" in wrote and voice.config.summarizer is not None:
         return BackgroundTask(_summarise_later, voice, ns, event)
@@ -190,7 +245,7 @@ async def finish(voice: Voice, event: CallEnd | None) -> BackgroundTask | None:
 
 
 async def _summarise_later(voice: Voice, ns: str, event: CallEnd) -> None:
-    await summarise_into(voice.config, event, voice.memory(ns))
+    await summarise_into(voice.config, event, lambda later: store_end(voice, ns, later))
 
 
 def reply(data: Any) -> Response:
@@ -292,15 +347,48 @@ async def elevenlabs_tool(request: Request, name: str) -> Response:
 
 @router.post("/elevenlabs/post-call", summary="ElevenLabs post-call webhook")
 async def elevenlabs_post_call(request: Request) -> Response:
-    voice, body = voice_of(request), await request.body()
+    """Every type is answered 200, as ElevenLabs requires; only a transcription is stored."""
+    voice = voice_of(request)
     secret = _secret(voice, "elevenlabs", "elevenlabs_webhook_secret")
     header = request.headers.get("elevenlabs-signature")
-    token = _check(lambda: verify_elevenlabs(body, header, secret))
+    mac = _check(lambda: ElevenLabsStream(header, secret))
+    body = await _post_call_body(request.stream(), mac, request.app.state.ctx.settings)
+    token = _check(mac.verify)
     async with replay_guard(voice, "elevenlabs", token):
-        data = load_json(body)
+        data = load_json(body) if body is not None else {}
         if data.get("type") != "post_call_transcription":
-            return Response(status_code=204)  # post_call_audio, call_initiation_failure
+            return JSONResponse({})  # post_call_audio, call_initiation_failure
         return JSONResponse({}, background=await finish(voice, elevenlabs.post_call(data)))
+
+
+# A post_call_audio body is base64 audio of the whole call, beyond max_body_bytes at times: its
+# type shows in the first few KiB (or by the limit), and from then on it is hashed, not kept.
+_AUDIO = re.compile(rb'"type"\s*:\s*"post_call_audio"')
+_PEEK = 4096
+STREAMED = frozenset({"/voice/elevenlabs/post-call"})  # Edge leaves the body limit to the route
+
+
+async def _post_call_body(
+    pieces: AsyncIterator[bytes], mac: ElevenLabsStream, settings: Settings
+) -> bytes | None:
+    """The body, every piece through ``mac``; None for a ``post_call_audio`` (not kept)."""
+    kept: bytearray | None = bytearray()
+    peeked = False
+    async for piece in pieces:
+        mac.update(piece)
+        if kept is None:
+            continue
+        kept += piece
+        if len(kept) > settings.max_body_bytes or (not peeked and len(kept) >= _PEEK):
+            peeked = True
+            if _AUDIO.search(kept):
+                kept = None
+            elif len(kept) > settings.max_body_bytes:
+                raise BodyTooLarge(
+                    f"the request body is over the server's limit of "
+                    f"{settings.max_body_bytes} bytes"
+                )
+    return None if kept is None else bytes(kept)
 
 
 # -- Twilio -------------------------------------------------------------------------------

@@ -18,6 +18,7 @@ import logging
 import threading
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from ..engines.base import Engine
@@ -228,7 +229,10 @@ class AsyncCallMemory(_CallBase):
         return event
 
     async def _summarise(self, event: CallEnd) -> None:
-        await summarise_into(self.config, self._with_turns(event), self.memory)
+        await summarise_into(self.config, self._with_turns(event), self._store)
+
+    async def _store(self, event: CallEnd) -> Any:
+        return await core.arun(core.end_call(event), self.memory)
 
     async def aclose(self) -> None:
         if self._tasks:
@@ -242,13 +246,15 @@ class AsyncCallMemory(_CallBase):
         await self.aclose()
 
 
-async def summarise_into(config: VoiceConfig, event: CallEnd, memory: AsyncMemory) -> None:
-    """Run the summariser and store its summary as the call's ``summary`` part; a failure is
-    logged (the call itself is stored already)."""
+async def summarise_into(
+    config: VoiceConfig, event: CallEnd, store: Callable[[CallEnd], Awaitable[Any]]
+) -> None:
+    """Run the summariser and ``store`` its summary as the call's ``summary`` part; a failure
+    is logged (the call itself is stored already)."""
     try:
         later = event.summarised(await summarise(config, event))
         if later is not None:
-            await core.arun(core.end_call(later), memory)
+            await store(later)
     except Exception:
         log.exception(FAILED, event.platform, event.call_id)
 

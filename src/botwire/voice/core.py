@@ -9,12 +9,13 @@ process) share every line of logic.
 from __future__ import annotations
 
 import inspect
+import sys
 import time
-from collections.abc import Callable, Generator, Iterator
+from collections.abc import Callable, Collection, Generator, Iterator
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from .._codec import check_name
+from .._codec import check_name, encode
 from ..errors import BotWireError, InvalidInput, VersionConflict
 from . import context
 from .records import (
@@ -198,7 +199,8 @@ def _hit_line(hit: Any) -> str | None:
     if hit.log == CALLS and isinstance(value, dict):
         return "call " + context.call_line(value)
     if hit.log == CONVERSATION and isinstance(value, dict):
-        return f"{value.get('role', 'someone')} said ({context.when(hit.ts)}): " + context.text(
+        said = context.when(value.get("ts", hit.ts))  # the line's own time, not its storage's
+        return f"{value.get('role', 'someone')} said ({said}): " + context.text(
             value.get("text", "")
         )
     if hit.log == NOTES:
@@ -213,9 +215,13 @@ def remember(key: str, value: Any) -> Plan[str]:
 
 
 def remember_fact(fact: str, call_id: str | None = None) -> Plan[str]:
-    entry = {"text": fact, "call_id": call_id, "ts": time.time()}
+    entry = _note(fact, call_id)
     yield lambda m: m.log(NOTES).append(entry)
     return "Noted."
+
+
+def _note(fact: Any, call_id: str | None) -> dict[str, Any]:
+    return {"text": fact, "call_id": call_id, "ts": time.time()}
 
 
 def forget(key: str) -> Plan[str]:
@@ -274,7 +280,7 @@ def _claim(claim: str) -> Plan[bool | None]:
 
 
 def _write_transcript(event: CallEnd) -> Callable[[bool], Plan[None]]:
-    entries = [_turn_entry(t, event) for t in event.turns]
+    entries = _transcript(event)
 
     def write(check: bool) -> Plan[None]:
         if check:  # a writer died after claiming: did its extend land?
@@ -284,6 +290,10 @@ def _write_transcript(event: CallEnd) -> Callable[[bool], Plan[None]]:
         yield lambda m: m.log(CONVERSATION).extend(entries)
 
     return write
+
+
+def _transcript(event: CallEnd) -> list[dict[str, Any]]:
+    return [_turn_entry(t, event) for t in event.turns]
 
 
 def _turn_entry(turn: Turn, event: CallEnd) -> dict[str, Any]:
@@ -323,9 +333,7 @@ def _write_record(event: CallEnd) -> Callable[[bool], Plan[None]]:
 def _update_last_call(record: dict[str, Any]) -> Plan[None]:
     """``last_call`` follows the newest call; a late part of an older call never replaces it."""
     current = yield lambda m: m.get(LAST_CALL)
-    fields = ("call_id", "platform", "started_at", "ended_at", "duration_s", "summary", "outcome")
-    new = {k: record.get(k) for k in fields}
-    new["summarised"] = record.get("part") == SUMMARY_PART
+    new = _last_call(record)
     if isinstance(current, dict):
         if (current.get("platform"), current.get("call_id")) == (new["platform"], new["call_id"]):
             if current.get("summarised") and not new["summarised"]:
@@ -334,3 +342,37 @@ def _update_last_call(record: dict[str, Any]) -> Plan[None]:
         elif (current.get("ended_at") or 0) > (new["ended_at"] or float("inf")):
             return
     yield lambda m: m.set(LAST_CALL, new)
+
+
+def _last_call(record: dict[str, Any]) -> dict[str, Any]:
+    fields = ("call_id", "platform", "started_at", "ended_at", "duration_s", "summary", "outcome")
+    return {**{k: record.get(k) for k in fields}, "summarised": record.get("part") == SUMMARY_PART}
+
+
+# -- what a plan stores, for the server's quotas --------------------------------------------
+
+
+def cost(values: list[Any]) -> tuple[int, int]:
+    """``(writes, bytes)`` of storing ``values``: one write each, and their encoded UTF-8 size,
+    as ``/v1`` counts a value or a log entry."""
+    return len(values), sum(len(encode(v, sys.maxsize).encode()) for v in values)
+
+
+def tool_writes(name: str, args: dict[str, Any], call_id: str | None = None) -> list[Any]:
+    """The values ``tool(name, args)`` stores; reads and deletions store none."""
+    if name == "remember":
+        return [args.get("value")]
+    if name == "remember_fact":
+        return [_note(args.get("text") or args.get("fact"), call_id)]
+    return []
+
+
+def end_call_writes(event: CallEnd, parts: Collection[str]) -> list[Any]:
+    """The values ``end_call(event)`` stores for ``parts`` (``"transcript"``, ``event.part``:
+    all of them on a first delivery, what it returned afterwards). Its ``~call/`` claims are
+    bookkeeping that expires, like the server's replay keys, and are not counted."""
+    out: list[Any] = _transcript(event) if "transcript" in parts and event.turns else []
+    if event.part in parts:
+        record = event.record()
+        out += [record, _last_call(record)]
+    return out

@@ -25,6 +25,14 @@ class InvalidNumber(InvalidInput):
     """The caller id is not a phone number that can name a caller (withheld, malformed)."""
 
 
+class Withheld(InvalidNumber):
+    """The caller id is withheld (anonymous, restricted, or none at all)."""
+
+
+class MissingCountryCode(InvalidNumber):
+    """A national number (no ``+`` or ``00``) and no ``default_country`` to complete it."""
+
+
 def to_e164(raw: object, default_country: str | None = None) -> str:
     """``raw`` as E.164 (``+`` and up to 15 digits), or raise :class:`InvalidNumber`.
 
@@ -35,11 +43,13 @@ def to_e164(raw: object, default_country: str | None = None) -> str:
     >>> to_e164("415 555 0123", default_country="1")
     '+14155550123'
     """
+    if raw is None:
+        raise Withheld("the caller id is withheld")
     if not isinstance(raw, str):
         raise InvalidNumber(f"a phone number must be a str, not {type(raw).__name__}")
     text = raw.strip()
     if text.lower() in _ANONYMOUS:
-        raise InvalidNumber("the caller id is withheld")
+        raise Withheld("the caller id is withheld")
     text = re.sub(r"^(?:tel:|sip:)", "", text, flags=re.IGNORECASE).split("@", 1)[0]
     text = _EXTENSION.sub("", _SEPARATORS.sub("", text))
     if text.startswith("+"):
@@ -49,8 +59,9 @@ def to_e164(raw: object, default_country: str | None = None) -> str:
     elif default_country:
         digits = _national(text, default_country)
     else:
-        raise InvalidNumber(
-            f"{_shown(raw)} has no country code (+...); set a default country calling code"
+        raise MissingCountryCode(
+            f"{_shown(raw)} has no country code (+...); set default_country, the calling code "
+            "it belongs to"
         )
     if not _DIGITS.fullmatch(digits) or digits[0] == "0" or len(digits) < 7:
         raise InvalidNumber(f"{_shown(raw)} is not a phone number")

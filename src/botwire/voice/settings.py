@@ -2,13 +2,16 @@
 else ``$BOTWIRE_HOME/voice.json`` (written by ``botwire voice configure``, mode 0600).
 
 A platform whose secret is not set has no webhook: its endpoints answer 404, never "accept
-anything". Secrets never appear in a repr, a log line or an error message.
+anything". Secrets never appear in a repr, a log line or an error message. A running server
+follows the file (``LiveSettings``): ``botwire voice configure`` takes effect without a restart.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
+import time
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
@@ -17,7 +20,9 @@ from ..errors import ConfigurationError, InvalidInput
 from .config import VoiceConfig, load_summarizer
 from .signatures import VapiAuth
 
+log = logging.getLogger("botwire.voice")
 CONFIG_FILE = "voice.json"
+RELOAD_SECONDS = 1.0  # how often a running server looks at the file, at most
 SECRETS = (
     "vapi_secret",
     "retell_api_key",
@@ -159,3 +164,43 @@ def _parse(name: str, raw: str, default: Any) -> Any:
         except ValueError:
             raise ConfigurationError(f"{env_name(name)}={raw!r} is not a whole number") from None
     return raw
+
+
+class LiveSettings:
+    """``VoiceSettings.load()`` kept current: the file is read again when it changes (its
+    modification time, size or inode), looked at no more than once every ``RELOAD_SECONDS``;
+    ``BOTWIRE_*`` variables still win. A file that no longer loads is logged, and the settings
+    in effect stay."""
+
+    def __init__(self, current: VoiceSettings, path: str | None = None) -> None:
+        self.path = path or config_path()
+        self.current = current
+        self._stamp = _stamp(self.path)
+        self._next = time.monotonic() + RELOAD_SECONDS
+
+    def get(self) -> VoiceSettings:
+        now = time.monotonic()
+        if now >= self._next:
+            self._next = now + RELOAD_SECONDS
+            self._reload_if_changed()
+        return self.current
+
+    def _reload_if_changed(self) -> None:
+        stamp = _stamp(self.path)
+        if stamp == self._stamp:
+            return
+        self._stamp = stamp
+        try:
+            self.current = VoiceSettings.load(self.path)
+        except ConfigurationError as exc:
+            log.error("voice settings not reloaded; the ones in effect stay: %s", exc)
+            return
+        log.info("voice settings reloaded from %s", self.path)
+
+
+def _stamp(path: str) -> tuple[int, int, int] | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_mtime_ns, st.st_size, st.st_ino

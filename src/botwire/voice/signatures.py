@@ -32,6 +32,7 @@ __all__ = [
     "VapiAuth",
     "verify_retell",
     "verify_elevenlabs",
+    "ElevenLabsStream",
     "verify_vapi",
     "verify_twilio",
     "verify_shared_secret",
@@ -169,17 +170,36 @@ def verify_elevenlabs(
     Parts may come in any order with spaces after the commas; any one ``v0`` may match;
     unknown parts are ignored.
     """
-    key = _key(secret, "the ElevenLabs webhook secret")
-    _tolerance(tolerance_s, "tolerance_s")
-    stamp, candidates = _elevenlabs_parts(_present(header))
-    expected = _elevenlabs_digest(_raw(body), key, stamp).encode()
-    matched = False
-    for candidate in candidates:
-        matched |= hmac.compare_digest(candidate.lower().encode(), expected)
-    if not matched:
-        raise SignatureError("forged")
-    _fresh(stamp, time.time() if now is None else now, tolerance_s)
-    return f"elevenlabs:{expected.decode()}"
+    stream = ElevenLabsStream(header, secret, tolerance_s=tolerance_s)
+    stream.update(_raw(body))
+    return stream.verify(now=now)
+
+
+class ElevenLabsStream:
+    """:func:`verify_elevenlabs` for a body read piece by piece (``post_call_audio`` can be
+    larger than the server keeps in memory): the header is checked at once, each piece goes
+    through the HMAC as it arrives, and :meth:`verify` compares at the end, in constant time."""
+
+    def __init__(self, header: str | None, secret: str, *, tolerance_s: int = 1800) -> None:
+        key = _key(secret, "the ElevenLabs webhook secret")
+        _tolerance(tolerance_s, "tolerance_s")
+        self._stamp, self._candidates = _elevenlabs_parts(_present(header))
+        self._tolerance = tolerance_s
+        self._mac = hmac.new(key, f"{self._stamp}.".encode(), hashlib.sha256)
+
+    def update(self, piece: bytes) -> None:
+        self._mac.update(piece)
+
+    def verify(self, *, now: float | None = None) -> str:
+        """The replay token, or :class:`SignatureError` (forged, then stale)."""
+        expected = self._mac.hexdigest().encode()
+        matched = False
+        for candidate in self._candidates:
+            matched |= hmac.compare_digest(candidate.lower().encode(), expected)
+        if not matched:
+            raise SignatureError("forged")
+        _fresh(self._stamp, time.time() if now is None else now, self._tolerance)
+        return f"elevenlabs:{expected.decode()}"
 
 
 def sign_elevenlabs(body: bytes, secret: str, timestamp: int) -> str:

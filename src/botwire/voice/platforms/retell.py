@@ -6,7 +6,7 @@ from typing import Any
 
 from ..core import Briefing
 from ..records import CallEnd, CallStart, ToolCall, Turn, normalise_role
-from . import Malformed, dig, first_str, flag, load_json, ms
+from . import Malformed, dig, first_str, flag, load_json, ms, number
 
 PLATFORM = "retell"
 MAX_RESULT = 15_000  # Retell cuts a function's answer here
@@ -39,18 +39,18 @@ def call_end(data: dict[str, Any], name: str) -> CallEnd:
     ident = first_str(dig(call, "call_id"))
     if not isinstance(call, dict) or ident is None:
         raise Malformed(f'a {name} event needs "call" with a call_id')
-    analysis = call.get("call_analysis")
+    analysis, started = call.get("call_analysis"), ms(call.get("start_timestamp"))
     return CallEnd(
         platform=PLATFORM,
         call_id=ident,
         caller=_caller(call),
         part="analyzed" if name == "call_analyzed" else "ended",
-        started_at=ms(call.get("start_timestamp")),
+        started_at=started,
         ended_at=ms(call.get("end_timestamp")),
         summary=first_str(dig(analysis, "call_summary")),
         outcome=first_str(call.get("disconnection_reason")),
         successful=flag(dig(analysis, "call_successful")),
-        turns=tuple(_turns(call.get("transcript_object"))),
+        turns=tuple(_turns(call.get("transcript_object"), started)),
     )
 
 
@@ -59,13 +59,20 @@ def _caller(call: dict[str, Any]) -> str | None:
     return first_str(call.get("from_number") if inbound else call.get("to_number"))
 
 
-def _turns(items: Any) -> list[Turn]:
+def _turns(items: Any, started: float | None) -> list[Turn]:
     out = []
     for item in items if isinstance(items, list) else ():
         role, text = normalise_role(dig(item, "role")), first_str(dig(item, "content"))
         if role and text:
-            out.append(Turn(role, text))
+            out.append(Turn(role, text, _said_at(item, started)))
     return out
+
+
+def _said_at(utterance: dict[str, Any], started: float | None) -> float | None:
+    """The call's start plus the utterance's first word's ``start`` (seconds into the call)."""
+    words = utterance.get("words")
+    offset = number(dig(words[0], "start")) if isinstance(words, list) and words else None
+    return started + offset if started is not None and offset is not None else None
 
 
 def tool_call(body: bytes, name: str | None) -> ToolCall:

@@ -6,7 +6,7 @@ from typing import Any
 
 from ..core import Briefing
 from ..records import CallEnd, CallStart, ToolCall, Turn, normalise_role
-from . import Malformed, arguments, dig, first_str, flag, iso, load_json, ms
+from . import Malformed, arguments, dig, first_str, flag, iso, load_json, ms, number
 
 PLATFORM = "vapi"
 
@@ -40,24 +40,45 @@ def answer_start(briefing: Briefing, assistant_id: str | None) -> dict[str, Any]
 
 
 def tool_calls(msg: dict[str, Any]) -> list[ToolCall]:
-    """``toolCallList`` (current), ``toolCalls`` (older) or ``toolWithToolCallList[].toolCall``."""
+    """``toolCallList`` (current), ``toolCalls`` (older) or ``toolWithToolCallList[].toolCall``.
+
+    A call is ``{"id", "name", "parameters"}`` (the server-url docs) or, OpenAI-style,
+    ``{"id", "function": {"name", "arguments"}}`` (the SDKs' ``ToolCall``). In
+    ``toolWithToolCallList`` the name may sit beside ``toolCall``, and ``function.parameters``
+    there is the tool's JSON schema, never its arguments.
+    """
     raw = msg.get("toolCallList") or msg.get("toolCalls")
     if not raw:
-        raw = [dig(item, "toolCall") for item in msg.get("toolWithToolCallList") or ()]
+        raw = [_with_name(item) for item in msg.get("toolWithToolCallList") or ()]
     if not isinstance(raw, list) or not raw:
         raise Malformed("a tool-calls message needs a non-empty toolCallList")
     return [_tool_call(item, msg) for item in raw]
 
 
+def _with_name(item: Any) -> Any:
+    call = dig(item, "toolCall")
+    if not isinstance(call, dict) or _name(call) is not None:
+        return call
+    return {**call, "name": first_str(dig(item, "name"), dig(item, "function", "name"))}
+
+
+def _name(item: Any) -> str | None:
+    return first_str(dig(item, "function", "name"), dig(item, "name"))
+
+
 def _tool_call(item: Any, msg: dict[str, Any]) -> ToolCall:
-    name = first_str(dig(item, "function", "name"), dig(item, "name"))
-    ident = first_str(dig(item, "id"))
+    name, ident = _name(item), first_str(dig(item, "id"))
     if name is None or ident is None:
         raise Malformed("each tool call needs an id and a function name")
-    raw_args = dig(item, "function", "arguments")
-    if raw_args is None:
-        raw_args = dig(item, "arguments")
-    return ToolCall(PLATFORM, name, arguments(raw_args), caller(msg), call_id(msg), ident)
+    return ToolCall(PLATFORM, name, arguments(_raw_args(item)), caller(msg), call_id(msg), ident)
+
+
+def _raw_args(item: Any) -> Any:
+    for path in (("function", "arguments"), ("arguments",), ("parameters",)):
+        found = dig(item, *path)
+        if found is not None:
+            return found
+    return None
 
 
 def answer_tools(results: list[tuple[ToolCall, str, bool]]) -> dict[str, Any]:
@@ -78,27 +99,35 @@ def call_end(msg: dict[str, Any]) -> CallEnd:
     ident = call_id(msg)
     if ident is None:
         raise Malformed("an end-of-call-report needs message.call.id")
-    turns = tuple(_turns(dig(msg, "artifact", "messages")))
+    started = iso(msg.get("startedAt")) or iso(dig(msg, "call", "startedAt"))
     return CallEnd(
         platform=PLATFORM,
         call_id=ident,
         caller=caller(msg),
-        started_at=iso(msg.get("startedAt")) or iso(dig(msg, "call", "startedAt")),
+        started_at=started,
         ended_at=iso(msg.get("endedAt"))
         or iso(dig(msg, "call", "endedAt"))
         or ms(msg.get("timestamp")),
         summary=first_str(dig(msg, "analysis", "summary"), msg.get("summary")),
         outcome=first_str(msg.get("endedReason")),
         successful=flag(dig(msg, "analysis", "successEvaluation")),
-        turns=turns,
+        turns=tuple(_turns(dig(msg, "artifact", "messages"), started)),
     )
 
 
-def _turns(messages: Any) -> list[Turn]:
+def _turns(messages: Any, started: float | None) -> list[Turn]:
     out = []
     for item in messages if isinstance(messages, list) else ():
         role = normalise_role(dig(item, "role"))
         text = first_str(dig(item, "message"), dig(item, "content"))
         if role and text:
-            out.append(Turn(role, text, ms(dig(item, "time"))))
+            out.append(Turn(role, text, _said_at(item, started)))
     return out
+
+
+def _said_at(item: Any, started: float | None) -> float | None:
+    """The call's start plus the message's ``secondsFromStart``, else its ``time`` (epoch ms)."""
+    offset = number(dig(item, "secondsFromStart"))
+    if started is not None and offset is not None:
+        return started + offset
+    return ms(dig(item, "time"))
