@@ -208,7 +208,7 @@ def engine_id(engine_url, request) -> str:
 def fresh_engine_url(engine_id, request, tmp_path):
     """A URL of the current engine pointing at storage nobody has used yet (no tables)."""
     if engine_id == "sqlite":
-        yield f"sqlite:///{tmp_path}/fresh/botwire.db"
+        yield f"sqlite:///{tmp_path}/fresh.db"
     elif engine_id == "postgres":
         import psycopg
 

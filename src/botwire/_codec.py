@@ -17,7 +17,6 @@ MAX_NAME_CHARS = 512
 DEFAULT_MAX_VALUE_BYTES = 1024 * 1024
 
 
-
 def _not_json(value: Any) -> NoReturn:
     raise TypeError(f"{type(value).__name__} is not JSON serializable")
 
@@ -69,32 +68,32 @@ def check_names(names: Iterable[object], what: str = "key") -> tuple[str, ...]:
     return tuple(check_name(n, what) for n in names)
 
 
-def encode(value: Any, limit: int) -> str:
-    """Encode one value to JSON text, or raise without side effects."""
+def encode(value: Any, limit: int, name: str = "value") -> str:
+    """Encode one value to JSON text, or raise without side effects. ``name`` (the key, say)
+    starts the path that error messages give to the offending part of the value."""
     kind = type(value)
     if kind is str or kind is bool or value is None:
         text = _dumps(value)
     else:
-        text = _dumps_checked(value)
+        text = _dumps_checked(value, name)
         if kind is not float and kind is not int:
-            _check_tree(value)
+            _check_tree(value, name)
     if len(text) * 4 > limit or not text.isascii():
         size = _utf8_size(text)
         if size > limit:
-            raise ValueTooLarge(size, limit)
+            raise ValueTooLarge(size, limit, name)
     return text
 
 
-def _dumps_checked(value: Any) -> str:
+def _dumps_checked(value: Any, name: str) -> str:
     try:
         return _dumps(value)
     except TypeError:
-        _reject(value)
+        _explain(value, name)
     except ValueError as exc:  # NaN, infinity, a container that contains itself
-        raise InvalidInput(f"value cannot be stored as JSON: {exc}; nothing was stored") from None
+        raise InvalidInput(f"{name} cannot be stored as JSON: {exc}; nothing was stored") from None
     except RecursionError:
-        raise InvalidInput("value is nested too deeply to store") from None
-    raise AssertionError("unreachable")
+        raise InvalidInput(f"{name} is nested too deeply to store") from None
 
 
 def _utf8_size(text: str) -> int:
@@ -104,7 +103,8 @@ def _utf8_size(text: str) -> int:
         raise InvalidInput("value contains a lone surrogate, which cannot be stored") from None
 
 
-def _check_tree(value: Any) -> None:
+def _check_tree(value: Any, name: str) -> None:
+    """What ``json.dumps`` accepts but would not give back (tuples, non-str keys) raises."""
     stack = [value]
     while stack:
         node = stack.pop()
@@ -112,21 +112,46 @@ def _check_tree(value: Any) -> None:
         if kind in _SCALARS:
             continue
         if isinstance(node, dict):
-            for k, v in node.items():
-                if type(k) is not str:
-                    raise UnsupportedValue(f"dict keys must be str, not {type(k).__name__} ({k!r})")
-                stack.append(v)
+            if not all(type(k) is str for k in node):
+                _explain(value, name)
+            stack.extend(node.values())
         elif isinstance(node, list):
             stack.extend(node)
         else:
-            _reject(node)
+            _explain(value, name)
 
 
-def _reject(value: Any) -> NoReturn:
-    raise UnsupportedValue(
-        f"{type(value).__name__} is not a JSON value (use str, int, float, bool, None, list or "
-        "dict with str keys); nothing was stored"
-    )
+def _explain(value: Any, name: str) -> NoReturn:
+    """Raise for the first part of ``value`` that is not JSON, named by its path
+    (``ctx.orders[0].at``): walked again only once something was found wrong."""
+    stack: list[tuple[Any, str, frozenset[int]]] = [(value, name, frozenset())]
+    while stack:
+        node, path, above = stack.pop()
+        if type(node) in _SCALARS:
+            continue
+        if id(node) in above:
+            raise InvalidInput(f"{path} contains itself; nothing was stored")
+        above = above | {id(node)}
+        if isinstance(node, dict):
+            for k in node:
+                if type(k) is not str:
+                    raise UnsupportedValue(
+                        f"{path}: dict keys must be str, not {type(k).__name__} ({k!r}); "
+                        "nothing was stored"
+                    )
+            stack.extend((v, _child(path, k), above) for k, v in reversed(node.items()))
+        elif isinstance(node, list):
+            stack.extend((v, f"{path}[{i}]", above) for i, v in reversed(list(enumerate(node))))
+        else:
+            raise UnsupportedValue(
+                f"{path}: {type(node).__name__} is not a JSON value (use str, int, float, bool, "
+                "None, list or dict with str keys); nothing was stored"
+            )
+    raise UnsupportedValue(f"{name} is not a JSON value; nothing was stored")
+
+
+def _child(path: str, key: str) -> str:
+    return f"{path}.{key}" if key.isidentifier() else f"{path}[{key!r}]"
 
 
 def check_ttl(ttl: object) -> float | None:

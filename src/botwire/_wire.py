@@ -15,7 +15,7 @@ import json
 import math
 import time
 from typing import Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote, unquote
 
 from . import errors
 
@@ -61,13 +61,24 @@ _BY_STATUS = {
 }
 
 
+def error_of(body: bytes) -> dict[str, Any] | None:
+    """The ``error`` of a botwire error body, or None for any other body (a proxy's page)."""
+    try:
+        err = json.loads(body)["error"]
+        if isinstance(err, dict) and isinstance(err["code"], str) and "message" in err:
+            return err
+    except (ValueError, KeyError, TypeError):
+        pass
+    return None
+
+
 def raise_for_error(status: int, body: bytes, headers: Any, *, key: str = "") -> None:
     """Raise the exception for an error answer (status >= 400), also for an answer that
     is not ours (a proxy's 502 or 429, say): then the status alone decides."""
-    try:
-        err = json.loads(body)["error"]
-        code, message = str(err["code"]), str(err["message"])
-    except (ValueError, KeyError, TypeError):
+    err = error_of(body)
+    if err is not None:
+        code, message = err["code"], str(err["message"])
+    else:
         code = _BY_STATUS.get(status, "internal" if status >= 500 else "invalid_request")
         message = f"the server answered {status}: {body[:200]!r}"
         err = {}
@@ -127,10 +138,36 @@ def segment(name: str) -> str:
     return quote(name, safe="").replace(".", "%2E")
 
 
+# query options that hold a secret (libpq's password and sslpassword; API keys, tokens)
+SECRET_OPTIONS = frozenset(
+    {"password", "sslpassword", "api_key", "apikey", "key", "token", "access_token", "secret"}
+)
+
+
 def redact(url: str) -> str:
-    """``url`` without its secrets (a password; the user part of an http URL is an API key),
-    for reprs, logs and messages."""
-    parts = urlsplit(url)
-    if parts.password is None and not (parts.username and parts.scheme.startswith("http")):
+    """``url`` without its secrets, for reprs, logs and messages: no password, no user part in
+    an http(s) URL (it is the API key), no secret query option (``SECRET_OPTIONS``); scheme,
+    database user, host, port, path and the other options are kept as written."""
+    scheme, sep, rest = url.partition("://")
+    if not sep:
         return url
-    return parts._replace(netloc="***@" + parts.netloc.rpartition("@")[2]).geturl()
+    end = min((i for i in map(rest.find, "/?#") if i >= 0), default=len(rest))
+    netloc, tail = rest[:end], rest[end:]
+    userinfo, at, host = netloc.rpartition("@")
+    if at:
+        user = "" if scheme.lower() in ("http", "https") else userinfo.partition(":")[0]
+        netloc = f"{user}@{host}" if user else host
+    return f"{scheme}://{netloc}{_without_secret_options(tail)}"
+
+
+def _without_secret_options(tail: str) -> str:
+    path, question, rest = tail.partition("?")
+    if not question:
+        return tail
+    query, hash_, fragment = rest.partition("#")
+    kept = [
+        option
+        for option in query.split("&")
+        if unquote(option.partition("=")[0]).lower() not in SECRET_OPTIONS
+    ]
+    return path + ("?" + "&".join(kept) if kept else "") + hash_ + fragment

@@ -9,6 +9,7 @@ from typing import Any
 import click
 
 from . import Memory, __version__, forget, namespaces
+from ._wire import redact
 from .errors import BotWireError, install_hint
 
 url_option = click.option(
@@ -38,11 +39,19 @@ def main() -> None:
 
 
 @main.command()
-def demo() -> None:
-    """Two calls from one number, in two processes: the second remembers the first."""
+@click.option(
+    "--database",
+    default=None,
+    help="Write to this sqlite:///... or postgresql://... database, under a namespace made for "
+    "the run (forgotten at the end). [default: a temporary folder, deleted at the end]",
+)
+@click.option("--keep", is_flag=True, help="Keep the demo's memory and print where it is.")
+def demo(database: str | None, keep: bool) -> None:
+    """Two calls from one number, in two processes: the second remembers the first.
+    Never touches the memory already stored."""
     from .demo import run
 
-    sys.exit(run())
+    sys.exit(run(database, keep=keep))
 
 
 @main.command()
@@ -50,7 +59,7 @@ def demo() -> None:
 def where(url: str | None) -> None:
     """Print where memory is stored."""
     with Memory("botwire:cli", url=url) as m:
-        click.echo(m.engine.url)
+        click.echo(redact(m.engine.url))
 
 
 @main.command("get")

@@ -1,25 +1,34 @@
 """The product in one run: two phone calls through the real Vapi webhook, the second remembers
 the first.
 
-A botwire server starts in this process on a local port, over the embedded SQLite file. Call 1
-from a number goes through ``/voice/vapi`` as Vapi sends it (assistant-request, tool-calls,
-end-of-call-report). The server is then stopped and a new one started (a deploy, the next day),
-and call 2 from the same number gets an answer that carries call 1's summary and facts.
+A botwire server starts in this process on a local port, over a SQLite file in a temporary
+folder of its own (deleted afterwards; ``keep=True`` keeps it). Call 1 from a number goes through
+``/voice/vapi`` as Vapi sends it (assistant-request, tool-calls, end-of-call-report). The server
+is then stopped and a new one started (a deploy, the next day), and call 2 from the same number
+gets an answer that carries call 1's summary and facts.
+
+Given a ``database`` (``botwire demo --database URL``), the demo writes there, under a namespace
+of its own made for the run (``botwire-demo-<random>:phone:+15555550123``), and forgets only that
+namespace at the end (unless kept): nothing already stored is read, changed or deleted.
 """
 
 from __future__ import annotations
 
 import json
 import secrets
+import shutil
 import socket
+import tempfile
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import httpx
 
 from . import forget
-from .engines import default_path, resolve_url
+from ._wire import redact
 from .errors import install_hint
 
 PHONE = "+15555550123"
@@ -36,13 +45,13 @@ SUMMARY = "Ana asked why ORDER-789 (blue kettle) has not shipped; flagged with t
 class DemoServer:
     """``botwire serve`` in a thread, on a free local port, answering Vapi with a fresh secret."""
 
-    def __init__(self, database: str, secret: str) -> None:
+    def __init__(self, database: str, namespace: str, secret: str) -> None:
         import uvicorn
 
         from .server import Settings, create_app
         from .voice.settings import VoiceSettings
 
-        voice = VoiceSettings(vapi_secret=secret, vapi_assistant_id=ASSISTANT)
+        voice = VoiceSettings(vapi_secret=secret, vapi_assistant_id=ASSISTANT, namespace=namespace)
         app = create_app(Settings(database=database), voice_settings=voice)
         self.port = _free_port()
         config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning")
@@ -154,31 +163,66 @@ def _iso(ts: float) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ts))
 
 
-def run() -> int:
+def run(database: str | None = None, *, keep: bool = False) -> int:
     try:
         import uvicorn  # noqa: F401
     except ImportError:
         print(f"botwire demo needs the server: {install_hint('server')}")
         return 2
-    database = resolve_url(None)
-    if database.split(":", 1)[0].lower() in ("http", "https"):  # the demo runs its own server
-        database = "sqlite:///" + default_path()
-    forget(f"phone:{PHONE}", url=database)  # start from a caller nobody knows
-    secret = secrets.token_urlsafe(24)
-    print(f"botwire demo: memory lives in {database}")
-    remembered = False
-    for title, call in (("Call 1", call_one), ("Call 2 (server restarted, same number)", call_two)):
-        with DemoServer(database, secret) as server:
-            base = f"http://127.0.0.1:{server.port}"
-            print(f"\n{title}: {PHONE} calls; Vapi posts to {base}/voice/vapi")
-            with httpx.Client(base_url=base, headers={"x-vapi-secret": secret}) as client:
-                remembered = bool(call(client))
+    if database is not None and database.split(":", 1)[0].lower() in ("http", "https"):
+        print(
+            "botwire demo runs its own server: --database takes sqlite:///... or postgresql://..."
+        )
+        return 2
+    with _place(database, keep) as (url, template):
+        namespace = template.format(e164=PHONE)
+        print(f"botwire demo: memory lives in {redact(url)}, namespace {namespace!r}")
+        remembered = _calls(url, template)
     print()
     if remembered:
         print("Call 2's answer carries call 1's summary and facts: the caller was remembered.")
         return 0
     print("Call 2 did not get call 1's memory.")
     return 1
+
+
+@contextmanager
+def _place(database: str | None, keep: bool) -> Iterator[tuple[str, str]]:
+    """Where the demo writes: ``(URL, caller namespace template)``, and the cleaning up."""
+    if database is None:
+        home = tempfile.mkdtemp(prefix="botwire-demo-")
+        try:
+            yield f"sqlite:///{home}/botwire.db", "phone:{e164}"
+        finally:
+            if keep:
+                print(
+                    f"\nKept: the demo's memory is in {home} (BOTWIRE_HOME={home} botwire "
+                    f"ls phone:{PHONE})"
+                )
+            else:
+                shutil.rmtree(home, ignore_errors=True)
+        return
+    template = f"botwire-demo-{secrets.token_hex(6)}:phone:{{e164}}"
+    try:
+        yield database, template
+    finally:
+        namespace = template.format(e164=PHONE)
+        if keep:
+            print(f"\nKept: the demo's memory is in namespace {namespace!r}")
+        else:
+            forget(namespace, url=database)  # the run's own namespace, nothing else
+
+
+def _calls(database: str, template: str) -> bool:
+    secret = secrets.token_urlsafe(24)
+    remembered = False
+    for title, call in (("Call 1", call_one), ("Call 2 (server restarted, same number)", call_two)):
+        with DemoServer(database, template, secret) as server:
+            base = f"http://127.0.0.1:{server.port}"
+            print(f"\n{title}: {PHONE} calls; Vapi posts to {base}/voice/vapi")
+            with httpx.Client(base_url=base, headers={"x-vapi-secret": secret}) as client:
+                remembered = bool(call(client))
+    return remembered
 
 
 if __name__ == "__main__":

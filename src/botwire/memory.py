@@ -149,7 +149,7 @@ class _MemoryBase(_Owner):
         key = check_name(key)
         if if_version is not None:
             check_int(if_version, "if_version", minimum=0)
-        items = ((key, encode(value, self.max_value_bytes)),)
+        items = ((key, encode(value, self.max_value_bytes, key)),)
         op = ops.Put(self.namespace, items, check_ttl(ttl), if_version)
         return op, _first
 
@@ -170,7 +170,7 @@ class _MemoryBase(_Owner):
         if not isinstance(mapping, Mapping):
             raise InvalidInput(f"set_many takes a mapping, not {type(mapping).__name__}")
         limit = self.max_value_bytes
-        items = tuple((check_name(k), encode(v, limit)) for k, v in mapping.items())
+        items = tuple((check_name(k), encode(v, limit, k)) for k, v in mapping.items())
         op = ops.Put(self.namespace, items, check_ttl(ttl))
         return op, lambda versions: {k: v for (k, _), v in zip(items, versions, strict=True)}
 

@@ -382,16 +382,16 @@ async def test_dumped_config_holds_no_secret(http_sqlite_url, monkeypatch):
 
 
 def test_dumped_url_loses_passwords_only():
-    from botwire.adapters.autogen import _public_url
+    from botwire._wire import redact  # what _to_config writes
 
-    assert _public_url("postgresql://app:s3cret@db:5432/x?options=-csearch_path%3Ds") == (
+    assert redact("postgresql://app:s3cret@db:5432/x?options=-csearch_path%3Ds") == (
         "postgresql://app@db:5432/x?options=-csearch_path%3Ds"
     )
-    assert _public_url("postgresql://app@db/x?password=s3cret&sslmode=require") == (
+    assert redact("postgresql://app@db/x?password=s3cret&sslmode=require") == (
         "postgresql://app@db/x?sslmode=require"
     )
-    assert _public_url("https://bw_key@memory.example.com") == "https://memory.example.com"
-    assert _public_url("sqlite:////var/lib/app/botwire.db") == "sqlite:////var/lib/app/botwire.db"
+    assert redact("https://bw_key@memory.example.com") == "https://memory.example.com"
+    assert redact("sqlite:////var/lib/app/botwire.db") == "sqlite:////var/lib/app/botwire.db"
 
 
 def test_config_validation():

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import stat
 import subprocess
 import sys
 import textwrap
@@ -87,9 +89,59 @@ def test_postgres_scheme_alias(clean_env, postgres_url, ns):
 
 def test_relative_sqlite_path(clean_env, tmp_path, ns):
     clean_env.chdir(tmp_path)
+    (tmp_path / "relative").mkdir()
     with botwire.Memory(ns, url="sqlite:///relative/path.db") as m:
         m.set("k", 1)
     assert (tmp_path / "relative" / "path.db").is_file()
+
+
+@pytest.mark.parametrize("url", ["sqlite:///{tmp}/typo-dir/x.db", "sqlite:///typo-dir/x.db"])
+def test_sqlite_folder_that_does_not_exist_is_named_not_made(clean_env, tmp_path, ns, url):
+    clean_env.chdir(tmp_path)
+    with pytest.raises(ConfigurationError, match=r"the folder '[^']*typo-dir' does not exist"):
+        botwire.Memory(ns, url=url.format(tmp=tmp_path))
+    assert not (tmp_path / "typo-dir").exists()
+
+
+def test_sqlite_absolute_path_typo(clean_env, ns):
+    with pytest.raises(ConfigurationError, match="'/nonexistent-dir' does not exist"):
+        botwire.Memory(ns, url="sqlite:////nonexistent-dir/x.db")
+    assert not os.path.exists("/nonexistent-dir")
+
+
+@pytest.mark.parametrize("path", ["/tmp/x.db", "x.db", "data/x.db"])
+def test_bare_path_suggests_the_sqlite_url(clean_env, tmp_path, ns, path):
+    clean_env.chdir(tmp_path)
+    with pytest.raises(ConfigurationError, match=f"is not a URL: .*write sqlite:///{path} "):
+        botwire.Memory(ns, url=path)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_the_default_home_is_made_owner_only_with_its_files(clean_env, tmp_path, ns):
+    home = tmp_path / "home" / "botwire"
+    clean_env.setenv("BOTWIRE_HOME", str(home))
+    with botwire.Memory(ns) as m:
+        m.set("k", "v")  # a write: the WAL, its index and the write gate's lock file exist
+        made = sorted(p.name for p in home.iterdir())
+        modes = {p.name: stat.S_IMODE(p.stat().st_mode) for p in home.iterdir()}
+    assert {"botwire.db", "botwire.db-wal", "botwire.db-shm", "botwire.db-botwire.lock"} <= set(
+        made
+    )
+    assert modes == {name: 0o600 for name in made}
+    assert stat.S_IMODE(home.stat().st_mode) == 0o700
+
+
+def test_an_existing_database_file_keeps_its_mode(clean_env, tmp_path, ns):
+    home = tmp_path / "home"
+    home.mkdir(mode=0o755)
+    path = home / "botwire.db"
+    path.touch()
+    path.chmod(0o644)
+    clean_env.setenv("BOTWIRE_HOME", str(home))
+    with botwire.Memory(ns) as m:
+        m.set("k", "v")
+    assert stat.S_IMODE(path.stat().st_mode) == 0o644
+    assert stat.S_IMODE(home.stat().st_mode) == 0o755
 
 
 @pytest.mark.parametrize(

@@ -219,6 +219,38 @@ def test_non_finite_floats_and_surrogates_raise_value_error_and_store_nothing(me
     assert memory.info("existing").version == v
 
 
+@pytest.mark.parametrize(
+    "value, where",
+    [
+        pytest.param(
+            {"orders": [{"at": datetime.date(2024, 5, 1)}]},
+            "ctx.orders[0].at: date",
+            id="date-in-list-in-dict",
+        ),
+        pytest.param(datetime.date(2024, 5, 1), "ctx: date", id="top-level"),
+        pytest.param([1, (2, 3)], "ctx[1]: tuple", id="tuple-in-list"),
+        pytest.param({"a b": {"c": [{1, 2}]}}, "ctx['a b'].c[0]: set", id="quoted-key"),
+        pytest.param({"a": "ok", "b": b"x"}, "ctx.b: bytes", id="bytes-after-a-good-value"),
+    ],
+)
+def test_unsupported_value_message_names_its_path_and_type(memory, value, where):
+    with pytest.raises(UnsupportedValue) as err:
+        memory.set("ctx", value)
+    assert str(err.value).startswith(f"{where} is not a JSON value")
+    with pytest.raises(UnsupportedValue) as err:
+        memory.set_many({"fine": 1, "ctx": value})
+    assert str(err.value).startswith(f"{where} is not a JSON value")
+    assert not memory.exists("ctx") and not memory.exists("fine")
+
+
+def test_non_str_dict_key_message_names_its_path(memory):
+    with pytest.raises(
+        UnsupportedValue, match=r"^ctx\.orders\[0\]: dict keys must be str, not int"
+    ):
+        memory.set("ctx", {"orders": [{1: "one"}]})
+    assert not memory.exists("ctx")
+
+
 def test_self_referencing_value_is_refused(memory):
     loop: list = [1]
     loop.append(loop)
@@ -255,6 +287,15 @@ def test_value_above_max_value_bytes_raises_and_stores_nothing(small_memory):
     assert m.get("existing") == "small"
     assert m.info("existing").version == v
     assert m.count() == 1
+
+
+def test_value_too_large_names_the_key_and_the_settings_that_raise_the_limit(small_memory):
+    with pytest.raises(ValueTooLarge) as err:
+        small_memory.set("notes", "x" * 200)
+    message = str(err.value)
+    assert message.startswith("notes is 202 bytes encoded; the limit is 100 bytes")
+    assert "max_value_bytes=" in message and "BOTWIRE_MAX_VALUE_BYTES" in message
+    assert not small_memory.exists("notes")
 
 
 def test_value_exactly_at_max_value_bytes_is_accepted(small_memory):

@@ -30,6 +30,7 @@ class Api:
 
 
 async def start_api(tmp_path, **settings) -> tuple[Api, object]:
+    tmp_path.mkdir(parents=True, exist_ok=True)
     url = f"sqlite:///{tmp_path}/server.db"
     engine = open_engine(url)
     secret, op = bootstrap_op()

@@ -166,7 +166,7 @@ def test_threads_racing_to_create_a_fresh_file_all_succeed(tmp_path):
     # Creating the file and switching it to WAL does not wait on the busy timeout by
     # itself: the engine must serialize its threads and retry, round after round.
     for round_ in range(25):
-        m = Memory("ns", url=f"sqlite:///{tmp_path}/r{round_}/botwire.db")
+        m = Memory("ns", url=f"sqlite:///{tmp_path}/r{round_}.db")
         ready, errors = threading.Barrier(4), []
 
         def work(n: int, m: Memory = m, ready: threading.Barrier = ready, errors=errors) -> None:
@@ -199,7 +199,7 @@ def _open_fresh_files(paths, ready, results):
 
 def test_processes_racing_to_create_fresh_files_all_succeed(tmp_path):
     spawn = multiprocessing.get_context("spawn")
-    paths = [str(tmp_path / f"p{i}" / "botwire.db") for i in range(15)]
+    paths = [str(tmp_path / f"p{i}.db") for i in range(15)]
     ready, results = spawn.Barrier(3), spawn.Queue()
     procs = [
         spawn.Process(target=_open_fresh_files, args=(paths, ready, results)) for _ in range(3)

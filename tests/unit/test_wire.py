@@ -49,17 +49,35 @@ def test_version_conflict_carries_the_current_version():
 @pytest.mark.parametrize(
     "url, shown",
     [
-        ("postgresql://app:s3cret@db:5432/x", "postgresql://***@db:5432/x"),
-        ("http://bw_live_key@host:8421", "http://***@host:8421"),
-        ("https://bw_live_key:@host", "https://***@host"),
+        ("postgresql://app:s3cret@db:5432/x", "postgresql://app@db:5432/x"),
+        ("postgresql://:s3cret@db/x", "postgresql://db/x"),
+        ("http://bw_live_key@host:8421", "http://host:8421"),
+        ("https://bw_live_key:@host/api", "https://host/api"),
+        ("HTTPS://:bw_live_key@host", "HTTPS://host"),
         ("postgresql://app@db/x", "postgresql://app@db/x"),  # a user name alone is no secret
         ("sqlite:////tmp/botwire.db", "sqlite:////tmp/botwire.db"),
+        ("sqlite:///relative.db?timeout=5", "sqlite:///relative.db?timeout=5"),
+        (
+            "postgresql://app@db/x?sslmode=require&password=s3cret&sslpassword=s3cret",
+            "postgresql://app@db/x?sslmode=require",
+        ),
+        (
+            "postgresql://app@db/x?options=-csearch_path%3Ds&PASSWORD=s3cret",
+            "postgresql://app@db/x?options=-csearch_path%3Ds",
+        ),
+        ("http://host/api?api_key=s3cret&timeout=3", "http://host/api?timeout=3"),
+        ("http://host?key=s3cret&token=s3cret", "http://host"),
+        ("postgresql://u:s3cret@[::1]:5432/x", "postgresql://u@[::1]:5432/x"),
+        ("http://k:s3cret@[::1", "http://[::1"),  # not even a valid URL
+        ("postgresql://u:p@ss:s3cret@db/x", "postgresql://u@db/x"),  # an unescaped @
+        ("/tmp/x.db", "/tmp/x.db"),
     ],
 )
 def test_redact_hides_passwords_and_api_keys(url, shown):
     from botwire._wire import redact
 
     assert redact(url) == shown
+    assert "s3cret" not in redact(url) and "bw_live_key" not in redact(url)
 
 
 def test_memory_repr_never_shows_an_api_key():

@@ -22,7 +22,6 @@ import asyncio  # noqa: E402
 import json  # noqa: E402
 from collections.abc import Awaitable  # noqa: E402
 from typing import Any, TypeVar  # noqa: E402
-from urllib.parse import parse_qsl, urlencode, urlsplit  # noqa: E402
 
 from autogen_core import CancellationToken, Component  # noqa: E402
 from autogen_core.memory import (  # noqa: E402
@@ -39,6 +38,7 @@ from typing_extensions import Self  # noqa: E402
 
 from .._codec import check_int, check_name  # noqa: E402
 from .._search import MAX_LIMIT, MAX_QUERY_CHARS  # noqa: E402
+from .._wire import redact  # noqa: E402
 from ..errors import InvalidInput, UnsupportedValue  # noqa: E402
 from ..memory import AsyncMemory, Memory as SyncMemory, SearchHit  # noqa: E402
 
@@ -215,7 +215,7 @@ class BotWireMemory(Memory, Component[BotWireMemoryConfig]):
         without its password (and, for a server URL, without the key in its user part)."""
         return BotWireMemoryConfig(
             namespace=self.namespace,
-            url=None if self._url is None else _public_url(self._url),
+            url=None if self._url is None else redact(self._url),
             log=self.log_name,
             k=self._k,
             score_threshold=self._score_threshold,
@@ -368,16 +368,3 @@ def _last_user_text(messages: list[Any]) -> str:
 
 def _render(body: Any) -> str:
     return json.dumps(body, ensure_ascii=False) if isinstance(body, dict) else str(body)
-
-
-def _public_url(url: str) -> str:
-    """``url`` without secrets: no password (user part kept, except for a server URL, whose
-    user part is the API key) and no ``password`` query option."""
-    parts = urlsplit(url)
-    query = parse_qsl(parts.query, keep_blank_values=True)
-    if "@" not in parts.netloc and all(name != "password" for name, _ in query):
-        return url  # untouched: geturl() would turn sqlite://// into sqlite://
-    host = parts.netloc.rpartition("@")[2]
-    user = None if parts.scheme.startswith("http") else parts.username
-    kept = urlencode([(name, value) for name, value in query if name != "password"])
-    return parts._replace(netloc=f"{user}@{host}" if user else host, query=kept).geturl()

@@ -38,6 +38,7 @@ from crewai.memory.storage.backend import EmbeddingDimensionMismatchError  # noq
 from crewai.memory.types import MemoryRecord, ScopeInfo  # noqa: E402
 from crewai.memory.utils import normalize_scope_path  # noqa: E402
 
+from .._wire import redact  # noqa: E402
 from ..errors import InvalidInput, VersionConflict  # noqa: E402
 from ..memory import PAGE_SIZE, AsyncMemory, Memory  # noqa: E402
 
@@ -74,7 +75,7 @@ class BotWireStorage:
         )
 
     def __repr__(self) -> str:
-        return f"BotWireStorage({self.namespace!r}, url={self.memory.engine.url!r})"
+        return f"BotWireStorage({self.namespace!r}, url={redact(self.memory.engine.url)!r})"
 
     def close(self) -> None:
         """Release the Memory (``crewai.Memory.close()`` calls this)."""

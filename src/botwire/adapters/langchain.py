@@ -26,7 +26,6 @@ import reprlib  # noqa: E402
 import time  # noqa: E402
 from collections.abc import AsyncIterator, Iterator, Mapping, Sequence  # noqa: E402
 from typing import Any, Generic, TypeVar  # noqa: E402
-from urllib.parse import urlsplit  # noqa: E402
 
 from langchain_core.chat_history import BaseChatMessageHistory  # noqa: E402
 from langchain_core.messages import (  # noqa: E402
@@ -37,6 +36,7 @@ from langchain_core.messages import (  # noqa: E402
 from langchain_core.stores import BaseStore  # noqa: E402
 
 from .._codec import check_int, check_name, check_names, check_ttl  # noqa: E402
+from .._wire import redact  # noqa: E402
 from ..errors import InvalidInput, InvalidKey, UnsupportedValue  # noqa: E402
 from ..memory import AsyncMemory, Log, LogEntry, Memory  # noqa: E402
 
@@ -75,17 +75,6 @@ def session_log_name(session_id: str) -> str:
     except InvalidKey:
         digest = hashlib.sha256(session_id.encode("utf-8", "surrogatepass")).hexdigest()
         return HASHED_PREFIX + digest
-
-
-def _redacted(url: str) -> str:
-    """``url`` without credentials (an API key or a database password)."""
-    try:
-        parts = urlsplit(url)
-        if "@" not in parts.netloc:
-            return url
-        return parts._replace(netloc="***@" + parts.netloc.rpartition("@")[2]).geturl()
-    except ValueError:
-        return "***"
 
 
 class _Memories:
@@ -138,7 +127,7 @@ class _Memories:
             await self.amemory.aclose()
 
     def url(self) -> str:
-        return _redacted(self.memory.engine.url)
+        return redact(self.memory.engine.url)
 
 
 

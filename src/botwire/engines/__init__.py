@@ -50,10 +50,7 @@ def open_engine(url: str, *, api_key: str | None = None) -> Engine:
     scheme = url.split(":", 1)[0].lower() if ":" in url else ""
     opener = _OPENERS.get(scheme)
     if opener is None:
-        raise ConfigurationError(
-            f"unsupported URL scheme {scheme!r} in {redact(url)!r}: use sqlite:///path, "
-            "postgresql://... or http(s)://..."
-        )
+        raise ConfigurationError(_unsupported(url, scheme))
     if scheme in ("http", "https"):
         from .http import HttpEngine
 
@@ -61,6 +58,18 @@ def open_engine(url: str, *, api_key: str | None = None) -> Engine:
     if api_key is not None:
         raise ConfigurationError("api_key is for a botwire server (an http:// or https:// URL)")
     return opener(url)
+
+
+def _unsupported(url: str, scheme: str) -> str:
+    if "://" not in url:  # a bare path
+        return (
+            f"{redact(url)!r} is not a URL: for a SQLite file write sqlite:///{url} "
+            "(sqlite:///relative.db, sqlite:////absolute/path.db)"
+        )
+    return (
+        f"unsupported URL scheme {scheme!r} in {redact(url)!r}: use sqlite:///path, "
+        "postgresql://... or http(s)://..."
+    )
 
 
 def _open_sqlite(url: str) -> Engine:
@@ -77,15 +86,31 @@ def _open_sqlite(url: str) -> Engine:
     unknown = set(options) - {"timeout", "synchronous"}
     if unknown:
         raise ConfigurationError(f"unknown SQLite URL options {sorted(unknown)} in {url!r}")
+    path = os.path.abspath(os.path.expanduser(path))
     try:
         timeout = float(options.get("timeout", 30))
         return SQLiteEngine(
-            os.path.expanduser(path),
+            path,
             timeout=timeout,
             synchronous=options.get("synchronous", "normal"),
+            make_folder=_folder_to_make(url, path),
         )
     except ValueError as exc:
         raise ConfigurationError(f"bad SQLite URL {url!r}: {exc}") from None
+
+
+def _folder_to_make(url: str, path: str) -> bool:
+    """True for a file in the botwire home (made on first use, owner only); any other
+    folder must exist, so that a typo in a path is an error rather than a new database."""
+    folder = os.path.dirname(path)
+    if folder == home_dir():
+        return True
+    if not os.path.isdir(folder):
+        raise ConfigurationError(
+            f"bad SQLite URL {url!r}: the folder {folder!r} does not exist (create it, or fix "
+            "the path: sqlite:///relative.db, sqlite:////absolute/path.db)"
+        )
+    return False
 
 
 def _open_postgres(url: str) -> Engine:

@@ -33,8 +33,8 @@ import httpx
 
 from .._codec import _dumps
 from .._version import __version__
-from .._wire import make_cursor, raise_for_error, redact, segment
-from ..errors import ConfigurationError, StorageUnavailable
+from .._wire import error_of, make_cursor, raise_for_error, redact, segment
+from ..errors import AuthenticationFailed, ConfigurationError, StorageUnavailable
 from . import _fork
 from . import base as ops
 from .base import Entry, Op, Row, adrive, drive
@@ -171,7 +171,41 @@ class HttpEngine:
                 return min(_BACKOFF * 2**attempt, 2.0)
         if isinstance(outcome, Exception):
             raise self._unavailable(outcome) from outcome
-        return _checked(req, outcome)
+        return self._checked(req, outcome)
+
+    def _checked(self, req: Req, resp: httpx.Response) -> httpx.Response:
+        """``resp`` if it is an answer; an error answer raises. A 404 is a missing key only
+        when a botwire server says so (a HEAD answer has no body: ``info`` asks again)."""
+        status = resp.status_code
+        if status < 400 or (status == 404 and req.missing_ok and req.method == "HEAD"):
+            return resp
+        err = error_of(resp.content)
+        if status == 404 and err is None:
+            raise self._not_botwire(req)
+        if status == 404 and req.missing_ok and err is not None and err["code"] == "not_found":
+            return resp
+        try:
+            raise_for_error(status, resp.content, resp.headers, key=req.key)
+        except AuthenticationFailed as exc:
+            if status != 401:
+                raise
+            raise AuthenticationFailed(f"{exc}; {self._key_hint()}") from None
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _not_botwire(self, req: Req) -> ConfigurationError:
+        return ConfigurationError(
+            f"{redact(self.base)} answered {req.method} {req.path} with a 404 that is not "
+            "botwire's: the server at that URL is not a botwire server. Check the path in the "
+            "URL: it is where the server's /v1 API lives (http(s)://KEY@host:8421, or "
+            "http(s)://KEY@host/prefix behind a proxy that serves botwire under /prefix)"
+        )
+
+    def _key_hint(self) -> str:
+        given = "the API key given was not accepted" if self._key else "no API key was given"
+        return (
+            f"{given} by the botwire server at {redact(self.base)}: set BOTWIRE_API_KEY, "
+            "pass api_key=..., or put the key in the URL (http(s)://KEY@host:8421)"
+        )
 
     def _unavailable(self, exc: Exception) -> StorageUnavailable:
         return StorageUnavailable(f"botwire server at {self.base}: {type(exc).__name__}: {exc}")
@@ -245,12 +279,6 @@ class HttpEngine:
             await client.aclose()
 
 
-def _checked(req: Req, resp: httpx.Response) -> httpx.Response:
-    if resp.status_code >= 400 and not (req.missing_ok and resp.status_code == 404):
-        raise_for_error(resp.status_code, resp.content, resp.headers, key=req.key)
-    return resp
-
-
 # -- one handler per op --------------------------------------------------------------------------
 
 
@@ -299,6 +327,8 @@ def info(op: ops.Info) -> Handler:
     if len(op.keys) == 1 and not op.values:
         key = op.keys[0]
         resp = yield Req("HEAD", _key(op.ns, key), missing_ok=True, key=key)
+        if resp.status_code == 404:  # no body to tell botwire's 404 from a proxy's: ask again
+            resp = yield Req("GET", _key(op.ns, key), missing_ok=True, key=key)
         if resp.status_code == 404:
             return [None]
         h = resp.headers

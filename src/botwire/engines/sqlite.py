@@ -159,10 +159,18 @@ _SYNCHRONOUS = {"off": "OFF", "normal": "NORMAL", "full": "FULL", "extra": "EXTR
 class SQLiteEngine:
     """Engine over one SQLite database file."""
 
-    def __init__(self, path: str, *, timeout: float = 30.0, synchronous: str = "normal") -> None:
+    def __init__(
+        self,
+        path: str,
+        *,
+        timeout: float = 30.0,
+        synchronous: str = "normal",
+        make_folder: bool = False,
+    ) -> None:
         if synchronous.lower() not in _SYNCHRONOUS:
             raise ValueError(f"synchronous must be one of {sorted(_SYNCHRONOUS)}")
         self.path = os.path.abspath(path)
+        self._make_folder = make_folder
         self.url = f"sqlite:///{self.path}"
         self.timeout = timeout
         self._synchronous = _SYNCHRONOUS[synchronous.lower()]
@@ -440,12 +448,7 @@ class SQLiteEngine:
             if self._generation != _fork.generation:  # forked: leave the parent's alone
                 self._inherited += self._conns
                 self._conns, self._generation = [], _fork.generation
-            try:
-                os.makedirs(os.path.dirname(self.path), exist_ok=True)
-            except OSError as exc:
-                raise StorageUnavailable(
-                    f"cannot create the folder for {self.path}: {exc}"
-                ) from exc
+            _create_private(self.path, self._make_folder)
             conn = sqlite3.connect(
                 self.path, timeout=self.timeout, isolation_level=None, check_same_thread=False
             )
@@ -474,6 +477,20 @@ class SQLiteEngine:
         if lo is not None and hi - lo >= CHECKPOINT_EVERY:
             with suppress(RuntimeError, StorageUnavailable):
                 self._background().submit(self._checkpoint)
+
+
+def _create_private(path: str, make_folder: bool) -> None:
+    """Create the database file readable by its owner only (SQLite gives its ``-wal`` and
+    ``-shm`` files the same mode), and its folder (owner only) when asked to. An existing file
+    or folder is left as it is."""
+    try:
+        if make_folder:
+            os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    except FileExistsError:
+        pass
+    except OSError as exc:
+        raise StorageUnavailable(f"cannot create the SQLite file {path}: {exc}") from exc
 
 
 class _WriteGate:
@@ -547,7 +564,7 @@ def _open_lock(path: str) -> int:
     if fcntl is None:
         return -1
     try:
-        return os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        return os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
     except OSError:
         return -1  # an unwritable folder: SQLite's own lock still guards the data
 
