@@ -603,7 +603,7 @@ def test_tools_table_answers_are_what_the_tools_answer(tmp_path):
 
 async def test_quota_answer_is_what_the_tools_table_says(tmp_path):
     """Over the caller's write quota a tool is answered in words, the sentence voice.md shows."""
-    shown = re.search(r"over it, the\s+answer is the error `([^`]+)`", page_text("voice"))
+    shown = re.search(r"write quota, a tool's answer is the error\s+`([^`]+)`", page_text("voice"))
     assert shown, "voice.md does not say what a tool answers over quota"
     app = create_app(
         Settings(database=f"sqlite:///{tmp_path}/quota.db", writes_per_day=1),
