@@ -25,7 +25,7 @@ from ..engines import open_engine
 from ..engines.base import Engine, FindKey
 from ..errors import StorageUnavailable
 from ..voice.settings import VoiceSettings
-from . import errors, fast, legacy, v1, voice
+from . import docs, errors, fast, legacy, v1, voice
 from .config import Settings
 from .errors import BodyTooLarge, error_response
 from .state import REQUEST_ID, Context
@@ -66,12 +66,15 @@ def create_app(
         version=__version__,
         summary="Persistent memory for voice AI agents: keys, logs and namespaces over HTTP.",
         lifespan=lifespan,
+        docs_url=None,  # docs.router serves /docs from local files
+        redoc_url=None,
     )
     for exc_class, handler in errors.HANDLERS.items():
         app.add_exception_handler(exc_class, handler)
     app.include_router(v1.router)
     app.include_router(legacy.router)
-    app.include_router(voice.router)
+    app.include_router(voice.router, include_in_schema=False)  # platform-shaped: docs/voice.md
+    app.include_router(docs.router)
     _add_health(app)
     app.add_middleware(Edge, max_body=settings.max_body_bytes)
     if settings.cors_origins:  # outside Edge, so the fast path's answers get the headers too
@@ -99,12 +102,23 @@ def app_from_env() -> FastAPI:
     return create_app(Settings.from_env())
 
 
+PROMETHEUS_TEXT = {
+    "description": "the Prometheus text exposition format",
+    "content": {"text/plain": {"schema": {"type": "string"}}},
+}
+
+
 def _add_health(app: FastAPI) -> None:
     @app.get("/healthz", summary="The process is up", tags=["health"])
     async def healthz() -> Response:
         return v1.reply({"status": "ok"})
 
-    @app.get("/readyz", summary="The database answers", tags=["health"])
+    @app.get(
+        "/readyz",
+        summary="The database answers",
+        tags=["health"],
+        responses=errors.documented("storage_unavailable"),
+    )
     async def readyz(request: Request) -> Response:
         try:
             await v1.ctx_of(request).engine.aexecute(FindKey("readyz"))
@@ -113,7 +127,13 @@ def _add_health(app: FastAPI) -> None:
             return error_response("storage_unavailable", "the database is not reachable")
         return v1.reply({"status": "ready"})
 
-    @app.get("/metrics", summary="Prometheus metrics (needs an API key)", tags=["health"])
+    @app.get(
+        "/metrics",
+        summary="Prometheus metrics (needs an API key)",
+        tags=["health"],
+        response_class=Response,
+        responses={200: PROMETHEUS_TEXT, **errors.documented(*v1.ANY)},
+    )
     async def metrics(request: Request, who: v1.Who) -> Response:
         body = generate_latest(v1.ctx_of(request).metrics.registry)
         return Response(body, media_type=CONTENT_TYPE_LATEST)

@@ -37,6 +37,9 @@ def hash_secret(secret: str) -> str:
     return hashlib.sha256(secret.encode("utf-8", "surrogatepass")).hexdigest()
 
 
+MAX_QUOTA = 2**53 - 1  # the largest integer every JSON parser reads exactly
+
+
 def new_key(
     name: str,
     prefixes: list[str] | tuple[str, ...],
@@ -55,8 +58,8 @@ def new_key(
         if prefix != "":
             check_name(prefix, "prefix")
     for limit in (writes_per_day, max_bytes):
-        if limit is not None and (type(limit) is not int or limit < 0):
-            raise InvalidInput("quota overrides are integers >= 0 (0: unlimited)")
+        if limit is not None and (type(limit) is not int or not 0 <= limit <= MAX_QUOTA):
+            raise InvalidInput(f"quota overrides are integers from 0 (unlimited) to {MAX_QUOTA}")
     if not isinstance(name, str) or len(name) > 200:
         raise InvalidInput("a key's name is a string of at most 200 characters")
     secret = API_KEY_PREFIX + secrets.token_urlsafe(32)

@@ -1,16 +1,21 @@
-"""Every failure becomes ``{"error": {"code", "message"}}`` with its status (``_wire.CODES``).
+"""Every failure becomes ``{"error": {"code", "message", "request_id"}}`` with its status
+(``_wire.CODES``), and ``documented`` declares those answers in the OpenAPI document.
 
 Bad input is the client's error (4xx) whatever part of the stack notices it; a 500 only ever
-means a bug here, and its message says nothing about the request or the server's secrets.
+means a bug here. Messages are the server's own words: what a database driver said (hosts,
+ports, SQL) goes to the log under the request id, never into a body.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+from http import HTTPStatus
 from typing import Any
 
 from fastapi.exceptions import RequestValidationError
+from fastapi.routing import iter_route_contexts
+from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
@@ -29,6 +34,7 @@ from ..errors import (
     ValueTooLarge,
     VersionConflict,
 )
+from .state import REQUEST_ID
 
 log = logging.getLogger("botwire.server")
 
@@ -75,16 +81,22 @@ def code_for(exc: BaseException) -> str:
     return "internal"
 
 
-def error_response(code: str, message: str, **extra: Any) -> Response:
+STORAGE_MESSAGE = "the database is not available right now; try again shortly"
+
+
+def error_response(
+    code: str, message: str, headers: dict[str, str] | None = None, **extra: Any
+) -> Response:
     status = CODES[code][0]
-    headers = {}
+    headers = dict(headers or {})
     retry = extra.pop("retry_after", None)
     if retry is not None:
         headers["Retry-After"] = str(int(retry))
     if status == 401:
         headers["WWW-Authenticate"] = 'Bearer realm="botwire"'
-    body = json.dumps(error_body(code, message, **extra), ensure_ascii=False)
-    return Response(body, status, headers, media_type="application/json")
+    body = error_body(code, message, request_id=REQUEST_ID.get(), **extra)
+    text = json.dumps(body, ensure_ascii=False)
+    return Response(text, status, headers, media_type="application/json")
 
 
 def for_exception(exc: BaseException) -> Response:
@@ -101,8 +113,13 @@ def for_exception(exc: BaseException) -> Response:
     elif getattr(exc, "retry_after", None) is not None:
         extra = {"retry_after": exc.retry_after}  # type: ignore[attr-defined]
     if code == "internal":
-        log.error("unexpected %s while answering a request", type(exc).__name__, exc_info=exc)
+        log.error(
+            "request %s: unexpected %s", REQUEST_ID.get(), type(exc).__name__, exc_info=exc
+        )
         return error_response(code, "internal error; the server log has the details")
+    if code == "storage_unavailable":
+        log.warning("request %s: storage unavailable: %s", REQUEST_ID.get(), exc)
+        return error_response(code, STORAGE_MESSAGE, **extra)
     return error_response(code, str(exc), **extra)
 
 
@@ -115,7 +132,18 @@ async def on_http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     code = _HTTP_CODES.get(exc.status_code, "invalid_request")
     _count(request, code)
-    return _legacy(request, error_response(code, str(exc.detail)))
+    headers = {"Allow": _allowed(request)} if exc.status_code == 405 else None
+    return _legacy(request, error_response(code, str(exc.detail), headers))
+
+
+def _allowed(request: Request) -> str:
+    """The methods of every route on this path (the router names only the first route's)."""
+    methods: set[str] = set()
+    for route in iter_route_contexts(request.app.routes):
+        regex = getattr(route, "path_regex", None)
+        if regex is not None and regex.match(request.scope["path"]):
+            methods |= route.methods or set()
+    return ", ".join(sorted(methods))
 
 
 async def on_validation_error(request: Request, exc: Exception) -> Response:
@@ -155,6 +183,60 @@ def count(ctx: Any, code: str) -> None:
     ctx.metrics.errors.labels(code).inc()
     if code in ("write_quota_exceeded", "storage_quota_exceeded"):
         ctx.metrics.quota_rejections.labels(code.split("_")[0]).inc()
+
+
+# -- the error answers in the OpenAPI document ----------------------------------------------
+
+
+class ErrorDetail(BaseModel):
+    """What failed, in the server's words."""
+
+    model_config = ConfigDict(extra="allow")
+    code: str = Field(description="one of the codes listed for this status")
+    message: str
+    request_id: str | None = Field(
+        description="this request's `X-Request-Id`: the server log has the details under it"
+    )
+    current_version: int | None = Field(None, description="`version_conflict`: the key's version")
+    expected: int | None = Field(None, description="`version_conflict`: the version asked for")
+    size: int | None = Field(None, description="`value_too_large`: the value's size in bytes")
+    limit: int | None = Field(None, description="`value_too_large`: the largest value allowed")
+
+
+class ErrorBody(BaseModel):
+    """Every error answer of the server."""
+
+    error: ErrorDetail
+
+
+class LegacyErrorBody(ErrorBody):
+    """An error under ``/memory``: also the ``detail`` the botwire 0.2 client reads."""
+
+    detail: str
+
+
+_HEADERS: dict[int, dict[str, Any]] = {
+    401: {"WWW-Authenticate": {"schema": {"type": "string"}, "required": True}},
+    429: {"Retry-After": {"schema": {"type": "integer"}, "description": "seconds to wait"}},
+    503: {"Retry-After": {"schema": {"type": "integer"}, "description": "seconds to wait"}},
+}
+
+
+def documented(*codes: str, model: type[ErrorBody] = ErrorBody) -> dict[int | str, Any]:
+    """The OpenAPI ``responses`` of a route that may answer these codes, one per status."""
+    by_status: dict[int, list[str]] = {}
+    for code in codes:
+        by_status.setdefault(CODES[code][0], []).append(code)
+    return {status: _answer(status, by_status[status], model) for status in sorted(by_status)}
+
+
+def _answer(status: int, codes: list[str], model: type[ErrorBody]) -> dict[str, Any]:
+    listed = ", ".join(f"`{code}`" for code in codes)
+    description = f"{HTTPStatus(status).phrase}: {listed}"
+    answer: dict[str, Any] = {"model": model, "description": description}
+    if status in _HEADERS:
+        answer["headers"] = _HEADERS[status]
+    return answer
 
 
 HANDLERS = {

@@ -15,9 +15,12 @@ from starlette.responses import Response
 from .._codec import decode, encode
 from ..engines import base as ops
 from ..errors import InvalidInput, NotFound
-from .v1 import Who, ctx_of, json_object, name, read_row, reply, write
+from .errors import LegacyErrorBody, documented
+from .v1 import READ, WRITE, PageLimit, Who, ctx_of, json_body, json_object, json_object_of, name
+from .v1 import read_row, reply, write
 
 router = APIRouter(prefix="/memory", tags=["botwire 0.2 compatibility"])
+VALUE = json_object_of(("value",), value={"type": "string"})
 
 
 def _as_string(text: str | None) -> str:
@@ -25,7 +28,12 @@ def _as_string(text: str | None) -> str:
     return value if isinstance(value, str) else str(text)
 
 
-@router.put("/{namespace}/{key:path}", summary="Store a string (botwire 0.2)")
+@router.put(
+    "/{namespace}/{key:path}",
+    summary="Store a string (botwire 0.2)",
+    responses=documented(*WRITE, model=LegacyErrorBody),
+    openapi_extra=json_body(VALUE),
+)
 async def put(request: Request, namespace: str, key: str, who: Who) -> Response:
     ctx = ctx_of(request)
     namespace, key = name(namespace, "namespace"), name(key)
@@ -40,7 +48,11 @@ async def put(request: Request, namespace: str, key: str, who: Who) -> Response:
     return reply({"namespace": namespace, "key": key, "stored": True, "bytes": size})
 
 
-@router.get("/{namespace}/{key:path}", summary="Read a string (botwire 0.2)")
+@router.get(
+    "/{namespace}/{key:path}",
+    summary="Read a string (botwire 0.2)",
+    responses=documented(*READ, "not_found", model=LegacyErrorBody),
+)
 async def get(request: Request, namespace: str, key: str, who: Who) -> Response:
     row = await read_row(ctx_of(request), who, namespace, key)
     return reply(
@@ -54,7 +66,11 @@ async def get(request: Request, namespace: str, key: str, who: Who) -> Response:
     )
 
 
-@router.delete("/{namespace}/{key:path}", summary="Delete a key (botwire 0.2)")
+@router.delete(
+    "/{namespace}/{key:path}",
+    summary="Delete a key (botwire 0.2)",
+    responses=documented(*READ, "not_found", model=LegacyErrorBody),
+)
 async def delete(request: Request, namespace: str, key: str, who: Who) -> Response:
     namespace, key = name(namespace, "namespace"), name(key)
     who.require(namespace, "write")
@@ -63,8 +79,14 @@ async def delete(request: Request, namespace: str, key: str, who: Who) -> Respon
     return reply({"deleted": True, "namespace": namespace, "key": key})
 
 
-@router.get("/{namespace}", summary="List keys, newest first (botwire 0.2)")
-async def list_keys(request: Request, namespace: str, who: Who, limit: int = 100) -> Response:
+@router.get(
+    "/{namespace}",
+    summary="List keys, newest first (botwire 0.2)",
+    responses=documented(*READ, model=LegacyErrorBody),
+)
+async def list_keys(
+    request: Request, namespace: str, who: Who, limit: PageLimit = 100
+) -> Response:
     namespace = name(namespace, "namespace")
     who.require(namespace, "read")
     if not 1 <= limit <= 1000:

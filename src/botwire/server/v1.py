@@ -23,13 +23,44 @@ from .._codec import check_name, check_ttl, decode, encode
 from .._wire import make_cursor, read_cursor
 from ..engines import base as ops
 from ..errors import InvalidInput, NotFound, PermissionDenied, StorageUnavailable, UnsupportedValue
-from .auth import Principal, new_key, secret_from_headers
-from .errors import InvalidCursor, MalformedJson, NotAnInteger
+from .auth import MAX_QUOTA, Principal, new_key, secret_from_headers
+from .errors import InvalidCursor, MalformedJson, NotAnInteger, documented
 from .state import Context
 
 MAX_PAGE = 1000
 MAX_LAST = 100_000  # entries in one read(last=N)
 router = APIRouter(prefix="/v1")
+
+# What the OpenAPI document says: the error codes each kind of route answers, and the bodies.
+ANY = ("unauthorized", "too_many_auth_failures", "body_too_large", "invalid_request",
+       "storage_unavailable")
+READ = (*ANY, "invalid_key", "invalid_input", "forbidden")
+WRITE = (*READ, "malformed_json", "value_too_large", "storage_quota_exceeded",
+         "write_quota_exceeded")
+NAME = {"type": "string", "minLength": 1, "maxLength": _codec.MAX_NAME_CHARS,
+        "pattern": "^[^\\u0000]*$"}
+META = {"description": "`true`: each item is the key's metadata (anything else: its value)"}
+TTL = {"type": ["number", "null"], "exclusiveMinimum": 0, "description": "seconds to live"}
+
+
+def bounded(low: int, high: int) -> Any:
+    """A query parameter's documented range, checked by the route itself (400 outside it)."""
+    return Query(json_schema_extra={"minimum": low, "maximum": high})
+
+
+PageLimit = Annotated[int, bounded(1, MAX_PAGE)]
+INT64_END = 2**63  # an exclusive bound: 2**63 - 1 has no exact floating-point value
+SEQ = {"minimum": 0, "exclusiveMaximum": INT64_END}
+
+
+def json_body(schema: dict[str, Any], required: bool = True) -> dict[str, Any]:
+    """``openapi_extra`` for a route that reads its JSON body itself."""
+    content = {"application/json": {"schema": schema}}
+    return {"requestBody": {"required": required, "content": content}}
+
+
+def json_object_of(required: tuple[str, ...], **properties: Any) -> dict[str, Any]:
+    return {"type": "object", "required": list(required), "properties": properties}
 
 
 # -- request plumbing ---------------------------------------------------------------------------
@@ -203,7 +234,7 @@ async def get_meta(ctx: Context, who: Principal, raw_ns: str, raw_key: str) -> R
     who.require(ns, "read")
     (row,) = await ctx.engine.aexecute(ops.Info(ns, (key,)))
     if row is None:
-        return Response(status_code=404)
+        return Response(None, 404, media_type="application/json")  # as GET's 404, no body
     return Response(None, 200, meta_headers(row), media_type="application/json")
 
 
@@ -219,13 +250,21 @@ async def put_value(
     return reply({"version": version}, headers={"ETag": f'"{version}"'})
 
 
-@router.get("/namespaces/{ns}/keys/{key}", summary="Get a key's value")
+@router.get(
+    "/namespaces/{ns}/keys/{key}",
+    summary="Get a key's value",
+    responses=documented(*READ, "not_found"),
+)
 async def get_key(request: Request, ns: str, key: str, who: Who) -> Response:
     """The stored JSON value as the body; version and times in headers (`ETag` is the version)."""
     return await get_value(ctx_of(request), who, ns, key)
 
 
-@router.head("/namespaces/{ns}/keys/{key}", summary="A key's version and times, no value")
+@router.head(
+    "/namespaces/{ns}/keys/{key}",
+    summary="A key's version and times, no value",
+    responses=documented(*READ, "not_found"),
+)
 async def head_key(request: Request, ns: str, key: str, who: Who) -> Response:
     return await get_meta(ctx_of(request), who, ns, key)
 
@@ -233,6 +272,7 @@ async def head_key(request: Request, ns: str, key: str, who: Who) -> Response:
 @router.put(
     "/namespaces/{ns}/keys/{key}",
     summary="Set a key",
+    responses=documented(*WRITE, "version_conflict"),
     openapi_extra={
         "requestBody": {
             "required": True,
@@ -245,7 +285,7 @@ async def put_key(
     ns: str,
     key: str,
     who: Who,
-    ttl: Annotated[str | None, Query(description="seconds until the key expires")] = None,
+    ttl: Annotated[float | None, Query(gt=0, description="seconds until the key expires")] = None,
 ) -> Response:
     """The body is the value (any JSON). `If-Match: "<version>"` / `If-None-Match: *` make it a
     compare-and-set; a mismatch is 412 with `current_version` in the error."""
@@ -253,7 +293,11 @@ async def put_key(
     return await put_value(ctx_of(request), who, ns, key, request.headers, ttl, body)
 
 
-@router.delete("/namespaces/{ns}/keys/{key}", summary="Delete a key")
+@router.delete(
+    "/namespaces/{ns}/keys/{key}",
+    summary="Delete a key",
+    responses=documented(*READ, "not_found"),
+)
 async def delete_key(request: Request, ns: str, key: str, who: Who) -> Response:
     ns, key = name(ns, "namespace"), name(key)
     who.require(ns, "write")
@@ -262,7 +306,12 @@ async def delete_key(request: Request, ns: str, key: str, who: Who) -> Response:
     return reply({"deleted": True})
 
 
-@router.post("/namespaces/{ns}/keys/{key}/incr", summary="Add to an integer key, atomically")
+@router.post(
+    "/namespaces/{ns}/keys/{key}/incr",
+    summary="Add to an integer key, atomically",
+    responses=documented(*WRITE, "not_an_integer"),
+    openapi_extra=json_body(json_object_of((), by={"type": "integer"}), required=False),
+)
 async def incr_key(request: Request, ns: str, key: str, who: Who) -> Response:
     """Body `{"by": 1}` (optional). A missing key counts from 0; a non-integer value is 409."""
     ctx = ctx_of(request)
@@ -281,14 +330,18 @@ async def incr_key(request: Request, ns: str, key: str, who: Who) -> Response:
     return reply({"value": value})
 
 
-@router.get("/namespaces/{ns}/keys", summary="List keys (paged)")
+@router.get(
+    "/namespaces/{ns}/keys",
+    summary="List keys (paged)",
+    responses=documented(*READ, "invalid_cursor"),
+)
 async def list_keys(
     request: Request,
     ns: str,
     who: Who,
     prefix: str = "",
     cursor: str | None = None,
-    limit: int = 100,
+    limit: PageLimit = 100,
     values: bool = False,
     internal: bool = False,
 ) -> Response:
@@ -313,9 +366,18 @@ async def list_keys(
     return reply({"keys": items, "next_cursor": nxt})
 
 
-@router.get("/namespaces/{ns}/search", summary="Keyword search over keys, values and logs")
+@router.get(
+    "/namespaces/{ns}/search",
+    summary="Keyword search over keys, values and logs",
+    responses=documented(*READ),
+)
 async def search(
-    request: Request, ns: str, who: Who, q: str, limit: int = 10, internal: bool = False
+    request: Request,
+    ns: str,
+    who: Who,
+    q: Annotated[str, Query(json_schema_extra={"maxLength": _search.MAX_QUERY_CHARS})],
+    limit: Annotated[int, bounded(1, _search.MAX_LIMIT)] = 10,
+    internal: bool = False,
 ) -> Response:
     """Keys and log entries matching any word of `q` (in its other forms too, common English
     words ignored), most relevant first. Each hit is `{"key", "log", "seq", "value", "ts",
@@ -332,14 +394,25 @@ async def search(
     ]})
 
 
-@router.delete("/namespaces/{ns}/keys", summary="Delete every key of a namespace")
+@router.delete(
+    "/namespaces/{ns}/keys",
+    summary="Delete every key of a namespace",
+    responses=documented(*READ),
+)
 async def clear_keys(request: Request, ns: str, who: Who) -> Response:
     ns = name(ns, "namespace")
     who.require(ns, "write")
     return reply({"deleted": await ctx_of(request).engine.aexecute(ops.Clear(ns))})
 
 
-@router.post("/namespaces/{ns}/batch/get", summary="Get many keys")
+@router.post(
+    "/namespaces/{ns}/batch/get",
+    summary="Get many keys",
+    responses=documented(*READ, "malformed_json"),
+    openapi_extra=json_body(
+        json_object_of(("keys",), keys={"type": "array", "items": NAME}, meta=META)
+    ),
+)
 async def batch_get(request: Request, ns: str, who: Who) -> Response:
     """Body `{"keys": [...], "meta": false}`. Answers `{"items": {key: value}}` for the keys that
     exist; with `meta: true`, each item is the key's metadata instead of its value."""
@@ -355,7 +428,14 @@ async def batch_get(request: Request, ns: str, who: Who) -> Response:
     return reply({"items": items})
 
 
-@router.post("/namespaces/{ns}/batch/set", summary="Set many keys, all or nothing")
+@router.post(
+    "/namespaces/{ns}/batch/set",
+    summary="Set many keys, all or nothing",
+    responses=documented(*WRITE),
+    openapi_extra=json_body(
+        json_object_of(("items",), items={"type": "object", "propertyNames": NAME}, ttl=TTL)
+    ),
+)
 async def batch_set(request: Request, ns: str, who: Who) -> Response:
     """Body `{"items": {key: value}, "ttl": null}`. Answers `{"versions": {key: version}}`."""
     ctx = ctx_of(request)
@@ -381,13 +461,17 @@ def _list(value: Any, what: str) -> list[Any]:
 # -- namespaces ---------------------------------------------------------------------------------
 
 
-@router.get("/namespaces", summary="List namespaces (paged, only those the key may read)")
+@router.get(
+    "/namespaces",
+    summary="List namespaces (paged, only those the key may read)",
+    responses=documented(*ANY, "invalid_key", "invalid_input", "invalid_cursor"),
+)
 async def list_namespaces(
     request: Request,
     who: Who,
     prefix: str = "",
     cursor: str | None = None,
-    limit: int = 100,
+    limit: PageLimit = 100,
     internal: bool = False,
 ) -> Response:
     if prefix:
@@ -406,7 +490,11 @@ async def list_namespaces(
     return reply({"namespaces": found, "next_cursor": nxt})
 
 
-@router.get("/namespaces/{ns}", summary="A namespace's key count and stored bytes")
+@router.get(
+    "/namespaces/{ns}",
+    summary="A namespace's key count and stored bytes",
+    responses=documented(*READ),
+)
 async def namespace_stats(request: Request, ns: str, who: Who) -> Response:
     ns = name(ns, "namespace")
     who.require(ns, "read")
@@ -416,7 +504,11 @@ async def namespace_stats(request: Request, ns: str, who: Who) -> Response:
     return reply({"namespace": ns, "keys": count, "bytes": used})
 
 
-@router.delete("/namespaces/{ns}", summary="Forget a namespace: every key and log (admin)")
+@router.delete(
+    "/namespaces/{ns}",
+    summary="Forget a namespace: every key and log (admin)",
+    responses=documented(*READ),
+)
 async def forget_namespace(request: Request, ns: str, who: Who) -> Response:
     ns = name(ns, "namespace")
     who.require(ns, "admin")
@@ -426,7 +518,12 @@ async def forget_namespace(request: Request, ns: str, who: Who) -> Response:
 # -- logs ---------------------------------------------------------------------------------------
 
 
-@router.post("/namespaces/{ns}/logs/{log}", summary="Append entries to a log")
+@router.post(
+    "/namespaces/{ns}/logs/{log}",
+    summary="Append entries to a log",
+    responses=documented(*WRITE),
+    openapi_extra=json_body(json_object_of(("entries",), entries={"type": "array"})),
+)
 async def append_log(request: Request, ns: str, log: str, who: Who) -> Response:
     """Body `{"entries": [...]}` (any JSON values). Answers `{"seqs": [...]}`, gap-free."""
     ctx = ctx_of(request)
@@ -439,38 +536,50 @@ async def append_log(request: Request, ns: str, log: str, who: Who) -> Response:
     return reply({"seqs": seqs})
 
 
-@router.get("/namespaces/{ns}/logs/{log}", summary="Read a log, oldest first")
+@router.get(
+    "/namespaces/{ns}/logs/{log}",
+    summary="Read a log, oldest first",
+    responses=documented(*READ),
+)
 async def read_log(
     request: Request,
     ns: str,
     log: str,
     who: Who,
-    last: int | None = None,
-    after: int = 0,
-    limit: int = 100,
+    last: Annotated[int | None, bounded(0, MAX_LAST)] = None,
+    after: Annotated[int, Query(json_schema_extra=SEQ)] = 0,
+    limit: PageLimit = 100,
 ) -> Response:
     """`last=N`: the newest N entries. Otherwise up to `limit` entries with `seq > after`."""
     ns, log = name(ns, "namespace"), name(log, "log name")
     who.require(ns, "read")
+    after, limit = _bounded(after, "after", 2**63 - 1), page_limit(limit)  # checked with last too
     if last is not None:
         op = ops.Read(ns, log, last=_bounded(last, "last", MAX_LAST))
     else:
-        op = ops.Read(ns, log, after=_bounded(after, "after", 2**63 - 1), limit=limit)
-        page_limit(limit)
+        op = ops.Read(ns, log, after=after, limit=limit)
     entries = await ctx_of(request).engine.aexecute(op)
     return reply(
         {"entries": [{"seq": e.seq, "value": decode(e.value), "ts": e.ts} for e in entries]}
     )
 
 
-@router.get("/namespaces/{ns}/logs/{log}/count", summary="How many entries a log holds")
+@router.get(
+    "/namespaces/{ns}/logs/{log}/count",
+    summary="How many entries a log holds",
+    responses=documented(*READ),
+)
 async def count_log(request: Request, ns: str, log: str, who: Who) -> Response:
     ns, log = name(ns, "namespace"), name(log, "log name")
     who.require(ns, "read")
     return reply({"count": await ctx_of(request).engine.aexecute(ops.LogCount(ns, log))})
 
 
-@router.delete("/namespaces/{ns}/logs/{log}", summary="Delete every entry of a log")
+@router.delete(
+    "/namespaces/{ns}/logs/{log}",
+    summary="Delete every entry of a log",
+    responses=documented(*READ),
+)
 async def clear_log(request: Request, ns: str, log: str, who: Who) -> Response:
     ns, log = name(ns, "namespace"), name(log, "log name")
     who.require(ns, "write")
@@ -493,7 +602,24 @@ def key_json(key: ops.ApiKey) -> dict[str, Any]:
     }
 
 
-@router.post("/keys", summary="Create an API key (admin); the secret is shown only here")
+QUOTA = {"type": ["integer", "null"], "minimum": 0, "maximum": MAX_QUOTA}
+NEW_KEY = json_object_of(
+    ("prefixes",),
+    prefixes={"type": "array", "minItems": 1, "items": {**NAME, "minLength": 0}},
+    rights={"enum": ["read", "write", "admin"], "default": "read"},
+    name={"type": "string", "maxLength": 200},
+    writes_per_day=QUOTA,
+    max_bytes=QUOTA,
+)
+
+
+@router.post(
+    "/keys",
+    summary="Create an API key (admin); the secret is shown only here",
+    status_code=201,
+    responses=documented(*ANY, "invalid_key", "invalid_input", "malformed_json", "forbidden"),
+    openapi_extra=json_body(NEW_KEY),
+)
 async def create_key(request: Request, who: Who) -> Response:
     """Body `{"prefixes": ["acme:"], "rights": "write", "name": "...", "writes_per_day": null,
     "max_bytes": null}`. The new key's prefixes must lie within the caller's."""
@@ -539,7 +665,11 @@ def _child_limits(ctx: Context, who: Principal, writes: Any, stored: Any) -> tup
     return out[0], out[1]
 
 
-@router.get("/keys", summary="List API keys within the caller's prefixes (admin)")
+@router.get(
+    "/keys",
+    summary="List API keys within the caller's prefixes (admin)",
+    responses=documented(*ANY, "forbidden"),
+)
 async def list_api_keys(request: Request, who: Who) -> Response:
     who.require_right("admin")
     keys = await ctx_of(request).engine.aexecute(ops.ListKeys())
@@ -547,7 +677,11 @@ async def list_api_keys(request: Request, who: Who) -> Response:
     return reply({"keys": [key_json(k) for k in mine]})
 
 
-@router.delete("/keys/{key_id}", summary="Revoke an API key (admin)")
+@router.delete(
+    "/keys/{key_id}",
+    summary="Revoke an API key (admin)",
+    responses=documented(*READ, "not_found"),
+)
 async def revoke_api_key(request: Request, key_id: str, who: Who) -> Response:
     who.require_right("admin")
     key_id = name(key_id, "key id")

@@ -1,0 +1,48 @@
+"""``/docs``: Swagger UI served from this server, so the page works offline.
+
+The assets are the Swagger UI build shipped in the ``fastapi-offline`` package (part of the
+``server`` extra); the page names no other host, not even for its favicon.
+"""
+
+from __future__ import annotations
+
+from importlib.resources import files
+from pathlib import Path
+
+from fastapi import APIRouter, Request
+from fastapi.openapi.docs import get_swagger_ui_html
+from starlette.responses import FileResponse, HTMLResponse
+
+from ..errors import NotFound
+
+ASSETS = "/docs/assets"
+_TYPES = {
+    "swagger-ui-bundle.js": "text/javascript",
+    "swagger-ui.css": "text/css",
+    "favicon.png": "image/png",
+}
+router = APIRouter(include_in_schema=False)
+
+
+def _static() -> Path:
+    return Path(str(files("fastapi_offline") / "static"))
+
+
+@router.get("/docs")
+async def swagger_ui(request: Request) -> HTMLResponse:
+    root = request.scope.get("root_path", "").rstrip("/")
+    return get_swagger_ui_html(
+        openapi_url=f"{root}{request.app.openapi_url}",
+        title=f"{request.app.title} API",
+        swagger_js_url=f"{root}{ASSETS}/swagger-ui-bundle.js",
+        swagger_css_url=f"{root}{ASSETS}/swagger-ui.css",
+        swagger_favicon_url=f"{root}{ASSETS}/favicon.png",
+        swagger_ui_parameters={"validatorUrl": None},  # no badge fetched from swagger.io
+    )
+
+
+@router.get(ASSETS + "/{name}")
+async def asset(name: str) -> FileResponse:
+    if name not in _TYPES:
+        raise NotFound(f"no documentation asset {name!r}")
+    return FileResponse(_static() / name, media_type=_TYPES[name])
