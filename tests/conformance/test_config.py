@@ -226,3 +226,20 @@ def test_import_creates_no_files(tmp_path):
     )
     assert proc.returncode == 0, proc.stderr
     assert not home.exists()
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "sqlite:///x.db?password=hunter2",
+        "mysql://app:hunter2@db/x",
+        "http://bw_hunter2@[::1",
+        "http://bw_hunter2@host:8421?retries=many",
+        "http://bw_hunter2@host:port",
+    ],
+)
+def test_configuration_errors_never_show_a_secret(clean_env, tmp_path, ns, url):
+    clean_env.chdir(tmp_path)
+    with pytest.raises(ConfigurationError) as err:
+        botwire.Memory(ns, url=url)
+    assert "hunter2" not in str(err.value)

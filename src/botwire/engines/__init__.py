@@ -79,13 +79,13 @@ def _open_sqlite(url: str) -> Engine:
     path = unquote(parts.path)
     if parts.netloc not in ("", "localhost") or not path.strip("/"):
         raise ConfigurationError(
-            f"bad SQLite URL {url!r}: use sqlite:///relative.db or sqlite:////absolute/path.db"
+            f"bad SQLite URL {redact(url)!r}: use sqlite:///relative.db or sqlite:////absolute/path.db"
         )
     path = path[1:]  # sqlite:///x.db is relative, sqlite:////x.db absolute
     options = dict(parse_qsl(parts.query))
     unknown = set(options) - {"timeout", "synchronous"}
     if unknown:
-        raise ConfigurationError(f"unknown SQLite URL options {sorted(unknown)} in {url!r}")
+        raise ConfigurationError(f"unknown SQLite URL options {sorted(unknown)} in {redact(url)!r}")
     path = os.path.abspath(os.path.expanduser(path))
     try:
         timeout = float(options.get("timeout", 30))
@@ -96,7 +96,7 @@ def _open_sqlite(url: str) -> Engine:
             make_folder=_folder_to_make(url, path),
         )
     except ValueError as exc:
-        raise ConfigurationError(f"bad SQLite URL {url!r}: {exc}") from None
+        raise ConfigurationError(f"bad SQLite URL {redact(url)!r}: {exc}") from None
 
 
 def _folder_to_make(url: str, path: str) -> bool:
@@ -107,8 +107,8 @@ def _folder_to_make(url: str, path: str) -> bool:
         return True
     if not os.path.isdir(folder):
         raise ConfigurationError(
-            f"bad SQLite URL {url!r}: the folder {folder!r} does not exist (create it, or fix "
-            "the path: sqlite:///relative.db, sqlite:////absolute/path.db)"
+            f"bad SQLite URL {redact(url)!r}: the folder {folder!r} does not exist (create it, "
+            "or fix the path: sqlite:///relative.db, sqlite:////absolute/path.db)"
         )
     return False
 

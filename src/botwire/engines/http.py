@@ -14,6 +14,10 @@ the one that sends.
   writes of a value, deletes) - never for ``incr``, ``append`` or compare-and-set.
 - Error answers become the exceptions the embedded engines raise (``_wire.CODES``); a 429
   raises ``QuotaExceeded`` with ``retry_after`` from the ``Retry-After`` header.
+- A path in the URL is the server's base (a proxy's prefix): ``http://KEY@host/api`` sends
+  ``/api/v1/...``. A 404 is a missing key only when its body is botwire's ``not_found``
+  (a ``HEAD`` has no body: ``info`` asks again with ``GET``); any other 404 raises
+  ``ConfigurationError``: the URL does not reach a botwire server. A 401 says how to give a key.
 """
 
 from __future__ import annotations
@@ -76,7 +80,11 @@ Handler = Generator[Req, Any, Any]  # sent: the httpx.Response to each Req
 
 def split_url(url: str, api_key: str | None) -> tuple[str, str | None, dict[str, float]]:
     """The base URL without credentials or options, the API key, and the options."""
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError as exc:  # a bad IPv6 address or port
+        raise ConfigurationError(f"bad server URL {redact(url)!r}: {exc}") from None
     if not parts.hostname:
         raise ConfigurationError(f"{redact(url)!r} has no host: use http(s)://KEY@host:8421")
     query = parse_qsl(parts.query, keep_blank_values=True)
@@ -90,8 +98,8 @@ def split_url(url: str, api_key: str | None) -> tuple[str, str | None, dict[str,
     from_url = unquote(parts.username or "") or unquote(parts.password or "")
     key = api_key or from_url or os.environ.get("BOTWIRE_API_KEY") or None
     netloc = parts.hostname if ":" not in parts.hostname else f"[{parts.hostname}]"
-    if parts.port:
-        netloc += f":{parts.port}"
+    if port:
+        netloc += f":{port}"
     base = parts._replace(netloc=netloc, query="", fragment="").geturl().rstrip("/")
     return base, key, options
 
