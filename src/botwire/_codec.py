@@ -112,9 +112,10 @@ def _check_tree(value: Any, name: str) -> None:
         if kind in _SCALARS:
             continue
         if isinstance(node, dict):
-            if not all(type(k) is str for k in node):
-                _explain(value, name)
-            stack.extend(node.values())
+            for k, v in node.items():
+                if type(k) is not str:
+                    _explain(value, name)
+                stack.append(v)
         elif isinstance(node, list):
             stack.extend(node)
         else:
