@@ -40,7 +40,8 @@ class ServerProcess:
             env[f"BOTWIRE_{name.upper()}"] = str(value)
         return env
 
-    def start(self, port: int | None = None) -> ServerProcess:
+    def start(self, port: int | None = None, until: str = "/readyz") -> ServerProcess:
+        """Start, and wait until ``until`` answers 200 (``/healthz``: the process is up)."""
         self.home.mkdir(parents=True, exist_ok=True)
         self.port = port or free_port()
         log = open(self.home / "server.log", "ab")  # noqa: SIM115 - closed with the process
@@ -69,7 +70,7 @@ class ServerProcess:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"server exited {self.proc.returncode}:\n{self.log()}")
             try:
-                if httpx.get(self.base + "/readyz", timeout=1).status_code == 200:
+                if httpx.get(self.base + until, timeout=1).status_code == 200:
                     break
             except httpx.HTTPError:
                 pass

@@ -253,7 +253,7 @@ class PostgresEngine:
         """Unreachable: close the pools, so that requests waiting for a connection fail now."""
         self._reachable = False
         self._retry_at = time.monotonic() + PROBE_INTERVAL
-        self._why = f"{type(exc).__name__}: {str(exc).strip()}"
+        self._why = f"{type(exc).__name__}: {str(exc).strip().splitlines()[0]}"
         if self._down_since is None:
             self._down_since = time.monotonic()
             log.warning("PostgreSQL is not available, retrying every %s s: %s", PROBE_INTERVAL, exc)

@@ -54,7 +54,10 @@ def create_app(
         ctx = Context.build(engine or open_engine(settings.database), settings)
         ctx.voice = voice.Voices(voice_settings, ctx.engine, ctx.quotas, live=live)
         app.state.ctx = ctx
-        await ctx.engine.aexecute(FindKey("startup"))  # create or migrate the schema now
+        try:
+            await ctx.engine.aexecute(FindKey("startup"))  # create or migrate the schema now
+        except StorageUnavailable as exc:  # served anyway: /readyz answers 503 until it answers
+            log.warning("the database is not reachable at startup: %s", exc)
         try:
             yield
         finally:
