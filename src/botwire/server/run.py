@@ -15,10 +15,14 @@ import logging
 import logging.config
 import os
 import sys
+import threading
+import time
+from contextlib import suppress
 from typing import Any
 
 from .._wire import redact
 from ..engines import home_dir, open_engine
+from ..errors import StorageUnavailable
 from ..voice.settings import VoiceSettings
 from .auth import bootstrap_op
 from .config import Settings
@@ -46,7 +50,28 @@ def save_admin_key(secret: str) -> str:
 
 
 def bootstrap(settings: Settings) -> str | None:
-    """On the first start against a database: make the admin key, show it once, save it."""
+    """On the first start against a database: make the admin key, show it once, save it. When
+    the database does not answer, the server starts anyway; a thread makes the key once it does."""
+    try:
+        return _first_admin_key(settings)
+    except StorageUnavailable as exc:
+        log.warning("the database is not reachable; the first admin key waits for it: %s", exc)
+        later = threading.Thread(
+            target=_first_admin_key_later, args=(settings,), name="botwire-bootstrap", daemon=True
+        )
+        later.start()
+        return None
+
+
+def _first_admin_key_later(settings: Settings, every: float = 1.0) -> None:
+    while True:
+        time.sleep(every)
+        with suppress(StorageUnavailable):
+            _first_admin_key(settings)
+            return
+
+
+def _first_admin_key(settings: Settings) -> str | None:
     engine = open_engine(settings.database)
     secret, op = bootstrap_op()
     try:
