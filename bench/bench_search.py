@@ -57,6 +57,14 @@ facts and ``extend`` of the log, many callers at a time).
    subjects minus the scans: where ranking directly stops paying off on SQLite, and what the
    fenced statement costs on PostgreSQL as a namespace grows.
 
+5. Word variants: ``Memory.search`` as it is (each word also matches its root as a prefix,
+   "allergies" -> ``allerg*``) against the same search with exact words only (``_search.root``
+   switched off for the call, the statements of botwire before variants), interleaved in one
+   run, on SQLite and PostgreSQL: callers' namespaces (the query kinds above and a word stored
+   in another form), and the 1,000- and 3,000-document namespaces (SQLite's index).
+
+``--sections`` runs some of these only (say ``--sections variants``); the data is loaded anyway.
+
 ``--json`` writes the medians; ``--baseline`` takes such a file from an earlier run (say, of the
 previous code, with ``PYTHONPATH`` pointing at it) and adds a before / after section.
 
@@ -124,6 +132,10 @@ TRIGGERS = (
     "botwire_entries_ad",
 )
 QUERY_KINDS = ("1 word, common", "1 word, rare", "4 words")
+VARIANT_WORDS = ("allergies", "shipping", "refunds")  # stored as allergic, shipped, refund
+VARIANT_KINDS = (*QUERY_KINDS, "1 word, another form")
+VARIANT_SIZES = (1000, 3000)
+SECTIONS = ("search", "sizes", "writes", "catchup", "search-after", "variants")
 COMMON_WORDS = ("order", "delivery", "refund")
 WRITE_ROWS = ("set (overwrite, ~100 B text)", "log append (~100 B entry)")
 
@@ -322,6 +334,8 @@ def query_for(kind: str, c: Caller, rng: random.Random) -> str:
         return rng.choice(COMMON_WORDS)
     if kind == "1 word, rare":
         return str(c.ctx["surname"]).lower()
+    if kind == "1 word, another form":
+        return rng.choice(VARIANT_WORDS)
     return f"{c.ctx['product']} {c.ctx['city']} refund {rng.choice(DAYS)}"
 
 
@@ -1079,7 +1093,48 @@ def render(runner: Runner, meta: dict[str, Any]) -> str:
         "Latencies in µs unless marked ms.\n"
     )
 
+    render_writes(runner, w)
+    render_catchup(runner, meta, w)
+    render_search(
+        runner,
+        "search",
+        "## Search latency: `Memory.search(query, limit=10)`, freshly loaded index",
+        "",
+        w,
+    )
+    render_search(
+        runner,
+        "sizes",
+        "## Search latency by namespace size",
+        f"One namespace each of {', '.join(f'{n:,}' for n in SIZES)} keys and log entries "
+        "(two thirds keys; values and entries as the timed writes), query "
+        + ", ".join(f"`{q}`" for q in SIZE_KINDS.values())
+        + f". botwire-sqlite ranks a namespace of at most {direct_max()} directly and searches "
+        "larger ones through the FTS5 index.",
+        w,
+        SIZE_TABLES,
+        [size_row(n, kind) for n in SIZES for kind in SIZE_KINDS],
+    )
+    render_search(
+        runner,
+        "search-after",
+        "## Search latency after the writes above",
+        "The same measurement, after the write and catch-up sections: "
+        + "; ".join(d.get("after", []))
+        + ". The index now holds more documents (the appended entries), and on SQLite it is "
+        "spread over the segments that each applied batch added.",
+        w,
+    )
+    render_variants(runner, d, w)
+    if meta.get("baseline"):
+        render_baseline(runner, meta["baseline"], w)
+    return "\n".join(out)
+
+
+def render_writes(runner: Runner, w: Callable[[str], None]) -> None:
     res = runner.results
+    if not res.get("writes"):
+        return
     w("## Write cost of the search index\n")
     subjects = [s for s in WRITE_SUBJECTS if any(s in r for r in res.get("writes", {}).values())]
     note = calls_note(runner, "writes")
@@ -1115,41 +1170,31 @@ def render(runner: Runner, meta: dict[str, Any]) -> str:
             ]
             w(f"| {engine} / {label} | " + " | ".join(cells) + " |")
     w("")
-    render_catchup(runner, meta, w)
 
+
+def variant_rows() -> list[str]:
+    return [*VARIANT_KINDS, *(size_row(n, "1 word, common") for n in VARIANT_SIZES)]
+
+
+def render_variants(runner: Runner, d: dict[str, Any], w: Callable[[str], None]) -> None:
     render_search(
         runner,
-        "search",
-        "## Search latency: `Memory.search(query, limit=10)`, freshly loaded index",
-        "",
+        "variants",
+        "## Word variants: search with variants against exact words only",
+        "`Memory.search` as it is (each word also matches its root as a prefix, `allergies` -> "
+        "`allerg*`) and the same search with exact words only (`botwire._search.root` off for "
+        "the call: the statements of botwire before variants), interleaved in one run. Rows: "
+        "the query kinds above in callers' namespaces, `1 word, another form` (one of "
+        + ", ".join(f"`{v}`" for v in VARIANT_WORDS)
+        + ", stored as `allergic`, `shipped`, `refund`), and `order` in the "
+        + " and ".join(f"{n:,}" for n in VARIANT_SIZES)
+        + "-document namespaces (SQLite: through the FTS5 index). "
+        + " ".join(d.get("variant_hits", [])),
         w,
+        VARIANT_TABLES,
+        variant_rows(),
+        "Ratios above 1 = searching for variants costs more than exact words only.",
     )
-    render_search(
-        runner,
-        "sizes",
-        "## Search latency by namespace size",
-        f"One namespace each of {', '.join(f'{n:,}' for n in SIZES)} keys and log entries "
-        "(two thirds keys; values and entries as the timed writes), query "
-        + ", ".join(f"`{q}`" for q in SIZE_KINDS.values())
-        + f". botwire-sqlite ranks a namespace of at most {direct_max()} directly and searches "
-        "larger ones through the FTS5 index.",
-        w,
-        SIZE_TABLES,
-        [size_row(n, kind) for n in SIZES for kind in SIZE_KINDS],
-    )
-    render_search(
-        runner,
-        "search-after",
-        "## Search latency after the writes above",
-        "The same measurement, after the write and catch-up sections: "
-        + "; ".join(d.get("after", []))
-        + ". The index now holds more documents (the appended entries), and on SQLite it is "
-        "spread over the segments that each applied batch added.",
-        w,
-    )
-    if meta.get("baseline"):
-        render_baseline(runner, meta["baseline"], w)
-    return "\n".join(out)
 
 
 def render_search(
@@ -1160,6 +1205,7 @@ def render_search(
     w: Callable[[str], None],
     tables: list[tuple[str, list[str], list[tuple[str, str, str, str]]]] | None = None,
     rows: list[str] | None = None,
+    ratio_note: str | None = None,
 ) -> None:
     tables = SEARCH_TABLES if tables is None else tables
     rows = list(QUERY_KINDS) if rows is None else rows
@@ -1179,11 +1225,17 @@ def render_search(
         w(f"### {engine}\n")
         latency_table(runner, section, rows, present, w)
         w(
-            "Ratios above 1 = botwire's search is faster. scan / search: than reading the "
-            "namespace; index statement / search and unfenced / search: than the other way of "
-            "running the query (sqlite3: the FTS5 statement botwire uses for large namespaces; "
-            "psycopg: the statement of botwire 0.3.0). search / same SQL: botwire's time over "
-            "the same statements run with the driver alone, its own overhead.\n"
+            (
+                "Ratios above 1 = botwire's search is faster. scan / search: than reading the "
+                "namespace; index statement / search and unfenced / search: than the other way "
+                "of running the query (sqlite3: the FTS5 statement botwire uses for large "
+                "namespaces; psycopg: the statement of botwire 0.3.0). search / same SQL: "
+                "botwire's time over the same statements run with the driver alone, its own "
+                "overhead."
+                if ratio_note is None
+                else ratio_note
+            )
+            + "\n"
         )
         ratio_table(runner, section, rows, pairs, w)
 
@@ -1324,6 +1376,21 @@ SEARCH_TABLES: list[tuple[str, list[str], list[tuple[str, str, str, str]]]] = [
         ],
     ),
 ]
+S_EXACT, P_EXACT = "botwire-sqlite, exact words", "botwire-postgres, exact words"
+VARIANT_TABLES: list[tuple[str, list[str], list[tuple[str, str, str, str]]]] = [
+    (
+        engine,
+        [with_variants, exact],
+        [
+            ("variants / exact p50", with_variants, exact, "p50"),
+            ("variants / exact p99", with_variants, exact, "p99"),
+        ],
+    )
+    for engine, with_variants, exact in (
+        ("SQLite", S_SEARCH, S_EXACT),
+        ("PostgreSQL", P_SEARCH, P_EXACT),
+    )
+]
 SIZE_TABLES: list[tuple[str, list[str], list[tuple[str, str, str, str]]]] = [
     (
         "SQLite",
@@ -1441,7 +1508,16 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--baseline", help="JSON of an earlier run (--json): add a before / after section"
     )
     p.add_argument("--tmpdir", help="parent directory for the SQLite and diskcache files")
+    p.add_argument(
+        "--sections",
+        default=",".join(SECTIONS),
+        help=f"comma-separated sections to run (default all: {','.join(SECTIONS)})",
+    )
     a = p.parse_args(argv)
+    a.sections = [x.strip() for x in a.sections.split(",") if x.strip()]
+    unknown = sorted(set(a.sections) - set(SECTIONS))
+    if unknown:
+        p.error(f"unknown section(s) {', '.join(unknown)}; choose from {', '.join(SECTIONS)}")
     a.callers = parse_size(a.callers) if a.callers else (1000 if a.quick else 10_000)
     a.ops = a.ops or (400 if a.quick else 2000)
     a.budget = a.budget or (0.5 if a.quick else 3.0)
@@ -1568,20 +1644,21 @@ def sanity(st: Setup) -> None:
     st.data["entry_bytes"] = statistics.mean(len(dumps(write_entry(wr))) for _ in range(200))
 
 
+def search_args(n: int, kind: str) -> Callable[[random.Random, int], list[tuple]]:
+    """(caller's namespace, query) pairs: callers at random, a query of ``kind`` each."""
+
+    def make(r: random.Random, count: int) -> list[tuple]:
+        out = []
+        for _ in range(count):
+            c = caller(r.randrange(n))
+            out.append((c.ns, query_for(kind, c, r)))
+        return out
+
+    return make
+
+
 def search_section(runner: Runner, st: Setup, section: str = "search") -> None:
     assert st.bw and st.raw
-    n = st.n
-
-    def search_args(kind: str) -> Callable[[random.Random, int], list[tuple]]:
-        def make(r: random.Random, count: int) -> list[tuple]:
-            out = []
-            for _ in range(count):
-                c = caller(r.randrange(n))
-                out.append((c.ns, query_for(kind, c, r)))
-            return out
-
-        return make
-
     rows = []
     for kind in QUERY_KINDS:
         fns: dict[str, Callable[..., Any]] = {
@@ -1600,7 +1677,7 @@ def search_section(runner: Runner, st: Setup, section: str = "search") -> None:
                     P_UNFENCED: st.rawpg.unfenced_sql,
                 }
             )
-        rows.append(Row(kind, search_args(kind), fns))
+        rows.append(Row(kind, search_args(st.n, kind), fns))
     subjects = [s for _, subs, _ in SEARCH_TABLES for s in subs if s in rows[0].fns]
     log(f"== {section} ({', '.join(subjects)})")
     runner.run(section, rows, subjects)
@@ -1621,6 +1698,77 @@ def size_section(runner: Runner, st: Setup) -> None:
     log(f"== search by namespace size ({', '.join(subjects)})")
     a = runner.a
     runner.run("sizes", rows, subjects, min(a.budget, 0.5), min(a.min_calls, 10))
+
+
+def exact_words(search: Callable[[str, str], Any]) -> Callable[[str, str], Any]:
+    """``search`` as botwire ran it before word variants: each word matches its own stem only
+    (``botwire._search.root`` answers None during the call)."""
+    from botwire import _search
+
+    def run(ns: str, query: str) -> Any:
+        root = _search.root
+        _search.root = _no_root
+        try:
+            return search(ns, query)
+        finally:
+            _search.root = root
+
+    return run
+
+
+def _no_root(term: str) -> None:
+    return None
+
+
+def variants_section(runner: Runner, st: Setup) -> None:
+    """Search with word variants against exact words only, interleaved in one run."""
+    from botwire import _search
+
+    assert st.bw
+    if not hasattr(_search, "root"):
+        log("== word variants: skipped (this botwire has no variants)")
+        return
+    engines = [(st.bw, S_SEARCH, S_EXACT)]
+    if st.pg:
+        engines.append((st.pg, P_SEARCH, P_EXACT))
+    fns: dict[str, Callable[..., Any]] = {}
+    for bw, with_variants, exact in engines:
+        fns.update({with_variants: bw.search, exact: exact_words(bw.search)})
+    rows = [Row(kind, search_args(st.n, kind), fns) for kind in VARIANT_KINDS]
+    for n in VARIANT_SIZES:
+        args = (size_ns(n), SIZE_KINDS["1 word, common"])
+        rows.append(Row(size_row(n, "1 word, common"), repeated(args), fns))
+    st.data["variant_hits"] = variant_hits(st.bw, st.n)
+    subjects = [s for _, subs, _ in VARIANT_TABLES for s in subs if s in fns]
+    log(f"== word variants ({', '.join(subjects)})")
+    runner.run("variants", rows, subjects)
+
+
+def repeated(args: tuple) -> Callable[[random.Random, int], list[tuple]]:
+    """The same call every time."""
+
+    def make(r: random.Random, count: int) -> list[tuple]:
+        return [args] * count
+
+    return make
+
+
+def variant_hits(bw: Botwire, n: int) -> list[str]:
+    """How many more hits variants find, on 50 callers."""
+    callers = [caller(i).ns for i in random.Random(SEED).sample(range(n), 50)]
+    for ns in callers:
+        bw.prepare(ns)
+    exact = exact_words(bw.search)
+    out = []
+    for word in VARIANT_WORDS:
+        before = statistics.mean(len(exact(ns, word)) for ns in callers)
+        after = statistics.mean(len(bw.search(ns, word)) for ns in callers)
+        out.append(f"`{word}` {before:.1f} -> {after:.1f}")
+    return [
+        "Hits per caller (botwire-sqlite, 50 callers), exact words -> variants: "
+        + ", ".join(out)
+        + "."
+    ]
 
 
 def set_args(n: int) -> Callable[[random.Random, int], list[tuple]]:
@@ -1707,6 +1855,22 @@ def writes_done(st: Setup) -> list[str]:
     ]
 
 
+def run_sections(runner: Runner, st: Setup, sections: list[str]) -> None:
+    if "search" in sections:
+        search_section(runner, st)
+    if "sizes" in sections:
+        size_section(runner, st)
+    if "writes" in sections:
+        write_section(runner, st)
+    if "catchup" in sections:
+        catchup_section(runner, st)
+    if "search-after" in sections:
+        st.data["after"] = writes_done(st)
+        search_section(runner, st, "search-after")
+    if "variants" in sections:
+        variants_section(runner, st)
+
+
 def main(argv: list[str] | None = None) -> int:
     a = parse_args(argv)
     t_start = time.perf_counter()
@@ -1729,12 +1893,7 @@ def main(argv: list[str] | None = None) -> int:
                 log(f"skipping botwire-postgres: {skipped['botwire-postgres']}")
                 st.pg = st.pg_no = st.rawpg = None
         sanity(st)
-        search_section(runner, st)
-        size_section(runner, st)
-        write_section(runner, st)
-        catchup_section(runner, st)
-        st.data["after"] = writes_done(st)
-        search_section(runner, st, "search-after")
+        run_sections(runner, st, a.sections)
     except KeyboardInterrupt:
         interrupted = True
         log("interrupted: reporting what was measured so far")
