@@ -243,3 +243,14 @@ def test_configuration_errors_never_show_a_secret(clean_env, tmp_path, ns, url):
     with pytest.raises(ConfigurationError) as err:
         botwire.Memory(ns, url=url)
     assert "hunter2" not in str(err.value)
+
+
+def test_the_home_is_made_owner_only_by_whoever_makes_it_first(clean_env, tmp_path):
+    from botwire.server.run import save_admin_key
+    from botwire.voice.settings import write_file
+
+    clean_env.setenv("BOTWIRE_HOME", str(tmp_path / "a" / "home"))
+    save_admin_key("bw_test")
+    assert stat.S_IMODE((tmp_path / "a" / "home").stat().st_mode) == 0o700
+    write_file(str(tmp_path / "b" / "home" / "voice.json"), {})
+    assert stat.S_IMODE((tmp_path / "b" / "home").stat().st_mode) == 0o700

@@ -39,7 +39,7 @@ def admin_key_path() -> str:
 def save_admin_key(secret: str) -> str:
     """Write the key for the local CLI, readable by this user only (0600)."""
     path = admin_key_path()
-    os.makedirs(os.path.dirname(path), exist_ok=True)
+    os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     try:
         os.fchmod(fd, 0o600)

@@ -149,7 +149,7 @@ def write_file(path: str, changes: dict[str, Any]) -> None:
     data = read_file(path)
     data.update(changes)
     VoiceSettings(**data)  # refuse to write settings that would not load
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    os.makedirs(os.path.dirname(os.path.abspath(path)), mode=0o700, exist_ok=True)
     tmp = f"{path}.tmp{os.getpid()}"
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as fh:
