@@ -28,6 +28,7 @@ CODES: dict[str, tuple[int, type[errors.BotWireError]]] = {
     "unauthorized": (401, errors.AuthenticationFailed),
     "forbidden": (403, errors.PermissionDenied),
     "not_found": (404, errors.NotFound),
+    "no_such_route": (404, errors.ConfigurationError),  # a path that is not botwire's API
     "method_not_allowed": (405, errors.InvalidInput),
     "not_an_integer": (409, errors.UnsupportedValue),
     "version_conflict": (412, errors.VersionConflict),

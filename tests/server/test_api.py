@@ -195,7 +195,7 @@ async def test_bad_cursor_is_400(api, cursor):
         ("GET", "/v1/namespaces/n/search?q=x&limit=1001", None, 400, "invalid_input"),
         ("GET", "/v1/namespaces/n/search", None, 422, "invalid_request"),
         ("GET", "/v1/namespaces/n/search?q=" + "x" * 4097, None, 400, "invalid_input"),
-        ("GET", "/v1/nowhere", None, 404, "not_found"),
+        ("GET", "/v1/nowhere", None, 404, "no_such_route"),
         ("PATCH", "/v1/namespaces/n/keys/k", b"1", 405, "method_not_allowed"),
         ("GET", "/v1/namespaces/n/keys/missing", None, 404, "not_found"),
         ("DELETE", "/v1/namespaces/n/keys/missing", None, 404, "not_found"),

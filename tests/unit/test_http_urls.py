@@ -82,6 +82,31 @@ def proxied(tmp_path_factory) -> Iterator[tuple[int, str]]:
     engine.close()
 
 
+class Counting:
+    """An ASGI app that counts the HTTP requests it is sent."""
+
+    def __init__(self, app: Any) -> None:
+        self.app, self.requests = app, 0
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        self.requests += scope["type"] == "http"
+        await self.app(scope, receive, send)
+
+
+@pytest.fixture(scope="module")
+def direct(tmp_path_factory) -> Iterator[tuple[int, str, Counting]]:
+    """(port, admin key, request counter) of a botwire server at the root of its host."""
+    url = f"sqlite:///{tmp_path_factory.mktemp('direct')}/server.db"
+    engine = open_engine(url)
+    secret, op = bootstrap_op()
+    assert engine.execute(op)
+    counting = Counting(create_app(Settings(database=url), engine=engine))
+    served = Served(counting)
+    yield served.port, secret, counting
+    served.stop()
+    engine.close()
+
+
 @pytest.fixture(scope="module")
 def plain() -> Iterator[int]:
     served = Served(_plain_404)
@@ -140,6 +165,23 @@ def test_a_path_without_botwire_is_a_configuration_error_not_a_missing_key(proxi
             assert "not a botwire server" in message and "check the path" in message.lower()
     with Memory(ns, url=f"http://{key}@127.0.0.1:{port}{PREFIX}") as m:
         assert not m.exists("k")  # nothing was stored
+
+
+def test_a_wrong_path_on_a_botwire_server_is_a_configuration_error(direct, ns):
+    port, key, _ = direct
+    with Memory(ns, url=f"http://{key}@127.0.0.1:{port}/api") as m:  # no proxy strips /api
+        for call in _wrong_path_calls(m):
+            with pytest.raises(ConfigurationError, match="not a botwire server"):
+                call()
+
+
+def test_a_missing_key_costs_one_request(direct, ns):
+    port, key, counting = direct
+    with Memory(ns, url=f"http://{key}@127.0.0.1:{port}") as m:
+        for check in (lambda: "missing" not in m, lambda: m.info("missing") is None):
+            before = counting.requests
+            assert check()
+            assert counting.requests - before == 1
 
 
 def test_a_server_that_is_not_botwire_is_a_configuration_error(plain, ns):

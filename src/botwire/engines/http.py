@@ -16,7 +16,8 @@ the one that sends.
   raises ``QuotaExceeded`` with ``retry_after`` from the ``Retry-After`` header.
 - A path in the URL is the server's base (a proxy's prefix): ``http://KEY@host/api`` sends
   ``/api/v1/...``. A 404 is a missing key only when its body is botwire's ``not_found``
-  (a ``HEAD`` has no body: ``info`` asks again with ``GET``); any other 404 raises
+  (a ``HEAD`` has no body: its ``X-Botwire-Error: not_found`` header says so, and without it
+  ``info`` asks again with ``GET``); any other 404 raises
   ``ConfigurationError``: the URL does not reach a botwire server. A 401 says how to give a key.
 """
 
@@ -183,12 +184,12 @@ class HttpEngine:
 
     def _checked(self, req: Req, resp: httpx.Response) -> httpx.Response:
         """``resp`` if it is an answer; an error answer raises. A 404 is a missing key only
-        when a botwire server says so (a HEAD answer has no body: ``info`` asks again)."""
+        when a botwire server says so (a HEAD answer has no body: ``info`` checks its header)."""
         status = resp.status_code
         if status < 400 or (status == 404 and req.missing_ok and req.method == "HEAD"):
             return resp
         err = error_of(resp.content)
-        if status == 404 and err is None:
+        if status == 404 and (err is None or err["code"] == "no_such_route"):
             raise self._not_botwire(req)
         if status == 404 and req.missing_ok and err is not None and err["code"] == "not_found":
             return resp
@@ -203,8 +204,8 @@ class HttpEngine:
     def _not_botwire(self, req: Req) -> ConfigurationError:
         return ConfigurationError(
             f"{redact(self.base)} answered {req.method} {req.path} with a 404 that is not "
-            "botwire's: the server at that URL is not a botwire server. Check the path in the "
-            "URL: it is where the server's /v1 API lives (http(s)://KEY@host:8421, or "
+            "botwire's \"no such key\": the server at that URL is not a botwire server (or "
+            "not at that path). Check the path in the URL: it is where the server's /v1 API lives (http(s)://KEY@host:8421, or "
             "http(s)://KEY@host/prefix behind a proxy that serves botwire under /prefix)"
         )
 
@@ -335,7 +336,8 @@ def info(op: ops.Info) -> Handler:
     if len(op.keys) == 1 and not op.values:
         key = op.keys[0]
         resp = yield Req("HEAD", _key(op.ns, key), missing_ok=True, key=key)
-        if resp.status_code == 404:  # no body to tell botwire's 404 from a proxy's: ask again
+        if resp.status_code == 404 and resp.headers.get("x-botwire-error") != "not_found":
+            # not botwire's "no such key" (a proxy's 404 has no such header): GET tells which
             resp = yield Req("GET", _key(op.ns, key), missing_ok=True, key=key)
         if resp.status_code == 404:
             return [None]

@@ -52,7 +52,8 @@ _BY_CLASS: tuple[tuple[type[BaseException], str], ...] = (
     (OverflowError, "invalid_input"),  # an integer too large for the database
     (ClientDisconnect, "invalid_input"),
 )
-_HTTP_CODES = {404: "not_found", 405: "method_not_allowed", 413: "body_too_large"}
+# A 404 from routing is not a missing key: the client's URL (a proxy path, say) is wrong.
+_HTTP_CODES = {404: "no_such_route", 405: "method_not_allowed", 413: "body_too_large"}
 
 
 class MalformedJson(InvalidInput):

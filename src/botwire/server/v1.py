@@ -28,6 +28,7 @@ from .errors import InvalidCursor, MalformedJson, NotAnInteger, documented
 from .state import Context
 
 MAX_PAGE = 1000
+MISSING_HEADER = "X-Botwire-Error"
 MAX_LAST = 100_000  # entries in one read(last=N)
 router = APIRouter(prefix="/v1")
 
@@ -234,7 +235,8 @@ async def get_meta(ctx: Context, who: Principal, raw_ns: str, raw_key: str) -> R
     who.require(ns, "read")
     (row,) = await ctx.engine.aexecute(ops.Info(ns, (key,)))
     if row is None:
-        return Response(None, 404, media_type="application/json")  # as GET's 404, no body
+        # no body, as for any HEAD: the header tells botwire's "no such key" from a proxy's 404
+        return Response(None, 404, {MISSING_HEADER: "not_found"}, media_type="application/json")
     return Response(None, 200, meta_headers(row), media_type="application/json")
 
 
