@@ -414,6 +414,18 @@ def test_a_restarted_database_is_used_without_an_error(cluster, ns):
             assert m.get(f"k{i}") == i
 
 
+async def test_a_restarted_database_is_used_without_an_error_by_the_async_pool(cluster, ns):
+    import asyncio
+
+    from botwire import AsyncMemory
+
+    async with AsyncMemory(ns, url=cluster.url + "?pool_min=4&pool_max=4") as m:
+        await asyncio.gather(*(m.set(f"k{i}", i) for i in range(8)))
+        cluster.stop()
+        cluster.start()
+        assert [await m.get(f"k{i}") for i in range(8)] == list(range(8))
+
+
 def test_an_engine_opened_while_the_database_is_down_migrates_once_it_is_up(cluster, ns):
     cluster.stop()
     with Memory(ns, url=cluster.url) as m:

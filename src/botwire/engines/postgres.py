@@ -275,9 +275,8 @@ class PostgresEngine:
         return time.monotonic() - (self._down_since or time.monotonic())
 
     def _unreachable(self) -> StorageUnavailable:
-        return _unavailable(
-            f"PostgreSQL is not available ({self._since_down():.1f} s): {self._why}"
-        )
+        down = self._since_down()
+        return _unavailable(f"PostgreSQL has not been available for {down:.1f} s: {self._why}")
 
     # -- async ------------------------------------------------------------------------------
 
