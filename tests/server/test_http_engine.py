@@ -75,7 +75,7 @@ def test_503_is_retried_for_idempotent_writes_only(server, tmp_path):
         assert m.get("k") == "written once the lock is gone"
         holder = _lock_database(db, 0.6)
         try:
-            with pytest.raises(StorageUnavailable, match="locked"):
+            with pytest.raises(StorageUnavailable, match="not available"):
                 m.incr("n")  # not idempotent: one attempt, the error surfaces
         finally:
             holder.join()
