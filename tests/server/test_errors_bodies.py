@@ -28,7 +28,7 @@ def test_a_database_it_cannot_use_is_503_in_the_servers_words(tmp_path):
             holder.close()
     finally:
         server.stop()
-    assert answer.status_code == 503
+    assert answer.status_code == 503 and answer.headers["retry-after"] == "1"
     request_id = answer.headers["x-request-id"]
     error = {"code": "storage_unavailable", "message": STORAGE_MESSAGE, "request_id": request_id}
     assert answer.json() == {"error": error}

@@ -125,9 +125,8 @@ def _add_health(app: FastAPI) -> None:
     async def readyz(request: Request) -> Response:
         try:
             await v1.ctx_of(request).engine.aexecute(FindKey("readyz"))
-        except StorageUnavailable as exc:
-            log.warning("not ready: %s", exc)  # the driver's words go to the log only
-            return error_response("storage_unavailable", "the database is not reachable")
+        except StorageUnavailable as exc:  # the driver's words go to the log only
+            return errors.for_exception(exc)
         return v1.reply({"status": "ready"})
 
     @app.get(

@@ -120,6 +120,7 @@ def for_exception(exc: BaseException) -> Response:
         return error_response(code, "internal error; the server log has the details")
     if code == "storage_unavailable":
         log.warning("request %s: storage unavailable: %s", REQUEST_ID.get(), exc)
+        extra.setdefault("retry_after", 1)  # every 503 says when to come back
         return error_response(code, STORAGE_MESSAGE, **extra)
     return error_response(code, str(exc), **extra)
 
