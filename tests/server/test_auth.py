@@ -209,3 +209,30 @@ async def test_a_scoped_admin_cannot_give_more_quota_than_it_has(make_api):
     # the unscoped admin may give anything
     r = await api.call("POST", "/v1/keys", json={"prefixes": ["x:"], "writes_per_day": 0})
     assert r.status_code == 201 and r.json()["writes_per_day"] == 0
+
+
+async def test_a_spray_of_unknown_keys_never_evicts_a_valid_one(tmp_path):
+    """Valid keys and unknown secrets are cached apart: 10k+ random keys from as many
+    addresses leave a good key's cached lookup in place (seen here through a revocation made
+    behind the cache's back, which a cached key outlives until its cache time ends)."""
+    from botwire.engines import open_engine
+    from botwire.engines.base import RevokeKey, SaveKey
+    from botwire.errors import AuthenticationFailed
+    from botwire.server.auth import KeyRing, new_key
+
+    engine = open_engine(f"sqlite:///{tmp_path}/ring.db")
+    try:
+        secret, record = new_key("agent", ["acme:"], "write")
+        assert engine.execute(SaveKey(record))
+        ring = KeyRing(engine, cache_seconds=600, failures=5, window=60)
+        assert (await ring.authenticate(secret, "10.0.0.1")).key.id == record.id
+        assert engine.execute(RevokeKey(record.id, 1.0))
+        for i in range(10_050):
+            with pytest.raises(AuthenticationFailed):
+                await ring.authenticate(f"bw_random{i}", f"10.1.{i // 250}.{i % 250}")
+        assert (await ring.authenticate(secret, "10.0.0.1")).key.id == record.id
+        ring.forget_cached()
+        with pytest.raises(AuthenticationFailed):
+            await ring.authenticate(secret, "10.0.0.1")
+    finally:
+        engine.close()

@@ -159,7 +159,9 @@ class KeyRing:
         self.engine = engine
         self.cache_seconds = cache_seconds
         self.failures, self.window = failures, window
-        self._cache: dict[str, tuple[float, ApiKey | None]] = {}
+        # valid keys and unknown secrets apart, so a spray of random keys never evicts a good one
+        self._cache: dict[str, tuple[float, ApiKey]] = {}
+        self._misses: OrderedDict[str, float] = OrderedDict()
         self._failed: OrderedDict[str, deque[float]] = OrderedDict()
 
     async def authenticate(self, secret: str | None, client: str) -> Principal:
@@ -181,17 +183,30 @@ class KeyRing:
         digest = hash_secret(secret)
         cached = self._cache.get(digest)
         if cached is not None and cached[0] > now:
-            found = cached[1]
+            found: ApiKey | None = cached[1]
+        elif self._misses.get(digest, 0.0) > now:
+            found = None
         else:
             found = await self.engine.aexecute(FindKey(digest))
+            self._remember(digest, found, now + self.cache_seconds)
+        return found if found is not None and hmac.compare_digest(found.hash, digest) else None
+
+    def _remember(self, digest: str, found: ApiKey | None, until: float) -> None:
+        if found is not None:
             if len(self._cache) > 10_000:
                 self._cache.clear()
-            self._cache[digest] = (now + self.cache_seconds, found)
-        return found if found is not None and hmac.compare_digest(found.hash, digest) else None
+            self._cache[digest] = (until, found)
+            self._misses.pop(digest, None)
+            return
+        self._misses[digest] = until
+        self._misses.move_to_end(digest)
+        while len(self._misses) > 10_000:
+            self._misses.popitem(last=False)
 
     def forget_cached(self) -> None:
         """Drop every cached lookup (after a key is revoked here)."""
         self._cache.clear()
+        self._misses.clear()
 
     def _check_throttle(self, client: str, now: float) -> None:
         failed = self._failed.get(client)
