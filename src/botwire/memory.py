@@ -177,8 +177,8 @@ class _MemoryBase(_Owner):
     def _incr(self, key: str, by: int) -> Plan[int]:
         return ops.Incr(self.namespace, check_name(key), check_int(by, "by")), _same
 
-    def _count(self) -> Plan[int]:
-        return ops.Count(self.namespace), _same
+    def _count(self, internal: object = False) -> Plan[int]:
+        return ops.Count(self.namespace, check_flag(internal, "include_internal")), _same
 
     def _clear(self) -> Plan[int]:
         return ops.Clear(self.namespace), _same
@@ -315,8 +315,9 @@ class Memory(_MemoryBase):
         """Atomically add ``by`` to the int at ``key`` (missing counts as 0); the new value."""
         return self._do(*self._incr(key, by))
 
-    def count(self) -> int:
-        return self._do(*self._count())
+    def count(self, *, include_internal: bool = False) -> int:
+        """Live keys, as ``keys()`` lists them (``~`` keys only with ``include_internal``)."""
+        return self._do(*self._count(include_internal))
 
     def clear(self) -> int:
         """Delete every key of the namespace (not its logs); how many there were."""
@@ -447,8 +448,9 @@ class AsyncMemory(_NoDunders, _MemoryBase):
     async def incr(self, key: str, by: int = 1) -> int:
         return await self._do(*self._incr(key, by))
 
-    async def count(self) -> int:
-        return await self._do(*self._count())
+    async def count(self, *, include_internal: bool = False) -> int:
+        """Live keys, as ``keys()`` lists them (``~`` keys only with ``include_internal``)."""
+        return await self._do(*self._count(include_internal))
 
     async def clear(self) -> int:
         return await self._do(*self._clear())

@@ -34,6 +34,17 @@ def test_keys_and_items_leave_internal_keys_out(mixed):
     assert list(mixed) == sorted(VISIBLE)
 
 
+def test_count_and_len_agree_with_the_listing(mixed):
+    assert mixed.count() == len(mixed) == len(list(mixed)) == len(VISIBLE)
+    assert mixed.count(include_internal=True) == len(VISIBLE + INTERNAL)
+
+
+async def test_async_count_agrees_with_the_listing(amemory):
+    await amemory.set_many({k: 1 for k in VISIBLE + INTERNAL})
+    assert await amemory.count() == len(VISIBLE)
+    assert await amemory.count(include_internal=True) == len(VISIBLE + INTERNAL)
+
+
 def test_include_internal_lists_every_key(mixed):
     everything = sorted(VISIBLE + INTERNAL)
     assert list(mixed.keys(include_internal=True)) == everything
@@ -124,6 +135,8 @@ def test_include_internal_must_be_a_bool(memory, flag):
         list(memory.keys(include_internal=flag))
     with pytest.raises(InvalidInput, match="include_internal must be True or False"):
         memory.search("x", include_internal=flag)
+    with pytest.raises(InvalidInput, match="include_internal must be True or False"):
+        memory.count(include_internal=flag)
     with pytest.raises(InvalidInput, match="include_internal must be True or False"):
         list(botwire.namespaces(include_internal=flag, url=memory.engine.url))
 

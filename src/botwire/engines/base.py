@@ -15,7 +15,7 @@ Results per operation:
 ``Delete``      ``bool``, whether a live key was deleted
 ``Incr``        ``int``, the new value
 ``Scan``        ``list[Row]``, keys after ``after`` in code-point order, at most ``limit``
-``Count``       ``int``, live keys in the namespace
+``Count``       ``int``, live keys in the namespace (as listed: ``~`` keys only if asked)
 ``Clear``       ``int``, keys deleted
 ``Append``      ``list[int]``, the sequence numbers given to the entries
 ``Read``        ``list[Entry]``, oldest first
@@ -130,7 +130,10 @@ class Scan(NamedTuple):
 
 
 class Count(NamedTuple):
+    """``internal``: also keys starting with ``~``, which ``keys()`` leaves out too."""
+
     ns: str
+    internal: bool = False
 
 
 class Clear(NamedTuple):

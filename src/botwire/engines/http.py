@@ -205,7 +205,8 @@ class HttpEngine:
         return ConfigurationError(
             f"{redact(self.base)} answered {req.method} {req.path} with a 404 that is not "
             "botwire's \"no such key\": the server at that URL is not a botwire server (or "
-            "not at that path). Check the path in the URL: it is where the server's /v1 API lives (http(s)://KEY@host:8421, or "
+            "not at that path). Check the path in the URL: it is where the server's /v1 API "
+            "lives (http(s)://KEY@host:8421, or "
             "http(s)://KEY@host/prefix behind a proxy that serves botwire under /prefix)"
         )
 
@@ -421,7 +422,7 @@ def scan(op: ops.Scan) -> Handler:
 
 
 def count(op: ops.Count) -> Handler:
-    resp = yield Req("GET", _ns(op.ns))
+    resp = yield Req("GET", _ns(op.ns), params={"internal": "true"} if op.internal else None)
     return resp.json()["keys"]
 
 

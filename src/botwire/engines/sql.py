@@ -253,7 +253,9 @@ def scan(op: ops.Scan, now: float) -> Handler:
 
 
 def count(op: ops.Count, now: float) -> Handler:
-    rows = yield Stmt(f"SELECT count(*) FROM botwire_kv WHERE ns = ? AND {_LIVE}", (op.ns, now))
+    hide = _visible("key", not op.internal)
+    sql = f"SELECT count(*) FROM botwire_kv WHERE ns = ? AND {_LIVE}{hide}"
+    rows = yield Stmt(sql, (op.ns, now))
     return rows[0][0]
 
 

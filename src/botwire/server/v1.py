@@ -497,11 +497,14 @@ async def list_namespaces(
     summary="A namespace's key count and stored bytes",
     responses=documented(*READ),
 )
-async def namespace_stats(request: Request, ns: str, who: Who) -> Response:
+async def namespace_stats(
+    request: Request, ns: str, who: Who, internal: bool = False
+) -> Response:
+    """`keys` counts the keys a listing shows: with a leading `~` only if `internal=true`."""
     ns = name(ns, "namespace")
     who.require(ns, "read")
     engine = ctx_of(request).engine
-    count = await engine.aexecute(ops.Count(ns))
+    count = await engine.aexecute(ops.Count(ns, internal))
     used = await engine.aexecute(ops.Usage(ns))
     return reply({"namespace": ns, "keys": count, "bytes": used})
 
