@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import weakref
 from itertools import islice
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
@@ -460,7 +460,7 @@ class AsyncMemory(_NoDunders, _MemoryBase):
 
     async def keys(
         self, prefix: str = "", *, limit: int | None = None, include_internal: bool = False
-    ) -> AsyncIterator[str]:
+    ) -> AsyncGenerator[str, None]:
         """See :meth:`Memory.keys`."""
         page = self._scan(prefix, False, limit, include_internal)
         async for row in _alimited(_apages(self._engine.aexecute, page, _row_key), limit):
@@ -468,7 +468,7 @@ class AsyncMemory(_NoDunders, _MemoryBase):
 
     async def items(
         self, prefix: str = "", *, limit: int | None = None, include_internal: bool = False
-    ) -> AsyncIterator[tuple[str, Any]]:
+    ) -> AsyncGenerator[tuple[str, Any], None]:
         page = self._scan(prefix, True, limit, include_internal)
         async for row in _alimited(_apages(self._engine.aexecute, page, _row_key), limit):
             yield _row_item(row)

@@ -142,7 +142,7 @@ class BotWireStorage:
             self.memory.clear()
             return count
         if match.only_ids:
-            ids = match.ids
+            ids = list(match.ids or ())
         else:
             ids = [rid for rid, fields in self._rows() if match(rid, fields)]
         deleted = 0
@@ -168,7 +168,7 @@ class BotWireStorage:
             await self._amemory.clear()
             return count
         if match.only_ids:
-            ids = match.ids
+            ids = list(match.ids or ())
         else:
             ids = [rid for rid, fields in await self._arows() if match(rid, fields)]
         deleted = 0
@@ -458,7 +458,7 @@ def _rank(
         vnorm = _norm(vector)
         if vnorm == 0.0:
             continue
-        score = math.fsum(a * b for a, b in zip(query, vector)) / (qnorm * vnorm)
+        score = math.fsum(a * b for a, b in zip(query, vector, strict=True)) / (qnorm * vnorm)
         if score >= min_score:
             scored.append((score, fields["created_at"], rid, fields, vector))
     best = heapq.nlargest(limit, scored, key=lambda s: (s[0], _time(s[1])))
