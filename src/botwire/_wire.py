@@ -30,6 +30,8 @@ CODES: dict[str, tuple[int, type[errors.BotWireError]]] = {
     "not_found": (404, errors.NotFound),
     "no_such_route": (404, errors.ConfigurationError),  # a path that is not botwire's API
     "method_not_allowed": (405, errors.InvalidInput),
+    # the request did not arrive in time (server/protocol.py): the link, not the request, failed
+    "request_timeout": (408, errors.StorageUnavailable),
     "not_an_integer": (409, errors.UnsupportedValue),
     "version_conflict": (412, errors.VersionConflict),
     "value_too_large": (413, errors.ValueTooLarge),

@@ -85,3 +85,11 @@ def test_memory_repr_never_shows_an_api_key():
 
     with Memory("ns", url="http://bw_secret_value@127.0.0.1:9") as m:
         assert "bw_secret_value" not in repr(m)
+
+
+def test_a_request_timeout_is_storage_unavailable_for_the_client():
+    from botwire.server.protocol import TIMEOUT_RESPONSE
+
+    body = TIMEOUT_RESPONSE.split(b"\r\n\r\n", 1)[1]  # what the server writes on a deadline
+    with pytest.raises(StorageUnavailable, match="not received in time"):
+        raise_for_error(408, body, {})
