@@ -53,8 +53,9 @@ def extends(prefix: str, own: list[str]) -> bool:
 
 
 def quota_ok(own_prefixes, own, wanted, default) -> bool:
-    """A scoped maker cannot hand out more quota than it has (0 means unlimited)."""
-    if "" in own_prefixes:
+    """A maker cannot hand out more quota than it has (0 means unlimited), except the
+    operator's kind of key: every namespace and no limit of its own."""
+    if "" in own_prefixes and own is None:
         return True
     effective = default if own is None else own
     value = own if wanted is None else wanted
@@ -130,3 +131,12 @@ def test_an_admin_scoped_to_the_placeholder_text_cannot_mint_a_global_key(server
     assert r.status_code == 403 and "every namespace" in r.json()["error"]["message"]
     r = server.call("POST", "/v1/keys", secret, json={"prefixes": ["acme:"], "rights": "read"})
     assert r.status_code == 403 and "'acme:'" in r.json()["error"]["message"]
+
+
+def test_an_admin_of_every_namespace_with_a_quota_cannot_hand_out_more(server):
+    secret, _ = server.key([""], "admin", writes=10, stored=1000)
+    for body in ({"writes_per_day": 0}, {"max_bytes": 0}, {"writes_per_day": 11}):
+        r = server.call("POST", "/v1/keys", secret, json={"prefixes": ["a"], **body})
+        assert r.status_code == 403, (body, r.text)
+    made = server.call("POST", "/v1/keys", secret, json={"prefixes": ["a"], "writes_per_day": 5})
+    assert made.status_code == 201 and made.json()["max_bytes"] == 1000  # inherited

@@ -97,3 +97,21 @@ def test_the_readme_wheel_install_gives_the_botwire_command(wheel, tmp_path):
     probe = "import botwire; from botwire.errors import install_hint; print(install_hint('server'))"
     out = subprocess.run([str(py), "-c", probe], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0 and "./botwire[server]" in out.stdout, out.stderr
+
+
+def test_every_install_target_in_the_docs_is_a_path_or_a_requirement_with_a_url():
+    from packaging.requirements import InvalidRequirement, Requirement
+
+    targets = re.findall(r"""pip install\s+(?:-\S+\s+)*["']([^"']+)["']""", "\n".join(
+        line for _, line in install_lines()
+    ))
+    assert any("git+" in t for t in targets)
+    for target in targets:
+        if target.startswith(("./", "dist/")):  # a checkout or a wheel, with extras
+            assert re.fullmatch(r"[\w./-]+(\[[\w,-]+\])?", target), target
+            continue
+        try:
+            requirement = Requirement(target)
+        except InvalidRequirement as exc:
+            raise AssertionError(f"pip cannot read {target!r}: {exc}") from None
+        assert requirement.name != "botwire" or requirement.url, target

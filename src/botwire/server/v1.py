@@ -650,10 +650,9 @@ async def create_key(request: Request, who: Who) -> Response:
 
 
 def _child_limits(ctx: Context, who: Principal, writes: Any, stored: Any) -> tuple[Any, Any]:
-    """A key made by a scoped admin gets no more quota than its maker: limits it leaves out
-    are inherited, and it cannot ask for more (or for 0, unlimited) than the maker has."""
-    if who.covers(""):
-        return writes, stored
+    """A key gets no more quota than its maker: limits it leaves out are inherited, and it
+    cannot ask for more (or for 0, unlimited) than the maker has. Only an admin of every
+    namespace with no limit of its own (the operator's key) hands out any limit."""
     out = []
     for given, own, effective, default in zip(
         (writes, stored),
@@ -662,6 +661,9 @@ def _child_limits(ctx: Context, who: Principal, writes: Any, stored: Any) -> tup
         (ctx.settings.writes_per_day, ctx.settings.max_bytes),
         strict=True,
     ):
+        if own is None and who.covers(""):
+            out.append(given)
+            continue
         value = own if given is None else given
         wanted = default if value is None else value
         if effective and isinstance(wanted, int) and (wanted == 0 or wanted > effective):
