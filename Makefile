@@ -25,7 +25,7 @@ $(CREWAI_STAMP): pyproject.toml
 	$(CREWAI_PY) -m pip install --quiet -e ".[postgres,server,test,crewai]"
 	touch $(CREWAI_STAMP)
 
-demo: $(STAMP)  ## two calls from one number, in two processes, on the embedded default
+demo: $(STAMP)  ## two calls from one number through two server starts, on a temporary embedded database
 	$(VENV)/bin/botwire demo
 
 test: test-core test-crewai  ## the whole suite (PostgreSQL tests run when BOTWIRE_TEST_POSTGRES_URL is set)

@@ -47,7 +47,7 @@ def main() -> None:
 )
 @click.option("--keep", is_flag=True, help="Keep the demo's memory and print where it is.")
 def demo(database: str | None, keep: bool) -> None:
-    """Two calls from one number, in two processes: the second remembers the first.
+    """Two calls from one number, through two server starts: the second remembers the first.
     Never touches the memory already stored."""
     from .demo import run
 
