@@ -134,7 +134,7 @@ async def test_a_transcription_under_the_limit_still_stores(small_limit):
 async def test_end_of_call_is_refused_when_its_bytes_do_not_fit(make_platforms):
     platforms = await make_platforms(server={"max_bytes": 400})
     r = await platforms.vapi(fixture("vapi/end-of-call-report.json"))
-    assert (r.status_code, r.json()["error"]["code"]) == (413, "storage_quota_exceeded")
+    assert (r.status_code, r.json()) == (200, {})  # refused whole, acknowledged (test_webhooks)
     assert await platforms.memory(NS).log("conversation").count() == 0
     assert await platforms.memory(NS).log("calls").count() == 0
 

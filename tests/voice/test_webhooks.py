@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import copy
 import json
+import logging
 import time
 
 import pytest
@@ -606,9 +607,112 @@ async def test_quota_refusals_are_answered_to_the_agent(make_platforms):
     assert await drive.tool(CALLER, "c", "recall_memory", {"query": "a"})  # reads are not charged
     assert sorted([k async for k in platforms.memory(NS).keys()]) == ["a", "b", "d"]
     r = await platforms.vapi(fixture("vapi/end-of-call-report.json"))
-    assert r.status_code == 429  # the platform retries tomorrow's quota; nothing half-written
+    assert (r.status_code, r.json()) == (200, {})  # acknowledged (below); nothing half-written
     assert await platforms.memory(NS).log("calls").count() == 0
     assert await platforms.memory(NS).log("conversation").count() == 0
+
+
+# -- a finished call a quota refuses is acknowledged, logged and counted, not stored ---------
+# Vapi sends an end-of-call-report once and does not retry it (docs.vapi.ai/server-url/
+# end-of-call-report); Retell retries a call event up to 3 times within seconds when no 2xx
+# comes (docs.retellai.com/features/webhook-overview: "We expect a successful status code
+# (2xx)... No body is expected"); ElevenLabs' post-call webhook "must return a 200" and
+# auto-disables a webhook after 10 consecutive failures. A quota full until midnight is no
+# reason to fail any of them.
+
+RETELL_CALLER, RETELL_CALL = "+12137771234", "Jabr9TXYYJHfvl6Syypi88rdAHYHmcq6"
+ENDS = {
+    "vapi end-of-call-report": (
+        lambda p: p.vapi(fixture("vapi/end-of-call-report.json")),
+        ("vapi", "call_1", CALLER),
+        (200, {}),
+    ),
+    "retell call_ended": (
+        lambda p: p.retell(fixture("retell/call_ended.json")),
+        ("retell", RETELL_CALL, RETELL_CALLER),
+        (204, None),
+    ),
+    "retell call_analyzed": (
+        lambda p: p.retell(fixture("retell/call_analyzed.json")),
+        ("retell", RETELL_CALL, RETELL_CALLER),
+        (204, None),
+    ),
+    "elevenlabs post_call_transcription": (
+        lambda p: p.eleven_post(fixture("elevenlabs/post_call_transcription.json")),
+        ("elevenlabs", "abc", CALLER),
+        (200, {}),
+    ),
+}
+
+
+async def _refused_end(platforms, caplog, case, kind, why):
+    send, (platform, call_id, caller), (status, body) = ENDS[case]
+    before = platforms.quota_rejections(kind)
+    with caplog.at_level(logging.WARNING, logger="botwire.voice"):
+        r = await send(platforms)
+    assert r.status_code == status, r.text
+    assert (r.json() if body is not None else r.content) == (body if body is not None else b"")
+    memory = platforms.memory(f"phone:{caller}")
+    assert await memory.log("conversation").count() == 0
+    assert await memory.log("calls").count() == 0
+    assert await memory.get("last_call") is None
+    # not even the call's claim: a later delivery (another day) is stored whole
+    assert [k async for k in memory.keys("~call/", include_internal=True)] == []
+    assert platforms.quota_rejections(kind) == before + 1
+    (line,) = [r.getMessage() for r in caplog.records if r.name == "botwire.voice"]
+    assert line.startswith(f"{platform} call {call_id} ")
+    assert f"the caller's {kind} quota {why}" in line
+    assert caller[1:] not in line  # like every other log line: no caller number in clear
+    return memory
+
+
+@pytest.mark.parametrize("case", list(ENDS))
+async def test_a_finished_call_over_the_write_quota_is_acknowledged(make_platforms, caplog, case):
+    platforms = await make_platforms(server={"writes_per_day": 5})
+    caller = ENDS[case][1][2]
+    for key in "ab":  # 2 of 5 used: the call's 4 writes do not fit today
+        assert await Vapi(platforms).tool(caller, "t", "remember", {"key": key, "value": 1})
+    memory = await _refused_end(platforms, caplog, case, "write", "is used up for today (UTC)")
+    assert sorted([k async for k in memory.keys()]) == ["a", "b"]
+    # the refusal charged nothing; tools still tell the agent when the quota is full
+    drive = Vapi(platforms)
+    for key in "cde":
+        assert await drive.tool(caller, "t", "remember", {"key": key, "value": 1})
+    assert "full for today" in await drive.tool(caller, "t", "remember", {"key": "f", "value": 1})
+
+
+@pytest.mark.parametrize("case", list(ENDS))
+async def test_a_finished_call_larger_than_a_days_write_quota_is_acknowledged(
+    make_platforms, caplog, case
+):
+    # the call stores 2 turns, its record and last_call: 4 writes, and 3 are all a day has.
+    # An API client is told to send fewer at a time (400); a platform cannot.
+    platforms = await make_platforms(server={"writes_per_day": 3})
+    await _refused_end(platforms, caplog, case, "write", "is smaller than this call alone")
+
+
+@pytest.mark.parametrize("case", list(ENDS))
+async def test_a_finished_call_over_the_storage_quota_is_acknowledged(make_platforms, caplog, case):
+    platforms = await make_platforms(server={"max_bytes": 300})
+    await _refused_end(platforms, caplog, case, "storage", "has no room for it")
+
+
+async def test_a_summary_over_the_write_quota_is_a_warning(make_platforms, caplog):
+    # the call's 4 writes fit exactly; the summariser's part (record + last_call) does not
+    platforms = await make_platforms(
+        summarizer="voicekit:count_turns", server={"writes_per_day": 4}
+    )
+    with caplog.at_level(logging.WARNING, logger="botwire.voice"):
+        r = await platforms.vapi(fixture("vapi/end-of-call-report.json"))
+    assert (r.status_code, r.json()) == (200, {})
+    memory = platforms.memory(NS)
+    assert [e.value["part"] for e in await memory.log("calls").read()] == ["end"]
+    lines = [r.getMessage() for r in caplog.records if r.name.startswith("botwire")]
+    assert lines == [
+        "vapi call call_1 (summary): not stored, the caller's write quota is used up for today "
+        "(UTC); the webhook is acknowledged"
+    ]
+    assert platforms.quota_rejections("write") == 1
 
 
 async def test_vapi_without_an_assistant_id_says_so(make_platforms):

@@ -39,11 +39,20 @@ def fixture_json(path: str) -> dict:
 class Platforms:
     """Sends webhooks as each platform does: raw bodies, correctly signed."""
 
-    def __init__(self, client: httpx.AsyncClient, engine, settings: VoiceSettings) -> None:
-        self.client, self.engine, self.settings = client, engine, settings
+    def __init__(
+        self, client: httpx.AsyncClient, engine, settings: VoiceSettings, app=None
+    ) -> None:
+        self.client, self.engine, self.settings, self.app = client, engine, settings, app
 
     def memory(self, ns: str) -> AsyncMemory:
         return AsyncMemory(ns, engine=self.engine)
+
+    def quota_rejections(self, kind: str) -> float:
+        """The server's ``botwire_quota_rejections_total{kind=...}`` so far."""
+        value = self.app.state.ctx.metrics.registry.get_sample_value(
+            "botwire_quota_rejections_total", {"kind": kind}
+        )
+        return value or 0.0
 
     async def namespaces(self) -> list[str]:
         """Every namespace holding something, but the server's own replay bookkeeping."""
@@ -109,7 +118,7 @@ async def start_platforms(database: str, server=None, **overrides) -> tuple[Plat
     await lifespan.__aenter__()
     transport = httpx.ASGITransport(app=app, client=("10.0.0.1", 1234))
     client = httpx.AsyncClient(transport=transport, base_url=PUBLIC)
-    return Platforms(client, engine, settings), lifespan
+    return Platforms(client, engine, settings, app), lifespan
 
 
 def count_turns(call) -> str:

@@ -39,6 +39,11 @@ class StorageQuotaExceeded(QuotaExceeded):
     code = "storage_quota_exceeded"
 
 
+class OverDailyWriteQuota(InvalidInput):
+    """One request writes more than the namespace's whole daily write quota: it could never
+    fit, whatever the day (400 for an API client, which can send fewer at a time)."""
+
+
 class Charged(NamedTuple):
     ns: str
     day: str
@@ -87,7 +92,7 @@ class Quotas:
         if not (writes_limit and writes):  # unlimited, or nothing to count: nothing to refund
             return Charged(ns, "", 0, added_bytes)
         if writes > writes_limit:  # could never fit, whatever the day
-            raise InvalidInput(
+            raise OverDailyWriteQuota(
                 f"this request writes {writes} values; namespace {ns!r} may write "
                 f"{writes_limit} a day: send fewer at a time"
             )

@@ -44,7 +44,8 @@ from . import errors
 from .auth import Principal
 from .config import Settings
 from .errors import BodyTooLarge
-from .quotas import Quotas, StorageQuotaExceeded
+from .metrics import Metrics
+from .quotas import OverDailyWriteQuota, Quotas, StorageQuotaExceeded
 
 T = TypeVar("T")
 log = logging.getLogger("botwire.voice")
@@ -227,9 +228,41 @@ async def store_end(voice: Voice, ns: str, event: CallEnd) -> set[str]:
     )
 
 
-async def finish(voice: Voice, event: CallEnd | None) -> BackgroundTask | None:
-    """Store a finished call (idempotently). Returns the summariser's task, to run after the
-    answer is sent."""
+def _refusal(exc: Exception) -> tuple[str, str]:
+    """Which quota refused a finished call (the ``quota_rejections`` label), and why in words
+    that do not name the caller (the exception's message names the namespace)."""
+    if isinstance(exc, StorageQuotaExceeded):
+        return "storage", "has no room for it"
+    if isinstance(exc, OverDailyWriteQuota):
+        return "write", "is smaller than this call alone"
+    return "write", "is used up for today (UTC)"
+
+
+async def store_end_or_drop(voice: Voice, ns: str, event: CallEnd, metrics: Metrics) -> set[str]:
+    """``store_end``, but a call a quota refuses is dropped (nothing of it is stored: quotas
+    are admitted before writing), logged and counted instead of raised. A platform sends a
+    finished call once (Vapi) or retries it within seconds (Retell), and ElevenLabs requires a
+    200 (and disables a webhook that keeps failing): an error answer would lose nothing less.
+    The log line names the platform and call id, never the caller's number."""
+    try:
+        return await store_end(voice, ns, event)
+    except (QuotaExceeded, OverDailyWriteQuota) as exc:
+        kind, why = _refusal(exc)
+        metrics.quota_rejections.labels(kind).inc()
+        log.warning(
+            "%s call %s (%s): not stored, the caller's %s quota %s; the webhook is acknowledged",
+            event.platform,
+            event.call_id,
+            event.part,
+            kind,
+            why,
+        )
+        return set()
+
+
+async def finish(voice: Voice, event: CallEnd | None, metrics: Metrics) -> BackgroundTask | None:
+    """Store a finished call (idempotently; dropped with a warning when a quota refuses it).
+    Returns the summariser's task, to run after the answer is sent."""
     if event is None:
         return None
     ns, _ = _caller(voice, event.platform, event.caller)
@@ -237,15 +270,21 @@ async def finish(voice: Voice, event: CallEnd | None) -> BackgroundTask | None:
         return None
     if event.ended_at is None:
         event = dataclasses.replace(event, ended_at=time.time())
-    wrote = await store_end(voice, ns, event)
+    wrote = await store_end_or_drop(voice, ns, event, metrics)
     # once per call: with the delivery that stored the transcript (Retell sends it twice)
     if "transcript" in wrote and voice.config.summarizer is not None:
-        return BackgroundTask(_summarise_later, voice, ns, event)
+        return BackgroundTask(_summarise_later, voice, ns, event, metrics)
     return None
 
 
-async def _summarise_later(voice: Voice, ns: str, event: CallEnd) -> None:
-    await summarise_into(voice.config, event, lambda later: store_end(voice, ns, later))
+async def _summarise_later(voice: Voice, ns: str, event: CallEnd, metrics: Metrics) -> None:
+    await summarise_into(
+        voice.config, event, lambda later: store_end_or_drop(voice, ns, later, metrics)
+    )
+
+
+def metrics_of(request: Request) -> Metrics:
+    return request.app.state.ctx.metrics  # type: ignore[no-any-return]
 
 
 def reply(data: Any) -> Response:
@@ -277,7 +316,8 @@ async def vapi_webhook(request: Request) -> Response:
             results = [(call, *await run_tool(voice, call)) for call in calls]
             return reply(vapi.answer_tools(results))
         if kind == "end-of-call-report":
-            return JSONResponse({}, background=await finish(voice, vapi.call_end(msg)))
+            task = await finish(voice, vapi.call_end(msg), metrics_of(request))
+            return JSONResponse({}, background=task)
         return reply({})  # status-update, transcript, ...: nothing to do
 
 
@@ -305,7 +345,8 @@ async def retell_webhook(request: Request) -> Response:
             return reply(retell.answer_start(briefing, ns))
         if name in ("call_ended", "call_analyzed"):
             return Response(
-                status_code=204, background=await finish(voice, retell.call_end(data, name))
+                status_code=204,
+                background=await finish(voice, retell.call_end(data, name), metrics_of(request)),
             )
         return Response(status_code=204)  # call_started and future events
 
@@ -358,7 +399,8 @@ async def elevenlabs_post_call(request: Request) -> Response:
         data = load_json(body) if body is not None else {}
         if data.get("type") != "post_call_transcription":
             return JSONResponse({})  # post_call_audio, call_initiation_failure
-        return JSONResponse({}, background=await finish(voice, elevenlabs.post_call(data)))
+        task = await finish(voice, elevenlabs.post_call(data), metrics_of(request))
+        return JSONResponse({}, background=task)
 
 
 # A post_call_audio body is base64 audio of the whole call, beyond max_body_bytes at times: its
@@ -430,7 +472,8 @@ async def twilio_voice(request: Request) -> Response:
 async def twilio_status(request: Request) -> Response:
     voice, params, token = await _twilio(request)
     async with replay_guard(voice, "twilio", token):
-        return Response(status_code=204, background=await finish(voice, twilio.call_end(params)))
+        task = await finish(voice, twilio.call_end(params), metrics_of(request))
+        return Response(status_code=204, background=task)
 
 
 # -- the fast path ------------------------------------------------------------------------
