@@ -337,3 +337,15 @@ async def test_cors_is_off_unless_configured(api, make_api):
     for path in (k("n", "k"), "/v1/namespaces/n/keys"):  # the fast path's answers too
         r = await open_api.call("GET", path, headers={"Origin": "https://app.example"})
         assert r.headers["access-control-allow-origin"] == "https://app.example"
+
+
+async def test_integer_fields_take_integral_json_numbers(api):
+    """JSON Schema's integer: 41.0 is 41 in `by` and in a key's quotas; 1.5 is still refused."""
+    r = await api.call("POST", "/v1/namespaces/f/keys/n/incr", json={"by": 41.0})
+    assert r.status_code == 200 and r.json() == {"value": 41}
+    body = {"prefixes": ["f:"], "rights": "read", "writes_per_day": 10.0, "max_bytes": 340.0}
+    r = await api.call("POST", "/v1/keys", json=body)
+    assert r.status_code == 201 and (r.json()["writes_per_day"], r.json()["max_bytes"]) == (10, 340)
+    assert type(r.json()["max_bytes"]) is int
+    r = await api.call("POST", "/v1/keys", json={**body, "max_bytes": 340.5})
+    assert_error(r, 400, "invalid_input")

@@ -18,10 +18,8 @@ from servers import ServerProcess
 
 EXAMPLES = 15  # per operation and phase: about 20 s on two busy cores
 
-# Not the stateful phase: it sends integers as 851.0, which JSON Schema calls an integer and the
-# server refuses (as Memory refuses floats), and it expects a cleared log to answer 404, where an
-# empty log answers 200 with no entries.
-PHASES = "examples,coverage,fuzzing"
+# Every phase, stateful included (sequences of calls linked through their parameters).
+PHASES = "examples,coverage,fuzzing,stateful"
 
 # A cursor is opaque: only a ``next_cursor`` the server made is one (any other string is 400
 # ``invalid_cursor``, which JSON Schema cannot tell apart), so schemathesis is given a real one.
@@ -61,6 +59,9 @@ def test_schemathesis_finds_the_document_true(server, tmp_path):
     report = run.stdout + run.stderr
     assert run.returncode == 0, report[-6000:]
     assert "only 401/403 responses" not in report, "the admin key was not accepted"
+    generated = re.search(r"(\d+) generated", report)
+    assert generated and int(generated[1]) >= 500, report[-3000:]  # every phase ran cases
+    assert re.search(r"Stateful \(in ", report), report[-3000:]
 
 
 @pytest.fixture

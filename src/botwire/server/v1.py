@@ -116,6 +116,14 @@ async def json_object(request: Request, *fields: str) -> dict[str, Any]:
     return body
 
 
+def json_int(value: Any) -> Any:
+    """An integer field of a request body as JSON means it: ``340.0`` is the integer 340
+    (JSON Schema's ``integer``). Anything else is returned for the field's own check."""
+    if type(value) is float and value.is_integer() and abs(value) < 2**63:
+        return int(value)
+    return value
+
+
 def reply(obj: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
     text = json.dumps(obj, ensure_ascii=False, separators=(",", ":"))
     return Response(text, status, headers, media_type="application/json")
@@ -323,7 +331,7 @@ async def incr_key(request: Request, ns: str, key: str, who: Who) -> Response:
     body = parse_json(raw) if raw.strip() else {}
     if not isinstance(body, dict):
         raise InvalidInput('the body must be a JSON object such as {"by": 1}')
-    by = body.get("by", 1)
+    by = json_int(body.get("by", 1))
     op = ops.Incr(ns, key, _codec.check_int(by, "by"))
     try:
         value = await write(ctx, who, op, ns, 1, 20)
@@ -636,7 +644,8 @@ async def create_key(request: Request, who: Who) -> Response:
     rights = body.get("rights", "read")
     who.require_cover(prefixes, rights)
     ctx = ctx_of(request)
-    writes, stored = _child_limits(ctx, who, body.get("writes_per_day"), body.get("max_bytes"))
+    limits = json_int(body.get("writes_per_day")), json_int(body.get("max_bytes"))
+    writes, stored = _child_limits(ctx, who, *limits)
     secret, record = new_key(
         body.get("name", ""),
         prefixes,
