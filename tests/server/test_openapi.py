@@ -10,7 +10,9 @@ import re
 import subprocess
 import sys
 from pathlib import Path
+from urllib.parse import urljoin
 
+import httpx
 import pytest
 
 from botwire._wire import CODES, make_cursor
@@ -114,16 +116,30 @@ async def test_405_lists_every_method_of_the_path(api, path, allowed):
     assert response.json()["error"]["code"] == "method_not_allowed"
 
 
-async def test_docs_page_names_no_other_host_and_its_assets_load(api):
-    page = await api.call("GET", "/docs", key=False)
-    assert page.status_code == 200
-    assert not re.findall(r"https?://", page.text)
-    assets = re.findall(r'(?:href|src)="([^"]+)"', page.text)
-    assert len(assets) == 3  # the stylesheet, the favicon and the script
-    for asset in assets:
-        response = await api.call("GET", asset, key=False)
-        assert response.status_code == 200, asset
-        assert len(response.content) > 500
+@pytest.mark.parametrize("prefix", ["", "/api"])
+async def test_docs_page_names_no_other_host_and_its_assets_load(api, prefix):
+    """Also through a proxy that serves botwire under /api (it strips the prefix)."""
+    app = api.client._transport.app
+
+    async def proxy(scope, receive, send):
+        if scope["type"] == "http":
+            cut = len(prefix)
+            assert scope["path"].startswith(prefix + "/")
+            scope = dict(scope, path=scope["path"][cut:], raw_path=scope["raw_path"][cut:])
+        await app(scope, receive, send)
+
+    transport = httpx.ASGITransport(app=proxy)
+    async with httpx.AsyncClient(transport=transport, base_url="http://botwire.test") as http:
+        page = await http.get(f"{prefix}/docs")
+        assert page.status_code == 200
+        assert not re.findall(r"https?://", page.text)
+        assets = re.findall(r'(?:href|src)="([^"]+)"|url: \'([^\']+)\'', page.text)
+        links = [a or b for a, b in assets]
+        assert len(links) == 4  # the stylesheet, the favicon, the script and the document
+        for link in links:
+            response = await http.get(urljoin(f"{prefix}/docs", link))
+            assert response.status_code == 200, link
+            assert len(response.content) > 500
 
 
 async def test_docs_assets_are_only_swagger_ui(api):

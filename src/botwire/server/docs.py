@@ -30,13 +30,15 @@ def _static() -> Path:
 
 @router.get("/docs")
 async def swagger_ui(request: Request) -> HTMLResponse:
-    root = request.scope.get("root_path", "").rstrip("/")
+    # Relative links: behind a proxy that serves botwire under /prefix, the page at
+    # /prefix/docs loads /prefix/openapi.json and /prefix/docs/assets/... with no setting.
+    assets = ASSETS.lstrip("/")
     return get_swagger_ui_html(
-        openapi_url=f"{root}{request.app.openapi_url}",
+        openapi_url=request.app.openapi_url.lstrip("/"),
         title=f"{request.app.title} API",
-        swagger_js_url=f"{root}{ASSETS}/swagger-ui-bundle.js",
-        swagger_css_url=f"{root}{ASSETS}/swagger-ui.css",
-        swagger_favicon_url=f"{root}{ASSETS}/favicon.png",
+        swagger_js_url=f"{assets}/swagger-ui-bundle.js",
+        swagger_css_url=f"{assets}/swagger-ui.css",
+        swagger_favicon_url=f"{assets}/favicon.png",
         swagger_ui_parameters={"validatorUrl": None},  # no badge fetched from swagger.io
     )
 
