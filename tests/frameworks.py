@@ -56,3 +56,15 @@ class CountingEngine:
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.engine, name)
+
+
+SECRET = "hunter2"  # a database password that must never be shown
+
+
+def with_password(postgres_url: str, where: str) -> str:
+    """The test schema's URL carrying ``SECRET`` as its password, in the URL's user part
+    (``where="user-part"``) or as an option; the test server trusts, so it is ignored."""
+    assert postgres_url.startswith("postgresql://postgres@")
+    if where == "user-part":
+        return postgres_url.replace("postgres@", f"postgres:{SECRET}@", 1)
+    return f"{postgres_url}&password={SECRET}"

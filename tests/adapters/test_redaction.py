@@ -7,11 +7,10 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from frameworks import ENGINE_ENV, unique_ns
+from frameworks import ENGINE_ENV, SECRET, unique_ns, with_password
 
 from botwire import AsyncMemory, Memory
 
-SECRET = "hunter2"
 
 
 @pytest.fixture(autouse=True)
@@ -22,11 +21,7 @@ def clean_env(monkeypatch):
 
 @pytest.fixture(params=["user-part", "option"])
 def secret_pg_url(request, postgres_url) -> str:
-    """The test schema's URL carrying a password (the test server trusts, so it is ignored)."""
-    assert postgres_url.startswith("postgresql://postgres@")
-    if request.param == "user-part":
-        return postgres_url.replace("postgres@", f"postgres:{SECRET}@", 1)
-    return f"{postgres_url}&password={SECRET}"
+    return with_password(postgres_url, request.param)
 
 
 @pytest.fixture

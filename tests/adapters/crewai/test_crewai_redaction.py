@@ -7,20 +7,15 @@ from frameworks import need
 need("crewai", "crewai")
 
 import pytest  # noqa: E402
-from frameworks import unique_ns  # noqa: E402
+from frameworks import SECRET, unique_ns, with_password  # noqa: E402
 
 from botwire.adapters.crewai import BotWireStorage, botwire_tools  # noqa: E402
 
-SECRET = "hunter2"
 
 
 @pytest.fixture(params=["user-part", "option"])
 def secret_pg_url(request, postgres_url) -> str:
-    """The test schema's URL carrying a password (the test server trusts, so it is ignored)."""
-    assert postgres_url.startswith("postgresql://postgres@")
-    if request.param == "user-part":
-        return postgres_url.replace("postgres@", f"postgres:{SECRET}@", 1)
-    return f"{postgres_url}&password={SECRET}"
+    return with_password(postgres_url, request.param)
 
 
 def test_storage_repr_hides_the_database_password(secret_pg_url):
