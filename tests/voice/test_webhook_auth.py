@@ -169,11 +169,11 @@ async def test_a_failed_request_does_not_burn_its_signature(make_platforms, monk
     calls = []
     original = server_voice.finish
 
-    async def flaky(voice, event):
+    async def flaky(voice, event, *rest):
         calls.append(event)
         if len(calls) == 1:
             raise RuntimeError("the database went away")
-        return await original(voice, event)
+        return await original(voice, event, *rest)
 
     monkeypatch.setattr(server_voice, "finish", flaky)
     good = sign_retell(END_RETELL, "test-api-key", int(time.time() * 1000))
