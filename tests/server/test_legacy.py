@@ -99,3 +99,24 @@ async def test_auth_and_validation_errors_carry_detail_too(api):
     assert r.status_code == 422 and "detail" in r.json()
     r = await api.call("GET", "/v1/namespaces/n/keys/k", key=False)
     assert "detail" not in r.json()
+
+
+async def test_the_listing_hides_botwire_bookkeeping_and_pages_exactly(api):
+    """``~`` names (a voice call's ``~call/...`` claims) stay out of the 0.2 listing as they stay
+    out of ``/v1``'s, and newer ones do not use up ``limit``: the database skips them."""
+    from botwire import AsyncMemory
+
+    ns = "phone:+14155550123"
+    memory = AsyncMemory(ns, engine=api.engine)
+    for key in ("a", "b", "c"):
+        r = await api.call("PUT", f"/memory/{segment(ns)}/{key}", json={"value": key})
+        assert r.status_code == 200
+    for part in ("end", "ended", "analyzed", "status", "summary"):  # written last: the newest
+        await memory.set(f"~call/elevenlabs/conv1/{part}", {"state": "done"})
+    r = await api.call("GET", f"/memory/{segment(ns)}")
+    assert r.status_code == 200
+    listing = r.json()
+    assert (listing["count"], [k["key"] for k in listing["keys"]]) == (3, ["c", "b", "a"])
+    r = await api.call("GET", f"/memory/{segment(ns)}", params={"limit": 2})
+    assert (r.json()["count"], [k["key"] for k in r.json()["keys"]]) == (2, ["c", "b"])
+    assert await memory.count(include_internal=True) == 8  # hidden, not gone

@@ -233,8 +233,11 @@ class RevokeKey(NamedTuple):
 
 
 class Recent(NamedTuple):
+    """``internal``: also keys starting with ``~`` (see ``INTERNAL``)."""
+
     ns: str
     limit: int
+    internal: bool = False
 
 
 Op = Union[

@@ -679,8 +679,9 @@ def revoke_key(op: ops.RevokeKey, now: float) -> Handler:
 
 
 def recent(op: ops.Recent, now: float) -> Handler:
+    hide = _visible("key", not op.internal)
     rows = yield Stmt(
-        f"SELECT {_META} FROM botwire_kv WHERE ns = ? AND {_LIVE} "
+        f"SELECT {_META} FROM botwire_kv WHERE ns = ? AND {_LIVE}{hide} "
         "ORDER BY updated_at DESC, key DESC LIMIT ?",
         (op.ns, now, op.limit),
     )

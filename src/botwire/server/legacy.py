@@ -91,6 +91,7 @@ async def list_keys(
     who.require(namespace, "read")
     if not 1 <= limit <= 1000:
         raise InvalidInput("limit must be between 1 and 1000")
-    rows = await ctx_of(request).engine.aexecute(ops.Recent(namespace, limit))
+    # botwire's own ~ names stay out, as in /v1 listings; the query skips them, so limit holds
+    rows = await ctx_of(request).engine.aexecute(ops.Recent(namespace, limit, internal=False))
     keys = [{"key": r.key, "bytes": r.size, "updated_at": r.updated_at} for r in rows]
     return reply({"namespace": namespace, "count": len(keys), "keys": keys})
