@@ -13,6 +13,7 @@ import base64
 import binascii
 import json
 import math
+import re
 import time
 from typing import Any
 from urllib.parse import quote, unquote
@@ -150,17 +151,60 @@ SECRET_OPTIONS = frozenset(
 def redact(url: str) -> str:
     """``url`` without its secrets, for reprs, logs and messages: no password, no user part in
     an http(s) URL (it is the API key), no secret query option (``SECRET_OPTIONS``); scheme,
-    database user, host, port, path and the other options are kept as written."""
+    database user, host, port, path and the other options are kept as written. Text that is not
+    a URL (a libpq conninfo, ``host=db password=...``) keeps everything but the values of its
+    secret options, shown as ``***``.
+
+    A password may hold a raw ``@``, ``?``, ``#`` or ``/`` (libpq takes the first three): the
+    userinfo ends at the first ``@`` followed by something that reads as a host, so no part of
+    such a password is shown."""
     scheme, sep, rest = url.partition("://")
     if not sep:
-        return url
-    end = min((i for i in map(rest.find, "/?#") if i >= 0), default=len(rest))
-    netloc, tail = rest[:end], rest[end:]
-    userinfo, at, host = netloc.rpartition("@")
-    if at:
-        user = "" if scheme.lower() in ("http", "https") else userinfo.partition(":")[0]
-        netloc = f"{user}@{host}" if user else host
+        return _SECRET_PAIR.sub(_masked_pair, url)
+    at = _userinfo_end(rest)
+    userinfo, host_and_tail = (rest[:at], rest[at + 1 :]) if at >= 0 else ("", rest)
+    end = min((i for i in map(host_and_tail.find, "/?#") if i >= 0), default=len(host_and_tail))
+    host, tail = host_and_tail[:end], host_and_tail[end:]
+    user = "" if scheme.lower() in ("http", "https") else userinfo.partition(":")[0]
+    netloc = f"{user}@{host}" if user else host
     return f"{scheme}://{netloc}{_without_secret_options(tail)}"
+
+
+def _userinfo_end(rest: str) -> int:
+    """The index of the ``@`` that ends the userinfo in ``rest`` (a URL after ``://``), or -1.
+
+    It is the first ``@`` after which comes a host (up to the next ``/``, ``?`` or ``#``: no
+    ``@``, ``=``, ``&`` or space), before which comes a user name (up to the first ``:``: no
+    ``/``, ``?``, ``#`` or bracket) and that is not ``host:port/`` (an ``@`` in the path or
+    query)."""
+    at = rest.find("@")
+    while at >= 0:
+        after = rest[at + 1 :]
+        host = after[: min((i for i in map(after.find, "/?#") if i >= 0), default=len(after))]
+        user, colon, password = rest[:at].partition(":")
+        if (
+            not _NOT_IN_HOST.search(host)
+            and not _NOT_IN_USER.search(user)
+            and not (colon and _PORT_THEN_PATH.match(password))
+        ):
+            return at
+        at = rest.find("@", at + 1)
+    return -1
+
+
+_NOT_IN_HOST = re.compile(r"[@=&\s]")
+_NOT_IN_USER = re.compile(r"[/?#\[\]]")
+_PORT_THEN_PATH = re.compile(r"\d+/")  # libpq reads host:5432/db...@ as no userinfo too
+# libpq conninfo pairs: key = value, the value unquoted (backslash escapes) or in single quotes
+_SECRET_PAIR = re.compile(
+    r"(?P<key>(?<![^\s])(?:" + "|".join(sorted(SECRET_OPTIONS)) + r")\s*=\s*)"
+    r"(?P<value>'(?:[^'\\]|\\.)*(?:'|\\?$)|(?:[^\s\\]|\\.)*\\?)",
+    re.IGNORECASE | re.DOTALL,
+)
+
+
+def _masked_pair(match: re.Match[str]) -> str:
+    return match.group("key") + "***"
 
 
 def _without_secret_options(tail: str) -> str:

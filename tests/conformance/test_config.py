@@ -236,6 +236,9 @@ def test_import_creates_no_files(tmp_path):
         "http://bw_hunter2@[::1",
         "http://bw_hunter2@host:8421?retries=many",
         "http://bw_hunter2@host:port",
+        "host=db.internal user=app password=hunter2 dbname=app",
+        "host=db password='hunter2 x' port=5432",
+        "sqlite:///x.db?password=hunter2#x",
     ],
 )
 def test_configuration_errors_never_show_a_secret(clean_env, tmp_path, ns, url):
@@ -254,3 +257,50 @@ def test_the_home_is_made_owner_only_by_whoever_makes_it_first(clean_env, tmp_pa
     assert stat.S_IMODE((tmp_path / "a" / "home").stat().st_mode) == 0o700
     write_file(str(tmp_path / "b" / "home" / "voice.json"), {})
     assert stat.S_IMODE((tmp_path / "b" / "home").stat().st_mode) == 0o700
+
+
+@pytest.mark.parametrize(
+    "conninfo",
+    ["host=db.internal user=app password=hunter2 dbname=app", " dbname = app password=hunter2"],
+)
+def test_a_libpq_conninfo_is_told_to_be_written_as_a_url(clean_env, ns, conninfo):
+    with pytest.raises(ConfigurationError, match="libpq connection string") as err:
+        botwire.Memory(ns, url=conninfo)
+    assert "postgresql://user:password@host:5432/db" in str(err.value)
+    assert "hunter2" not in str(err.value) and "sqlite:///" not in str(err.value)
+
+
+def test_a_conninfo_in_the_environment_is_never_shown(clean_env, ns):
+    clean_env.setenv("BOTWIRE_DATABASE_URL", "host=db user=app password=hunter2")
+    with pytest.raises(ConfigurationError, match="postgresql://user:password@") as err:
+        botwire.Memory(ns)
+    assert "hunter2" not in str(err.value)
+
+
+@pytest.mark.parametrize(
+    "url, named, what",
+    [
+        ("sqlite:///{tmp}/", "", "is a folder"),
+        ("sqlite:///{tmp}/sub", "sub", "is a folder"),
+        ("sqlite:///{tmp}/new/", "new", "names (it ends with /) a folder"),
+    ],
+)
+def test_a_sqlite_path_that_is_a_folder_is_named(clean_env, tmp_path, ns, url, named, what):
+    (tmp_path / "sub").mkdir()
+    with pytest.raises(ConfigurationError, match="a folder, not a file") as err:
+        botwire.Memory(ns, url=url.format(tmp=tmp_path))
+    path = str(tmp_path / named) if named else str(tmp_path)
+    assert f"{path!r} {what}, not a file" in str(err.value)
+    assert not (tmp_path / "new").exists()
+
+
+def test_a_sqlite_file_that_became_a_folder_is_named(clean_env, tmp_path, ns):
+    from botwire.engines.sqlite import SQLiteEngine
+
+    path = tmp_path / "x.db"
+    engine = SQLiteEngine(str(path))
+    path.mkdir()  # after the URL was checked: the engine says so on first use
+    with pytest.raises(ConfigurationError, match="is a folder, not a file") as err:
+        botwire.Memory(ns, engine=engine).set("k", 1)
+    assert repr(str(path)) in str(err.value)
+    engine.close()

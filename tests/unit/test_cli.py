@@ -131,3 +131,25 @@ def test_keys_create_list_revoke_against_a_server(tmp_path):
         assert next(k for k in listed if k["id"] == mine["id"])["revoked_at"] is not None
     finally:
         server.stop()
+
+
+def test_a_conninfo_given_as_url_is_explained_without_its_password(run):
+    conninfo = "host=db.internal user=app password=hunter2 dbname=app"
+    done = run("ls", "x", "--url", conninfo, ok=False)
+    assert "hunter2" not in done.stderr + done.stdout
+    assert "postgresql://user:password@host:5432/db" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize("password", ["hun?ter2", "hun#ter2", "hun@ter2", "hun/ter2"])
+def test_where_never_prints_a_password_holding_url_delimiters(run, password):
+    # where prints the URL of the engine it opened, without connecting (port 1 would refuse)
+    pytest.importorskip("psycopg")
+    url = f"postgresql://app:{password}@127.0.0.1:1/db?connect_timeout=1"
+    usable = "/" not in password  # libpq reads a raw / as the end of host:port
+    done = run("where", "--url", url, ok=usable)
+    if usable:
+        assert done.stdout.strip() == "postgresql://app@127.0.0.1:1/db?connect_timeout=1"
+    else:
+        assert "ConfigurationError" in done.stderr and "port" in done.stderr
+    assert "hun" not in done.stdout + done.stderr and "ter2" not in done.stdout + done.stderr

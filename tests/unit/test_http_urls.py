@@ -211,4 +211,8 @@ def test_an_unauthorized_answer_says_how_to_pass_the_key(proxied, ns, given):
             assert "BOTWIRE_API_KEY" in message and "api_key=" in message
             assert "http(s)://KEY@host" in message
             assert ("no API key was given" in message) is (given == "none")
+            assert ("the API key given is not valid" in message) is (given == "wrong")
+            server = f"the botwire server at http://127.0.0.1:{port}{PREFIX}"
+            assert f"{server} refused the request because " in message
+            assert "given by the botwire server" not in message
             assert "bw_not_a_real_key" not in message

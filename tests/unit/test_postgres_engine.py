@@ -434,3 +434,75 @@ def test_an_engine_opened_while_the_database_is_down_migrates_once_it_is_up(clus
         cluster.start()
         assert _until_it_works(m.set, "k", 1) < WITHIN
         assert m.get("k") == 1
+
+
+def _with_password(url: str, password: str) -> str:
+    """``url`` (no password in it) with ``password`` written raw into its userinfo."""
+    scheme, _, rest = url.partition("://")
+    user, at, host = rest.rpartition("@")
+    return f"{scheme}://{user or 'postgres'}:{password}@{host}" if at else url
+
+
+@pytest.mark.parametrize(
+    "option, named",
+    [("foo=bar", '"foo"'), ("port=abc", '"port"'), ("sslmode=bogus", "sslmode")],
+)
+def test_a_bad_option_is_a_configuration_error_at_once_not_an_outage(
+    postgres_server_url, ns, option, named
+):
+    from botwire import ConfigurationError
+
+    url = f"{_with_password(postgres_server_url, 'hun?ter2')}?connect_timeout=1&{option}"
+    for _ in range(3):  # every time, at once: nothing to wait out
+        started = time.monotonic()
+        with pytest.raises(ConfigurationError) as err:
+            with Memory(ns, url=url) as m:
+                m.set("k", 1)
+        assert time.monotonic() - started < 0.5
+        message = str(err.value)
+        assert named in message and "not been available" not in message
+        assert "hun" not in message and "ter2" not in message
+
+
+async def test_a_bad_option_is_a_configuration_error_on_the_async_path(postgres_server_url, ns):
+    from botwire import AsyncMemory, ConfigurationError
+
+    url = f"{_with_password(postgres_server_url, 'hunter2')}?sslmode=bogus"
+    async with AsyncMemory(ns, url=url) as m:
+        with pytest.raises(ConfigurationError, match="sslmode") as err:
+            await m.set("k", 1)
+    assert "hunter2" not in str(err.value)
+
+
+@pytest.mark.parametrize("password", ["hun?ter2", "hun#ter2", "hun?ter2#x"])
+def test_a_password_with_a_raw_question_mark_or_hash_is_used_and_never_shown(
+    postgres_schema_url, ns, password
+):
+    """libpq takes ? and # in a password as written: the URL's options start after the host."""
+    base, _, query = postgres_schema_url.partition("?")
+    url = f"{_with_password(base, password)}?{query}&pool_max=2"
+    with Memory(ns, url=url) as m:
+        m.set("k", 1)  # the options (search_path, pool_max) reached libpq and botwire whole
+        assert m.get("k") == 1
+        assert "ter2" not in repr(m) and "hun" not in repr(m)
+    assert "pool_max" not in m.engine._conninfo  # type: ignore[attr-defined]
+
+
+def test_driver_text_that_quotes_the_url_never_shows_the_password(postgres_server_url, ns):
+    from botwire import ConfigurationError
+
+    host = postgres_server_url.partition("@")[2].partition(":")[0]
+    bad = _with_password(postgres_server_url, "hunter2").replace(f"@{host}", "@[::1", 1)
+    with pytest.raises(ConfigurationError, match="IPv6") as err:
+        Memory(ns, url=bad).set("k", 1)
+    assert "hunter2" not in str(err.value)
+    with pytest.raises(ConfigurationError, match="pool_max='many'") as err:
+        Memory(ns, url=f"{_with_password(postgres_server_url, 'hun?ter2')}?pool_max=many")
+    assert "ter2" not in str(err.value)
+
+
+def test_an_outage_message_never_shows_the_password(ns):
+    url = "postgresql://postgres:hun?ter2@127.0.0.1:1/none?connect_timeout=1"
+    with Memory(ns, url=url) as m, pytest.raises(StorageUnavailable) as err:
+        m.set("k", 1)
+    assert "ter2" not in str(err.value) and "not been available" in str(err.value)

@@ -71,6 +71,27 @@ def test_version_conflict_carries_the_current_version():
         ("http://k:s3cret@[::1", "http://[::1"),  # not even a valid URL
         ("postgresql://u:p@ss:s3cret@db/x", "postgresql://u@db/x"),  # an unescaped @
         ("/tmp/x.db", "/tmp/x.db"),
+        # raw ? # / in a password (libpq takes ? and #): the userinfo ends at the right @
+        ("postgresql://postgres:hun?s3cret@127.0.0.1:5432/t", "postgresql://postgres@127.0.0.1:5432/t"),
+        ("postgresql://u:s3#cret@db/x?sslmode=require", "postgresql://u@db/x?sslmode=require"),
+        ("postgresql://u:s3/cret@db/x", "postgresql://u@db/x"),
+        ("postgresql://u:?s3cret@db", "postgresql://u@db"),
+        ("postgresql://u:s3?c@ret@db/x", "postgresql://u@db/x"),
+        ("https://bw_live_key:s3?cret@host:8421", "https://host:8421"),
+        # an @ in the path or query is no userinfo
+        ("http://host/api?email=a@b.com&key=s3cret", "http://host/api?email=a@b.com"),
+        ("http://host?email=a@b.com&token=s3cret", "http://host?email=a@b.com"),
+        ("postgresql://db/x?user=app@srv&password=s3cret", "postgresql://db/x?user=app@srv"),
+        ("postgresql://db:5432/x?user=app@srv", "postgresql://db:5432/x?user=app@srv"),
+        # libpq conninfo strings: secret values masked, quoted or with escapes
+        (
+            "host=db.internal user=app password=s3cret dbname=app",
+            "host=db.internal user=app password=*** dbname=app",
+        ),
+        ("host=db password = 'a s3cret \\' b' port=5432", "host=db password = *** port=5432"),
+        ("host=db PASSWORD=s3\\ cret sslpassword='s3cret", "host=db PASSWORD=*** sslpassword=***"),
+        ("password=s3cret", "password=***"),
+        ("/tmp/password=x.db", "/tmp/password=x.db"),  # a path, not a conninfo pair
     ],
 )
 def test_redact_hides_passwords_and_api_keys(url, shown):

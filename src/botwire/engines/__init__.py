@@ -9,6 +9,7 @@ holders; the engine closes when the last holder releases it. Configuration is re
 from __future__ import annotations
 
 import os
+import re
 import threading
 from dataclasses import dataclass, field
 from typing import Callable
@@ -61,15 +62,25 @@ def open_engine(url: str, *, api_key: str | None = None) -> Engine:
 
 
 def _unsupported(url: str, scheme: str) -> str:
-    if "://" not in url:  # a bare path
+    if "://" not in url and _CONNINFO.match(url):  # host=db user=app password=...
         return (
-            f"{redact(url)!r} is not a URL: for a SQLite file write sqlite:///{url} "
+            f"{redact(url)!r} is a libpq connection string, not a URL: write it as "
+            "postgresql://user:password@host:5432/db (percent-encode @ : / ? # % in the password, "
+            "other options go in the query: ?sslmode=require)"
+        )
+    if "://" not in url:  # a bare path
+        shown = redact(url)
+        return (
+            f"{shown!r} is not a URL: for a SQLite file write sqlite:///{shown} "
             "(sqlite:///relative.db, sqlite:////absolute/path.db)"
         )
     return (
         f"unsupported URL scheme {scheme!r} in {redact(url)!r}: use sqlite:///path, "
         "postgresql://... or http(s)://..."
     )
+
+
+_CONNINFO = re.compile(r"\s*[A-Za-z_]+\s*=")  # libpq's key=value form starts so
 
 
 def _open_sqlite(url: str) -> Engine:
@@ -86,7 +97,14 @@ def _open_sqlite(url: str) -> Engine:
     unknown = set(options) - {"timeout", "synchronous"}
     if unknown:
         raise ConfigurationError(f"unknown SQLite URL options {sorted(unknown)} in {redact(url)!r}")
-    path = os.path.abspath(os.path.expanduser(path))
+    named = os.path.expanduser(path)
+    path = os.path.abspath(named)
+    if named.endswith(("/", os.sep)) or os.path.isdir(path):
+        what = "is" if os.path.isdir(path) else "names (it ends with /)"
+        raise ConfigurationError(
+            f"bad SQLite URL {redact(url)!r}: {path!r} {what} a folder, not a file: name the "
+            "database file in it (sqlite:////absolute/folder/botwire.db)"
+        )
     try:
         timeout = float(options.get("timeout", 30))
         return SQLiteEngine(

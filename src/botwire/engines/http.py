@@ -211,10 +211,11 @@ class HttpEngine:
         )
 
     def _key_hint(self) -> str:
-        given = "the API key given was not accepted" if self._key else "no API key was given"
+        why = "the API key given is not valid" if self._key else "no API key was given"
         return (
-            f"{given} by the botwire server at {redact(self.base)}: set BOTWIRE_API_KEY, "
-            "pass api_key=..., or put the key in the URL (http(s)://KEY@host:8421)"
+            f"the botwire server at {redact(self.base)} refused the request because {why}: "
+            "set BOTWIRE_API_KEY, pass api_key=..., or put the key in the URL "
+            "(http(s)://KEY@host:8421)"
         )
 
     def _unavailable(self, exc: Exception) -> StorageUnavailable:

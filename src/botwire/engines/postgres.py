@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import re
 import select
 import threading
 import time
@@ -30,8 +31,9 @@ import weakref
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from typing import Any, NamedTuple
-from urllib.parse import parse_qsl, quote, urlencode, urlsplit
+from urllib.parse import parse_qsl, quote, unquote, urlencode
 
+from .._wire import SECRET_OPTIONS, redact
 from ..errors import ConfigurationError, StorageUnavailable, install_hint
 from . import _fork, sql
 from .base import Op
@@ -101,15 +103,63 @@ def _pg(text: str) -> str:
 
 
 def _split_options(url: str) -> tuple[str, dict[str, float]]:
-    parts = urlsplit(url)
-    query = parse_qsl(parts.query, keep_blank_values=True)
-    ours = {k: float(v) for k, v in query if k in _OPTIONS}
-    rest = [(k, v) for k, v in query if k not in _OPTIONS]
+    """The conninfo for libpq (botwire's options taken out, ``connect_timeout`` added) and
+    botwire's options. The query starts at the first ``?`` after the userinfo, as libpq reads
+    it, so a raw ``?`` or ``#`` in the password stays in the password. Errors never quote the
+    URL."""
+    head, query = _head_and_query(url)
+    pairs = parse_qsl(query, keep_blank_values=True)
+    ours: dict[str, float] = {}
+    for k, v in pairs:
+        if k in _OPTIONS:
+            try:
+                ours[k] = float(v)
+            except ValueError:
+                raise ValueError(f"{k}={v!r} is not a number") from None
+    rest = [(k, v) for k, v in pairs if k not in _OPTIONS]
     if not any(k == "connect_timeout" for k, _ in rest):
         rest.append(("connect_timeout", "2"))
     # %20, not "+": libpq does not read "+" as a space in a URI (options=-c a=1 -c b=2)
-    encoded = urlencode(rest, quote_via=quote)
-    return parts._replace(query=encoded).geturl(), {**_OPTIONS, **ours}
+    return f"{head}?{urlencode(rest, quote_via=quote)}", {**_OPTIONS, **ours}
+
+
+def _head_and_query(url: str) -> tuple[str, str]:
+    scheme, sep, rest = url.partition("://")
+    slash = rest.find("/")
+    at = rest.rfind("@", 0, slash if slash >= 0 else len(rest))  # the end of the userinfo
+    question = rest.find("?", at + 1)
+    if question < 0:
+        return url, ""
+    return scheme + sep + rest[:question], rest[question + 1 :]
+
+
+def _secrets(url: str) -> list[str]:
+    """The password (and secret options) in ``url``, raw and decoded: never shown."""
+    head, query = _head_and_query(url)
+    userinfo, at, _ = head.partition("://")[2].rpartition("@")
+    found = [userinfo.partition(":")[2]] if at else []
+    found += [v for k, v in parse_qsl(query, keep_blank_values=True) if k.lower() in SECRET_OPTIONS]
+    found += [unquote(v) for v in found]
+    return sorted({v for v in found if v}, key=len, reverse=True)
+
+
+_URL_IN_TEXT = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^\s\"]*")
+_QUOTED = re.compile(r'"[^"]*"')
+# libpq's and psycopg's words for a connection option it cannot use: a mistake, not an outage
+_MISCONFIGURED = re.compile(
+    r"invalid (connection option|URI|integer value|port number|percent-encoded|[\w ]+ value)"
+    r"|bad value for|missing \"=\"|unterminated quoted string|unexpected character"
+    r"|end of string reached|host address may not be empty|could not match \d+ host names"
+    r"|Servname not supported|value \".*\" invalid when|invalid SSL protocol version"
+)
+
+
+def _misconfigured(exc: psycopg.Error) -> bool:
+    """A connection option libpq or psycopg rejects before talking to the server (or a
+    ``ProgrammingError``: a statement or object the database refuses), rather than an outage."""
+    if isinstance(exc, psycopg.ProgrammingError):
+        return True
+    return exc.sqlstate is None and bool(_MISCONFIGURED.search(str(exc)))
 
 
 class PostgresEngine:
@@ -121,10 +171,14 @@ class PostgresEngine:
                 f"PostgreSQL needs the postgres extra: {install_hint('postgres')}"
             )
         self.url = url
+        self._secrets = _secrets(url)
         try:
             self._conninfo, options = _split_options(url)
         except ValueError as exc:
-            raise ConfigurationError(f"bad PostgreSQL URL option: {exc}") from None
+            raise ConfigurationError(
+                f"bad PostgreSQL URL option in {redact(url)!r}: {exc}"
+            ) from None
+        self._check_conninfo()
         self._min, self._max = int(options["pool_min"]), int(options["pool_max"])
         self._timeout = options["pool_timeout"]
         self._lock = threading.Lock()
@@ -146,11 +200,49 @@ class PostgresEngine:
         self._down_since: float | None = None
         self._why = ""
 
+    # -- configuration ----------------------------------------------------------------------
+
+    def _check_conninfo(self) -> None:
+        """What libpq can tell without connecting: unknown options, bad syntax, the port."""
+        try:
+            params = psycopg.conninfo.conninfo_to_dict(self._conninfo)
+        except psycopg.Error as exc:
+            raise self._misconfiguration(exc) from None
+        for port in str(params.get("port") or "").split(","):
+            if port and not (port.isdigit() and 0 < int(port) < 65536):
+                raise self._misconfiguration(
+                    f'invalid integer value "{port}" for connection option "port"'
+                )
+
+    def _misconfiguration(self, exc: psycopg.Error | str) -> ConfigurationError:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        detail = self._hide(first.removeprefix("connection is bad: "))
+        return ConfigurationError(
+            f"the PostgreSQL URL {redact(self.url)!r} cannot be used: {detail}"
+        )
+
+    def _hide(self, text: str) -> str:
+        """Driver text without the URL's secrets: URLs in it redacted, the password replaced, and
+        a quoted piece of the URL that is or holds part of the password hidden whole (libpq
+        quotes what it could not parse: ``invalid integer value "hun" for ... "port"`` for a
+        raw ``/`` in the password)."""
+        text = _URL_IN_TEXT.sub(lambda m: redact(m.group()), text)
+        for secret in self._secrets:
+            text = text.replace(secret, "***")
+        pieces = {s[i : i + 4] for s in self._secrets for i in range(max(len(s) - 3, 1))}
+
+        def hidden(quoted: re.Match[str]) -> str:
+            inside = quoted.group()[1:-1]
+            part = inside and any(inside in s for s in self._secrets)
+            return '"***"' if part or any(p in inside for p in pieces) else quoted.group()
+
+        return _QUOTED.sub(hidden, text)
+
     # -- sync -------------------------------------------------------------------------------
 
     def execute(self, op: Op) -> Any:
         handler, mode = sql.handle(op, time.time())
-        with _mapped():
+        with _mapped(self._hide):
             pool = self._sync_pool()
             try:
                 result = self._drive(pool, handler, mode)
@@ -232,6 +324,8 @@ class PostgresEngine:
                         _migrate(conn)
                         self._migrated = True
             except psycopg.Error as exc:
+                if _misconfigured(exc):  # a mistake to fix, not an outage to wait out
+                    raise self._misconfiguration(exc) from None
                 if not self._migrated or _lost(exc):
                     self._mark_down(exc)
                     return False
@@ -244,19 +338,24 @@ class PostgresEngine:
 
     def _pool_failed(self, pool: ConnectionPool) -> None:
         """A pool gave up connecting (after PROBE_INTERVAL): is the database gone?"""
-        self._probe()
+        with suppress(ConfigurationError):  # the next operation raises it
+            self._probe()
 
     async def _apool_failed(self, pool: AsyncConnectionPool) -> None:
-        await asyncio.to_thread(self._probe)
+        with suppress(ConfigurationError):
+            await asyncio.to_thread(self._probe)
 
     def _mark_down(self, exc: psycopg.Error) -> None:
         """Unreachable: close the pools, so that requests waiting for a connection fail now."""
         self._reachable = False
         self._retry_at = time.monotonic() + PROBE_INTERVAL
-        self._why = f"{type(exc).__name__}: {str(exc).strip().splitlines()[0]}"
+        said = self._hide(str(exc).strip())
+        self._why = f"{type(exc).__name__}: {said.splitlines()[0] if said else ''}"
         if self._down_since is None:
             self._down_since = time.monotonic()
-            log.warning("PostgreSQL is not available, retrying every %s s: %s", PROBE_INTERVAL, exc)
+            log.warning(
+                "PostgreSQL is not available, retrying every %s s: %s", PROBE_INTERVAL, said
+            )
         with self._lock:
             pool, self._pool = self._pool, None
             apools, self._apools = self._apools, {}
@@ -282,7 +381,7 @@ class PostgresEngine:
 
     async def aexecute(self, op: Op) -> Any:
         handler, mode = sql.handle(op, time.time())
-        with _mapped():
+        with _mapped(self._hide):
             pool = await self._async_pool()
             try:
                 result = await self._adrive(pool, handler, mode)
@@ -538,8 +637,8 @@ async def _arun(conn: Any, stmt: sql.Stmt) -> Any:
 
 
 @contextmanager
-def _mapped() -> Iterator[None]:
+def _mapped(hide: Callable[[str], str]) -> Iterator[None]:
     try:
         yield
     except psycopg.Error as exc:
-        raise _unavailable(f"PostgreSQL: {type(exc).__name__}: {exc}") from exc
+        raise _unavailable(f"PostgreSQL: {type(exc).__name__}: {hide(str(exc))}") from exc

@@ -39,7 +39,7 @@ try:
 except ImportError:  # pragma: no cover - Windows
     fcntl = None  # type: ignore[assignment]
 
-from ..errors import StorageUnavailable
+from ..errors import ConfigurationError, StorageUnavailable
 from . import _fork, sql
 from . import base as ops
 from .base import Op
@@ -488,7 +488,12 @@ def _create_private(path: str, make_folder: bool) -> None:
             os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
         os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
     except FileExistsError:
-        pass
+        if os.path.isdir(path):  # SQLite would say only "unable to open database file"
+            raise ConfigurationError(
+                f"the SQLite path {path!r} is a folder, not a file: name the database file in it"
+            ) from None
+    except IsADirectoryError:
+        raise ConfigurationError(f"the SQLite path {path!r} is a folder, not a file") from None
     except OSError as exc:
         raise StorageUnavailable(f"cannot create the SQLite file {path}: {exc}") from exc
 
