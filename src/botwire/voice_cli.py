@@ -12,18 +12,8 @@ from typing import Any
 
 import click
 
+from .voice.platforms.registry import BY_NAME
 from .voice.settings import VoiceSettings, config_path, write_file
-
-PATHS = {
-    "vapi": ["/voice/vapi"],
-    "retell": ["/voice/retell", "/voice/retell/tools/<name>"],
-    "elevenlabs": [
-        "/voice/elevenlabs/initiation",
-        "/voice/elevenlabs/tools/<name>",
-        "/voice/elevenlabs/post-call",
-    ],
-    "twilio": ["/voice/twilio", "/voice/twilio/status"],
-}
 
 
 @click.group()
@@ -150,4 +140,10 @@ def show() -> None:
     base = settings.public_url.rstrip("/") or "https://<this server>"
     for platform, on in settings.enabled().items():
         state = "enabled" if on else "not configured"
-        click.echo(f"{platform}: {state}: " + ", ".join(base + p for p in PATHS[platform]))
+        click.echo(f"{platform}: {state}: " + ", ".join(base + p for p in paths(platform)))
+
+
+def paths(platform: str) -> list[str]:
+    """The platform's URLs to paste, a path parameter as ``<name>``."""
+    shown = (r.path for r in BY_NAME[platform].routes if r.listed)
+    return [path.replace("{", "<").replace("}", ">") for path in shown]

@@ -23,10 +23,10 @@ from typing import Any
 from .._wire import redact
 from ..engines import home_dir, open_engine
 from ..errors import StorageUnavailable
+from ..voice.platforms.registry import BY_NAME
 from ..voice.settings import VoiceSettings
 from .auth import bootstrap_op
 from .config import Settings
-from .voice import router
 
 ADMIN_KEY_FILE = "admin.key"
 log = logging.getLogger("botwire.server")
@@ -146,5 +146,4 @@ def announce(settings: Settings) -> None:
 
 
 def webhook_paths(platform: str) -> list[str]:
-    paths = (getattr(route, "path", "") for route in router.routes)
-    return [path for path in paths if path.split("/")[2:3] == [platform]]
+    return [route.path for route in BY_NAME[platform].routes]

@@ -1,9 +1,10 @@
-"""``/voice/...``: webhooks for Vapi, Retell, ElevenLabs and Twilio.
+"""``/voice/...``: the webhooks of every platform in ``voice.platforms.registry``.
 
-Every endpoint reads the raw body, verifies it by the platform's own scheme (401 before anything
-is parsed, read or written), refuses a signed request seen before (the replay window), parses the
-payload into a platform-neutral event (``voice.platforms``) and runs the shared plan
-(``voice.core``) on the caller's namespace. A summariser, when configured, runs after the answer.
+One pipeline serves every route: read the raw body, verify it by the platform's own scheme (401
+before anything is parsed, read or written), refuse a signed request seen before (the replay
+window), parse the payload into a platform-neutral event and run the shared plan (``voice.core``)
+on the caller's namespace; the platform shapes the answer. A summariser, when configured, runs
+after the answer.
 """
 
 from __future__ import annotations
@@ -29,17 +30,10 @@ from ..voice import core
 from ..voice.call import summarise_into
 from ..voice.config import VoiceConfig
 from ..voice.phone import InvalidNumber, MissingCountryCode, Withheld, namespace_for, to_e164
-from ..voice.platforms import Malformed, elevenlabs, load_json, retell, twilio, vapi
+from ..voice.platforms import Answer, Event, Inbound, Incremental, Platform, Route, registry
 from ..voice.records import CallEnd, CallStart, ToolCall
 from ..voice.settings import LiveSettings, VoiceSettings, env_name
-from ..voice.signatures import (
-    ElevenLabsStream,
-    SignatureError,
-    verify_retell,
-    verify_shared_secret,
-    verify_twilio,
-    verify_vapi,
-)
+from ..voice.signatures import SignatureError
 from . import errors
 from .auth import Principal
 from .config import Settings
@@ -51,7 +45,6 @@ T = TypeVar("T")
 log = logging.getLogger("botwire.voice")
 router = APIRouter(prefix="/voice", tags=["voice"])
 REPLAY_NS = "~botwire:voice-replay"
-REPLAY_TTL = {"vapi": 600.0, "retell": 600.0, "elevenlabs": 3600.0, "twilio": 3600.0}
 # Webhooks write under the server's default quotas, like a key with no overrides.
 VOICE = Principal(ApiKey("voice", "", "voice webhooks", ("",), "write", None, None, 0.0))
 
@@ -154,16 +147,16 @@ def _check(verify: Callable[[], T]) -> T:
 
 
 @asynccontextmanager
-async def replay_guard(voice: Voice, platform: str, token: str | None) -> AsyncIterator[None]:
+async def replay_guard(voice: Voice, platform: Platform, token: str | None) -> AsyncIterator[None]:
     """Refuse a signed request seen before; forget it again if handling it failed, so that the
     platform's retry of a request that did not land is accepted."""
     if token is None:
         yield
         return
-    key = hashlib.sha256(f"{platform}:{token}".encode()).hexdigest()
+    key = hashlib.sha256(f"{platform.name}:{token}".encode()).hexdigest()
     memory = voice.memory(REPLAY_NS)
     try:
-        await memory.set(key, int(time.time()), ttl=REPLAY_TTL[platform], if_version=0)
+        await memory.set(key, int(time.time()), ttl=platform.replay_ttl, if_version=0)
     except VersionConflict:
         raise Unauthorized("this signed request was already received (replay)") from None
     try:
@@ -287,133 +280,63 @@ def metrics_of(request: Request) -> Metrics:
     return request.app.state.ctx.metrics  # type: ignore[no-any-return]
 
 
-def reply(data: Any) -> Response:
-    return JSONResponse(data)
+# -- the one pipeline: verify -> replay guard -> parse -> plan -> answer ---------------------
 
 
-# -- Vapi ---------------------------------------------------------------------------------
+def endpoint(platform: Platform, route: Route) -> Handler:
+    async def handle(request: Request) -> Response:
+        voice = voice_of(request)
+        _secret(voice, platform.name, route.secret)
+        inbound, token = await _verified(voice, platform, route, request)
+        async with replay_guard(voice, platform, token):
+            event = platform.parse(voice.settings, inbound)
+            return await _answer(voice, platform, event, request)
+
+    return handle
 
 
-@router.post("/vapi", summary="Vapi server URL: assistant-request, tool-calls, end-of-call-report")
-async def vapi_webhook(request: Request) -> Response:
-    voice, body = voice_of(request), await request.body()
-    _secret(voice, "vapi", "vapi_secret")
-    auth = voice.settings.vapi()
-    token = _check(lambda: verify_vapi(body, request.headers, auth))
-    async with replay_guard(voice, "vapi", token if auth.mode == "hmac" else None):
-        msg = vapi.message(body)
-        kind = msg["type"]
-        if kind == "assistant-request":
-            if not voice.settings.vapi_assistant_id:
-                log.warning(
-                    "assistant-request: no Vapi assistant id is configured "
-                    "(BOTWIRE_VAPI_ASSISTANT_ID); the caller hears an error"
-                )
-            _, briefing = await brief(voice, vapi.call_start(msg))
-            return reply(vapi.answer_start(briefing, voice.settings.vapi_assistant_id))
-        if kind == "tool-calls":
-            calls = vapi.tool_calls(msg)
-            results = [(call, *await run_tool(voice, call)) for call in calls]
-            return reply(vapi.answer_tools(results))
-        if kind == "end-of-call-report":
-            task = await finish(voice, vapi.call_end(msg), metrics_of(request))
-            return JSONResponse({}, background=task)
-        return reply({})  # status-update, transcript, ...: nothing to do
+async def _verified(
+    voice: Voice, platform: Platform, route: Route, request: Request
+) -> tuple[Inbound, str | None]:
+    """The request, its body read and verified, and its replay token."""
+    url = public_url(request, voice.settings.public_url)
+    inbound = Inbound(route, request.headers, b"", url, request.path_params)
+    if not route.streamed:
+        inbound = dataclasses.replace(inbound, body=await request.body())
+        return inbound, _check(lambda: platform.verify(voice.settings, inbound))
+    mac = _check(lambda: platform.stream(voice.settings, inbound))
+    settings = request.app.state.ctx.settings
+    body = await _streamed_body(request.stream(), mac, settings, platform.skips)
+    inbound = dataclasses.replace(inbound, body=body or b"", kept=body is not None)
+    return inbound, _check(mac.verify)
 
 
-# -- Retell -------------------------------------------------------------------------------
+async def _answer(voice: Voice, platform: Platform, event: Event, request: Request) -> Response:
+    if isinstance(event, CallStart):
+        ns, briefing = await brief(voice, event)
+        return response(platform.answer_start(voice.settings, briefing, ns))
+    if isinstance(event, list):
+        results = [(call, *await run_tool(voice, call)) for call in event]
+        return response(platform.answer_tools(results))
+    return response(platform.ack, await finish(voice, event, metrics_of(request)))
 
 
-def _retell(request: Request, body: bytes) -> str | None:
-    voice = voice_of(request)
-    key = _secret(voice, "retell", "retell_api_key")
-    header = request.headers.get("x-retell-signature")
-    return _check(lambda: verify_retell(body, header, key))
+def response(answer: Answer, task: BackgroundTask | None = None) -> Response:
+    if answer.media_type is None and answer.body is not None:
+        return JSONResponse(answer.body, answer.status, background=task)
+    return Response(answer.body, answer.status, media_type=answer.media_type, background=task)
 
 
-@router.post("/retell", summary="Retell: the inbound call webhook and call events")
-async def retell_webhook(request: Request) -> Response:
-    voice, body = voice_of(request), await request.body()
-    token = _retell(request, body)
-    async with replay_guard(voice, "retell", token):
-        data = load_json(body)
-        name = retell.event(data)
-        if name is None:
-            raise Malformed('a Retell webhook names its "event"')
-        if name == "call_inbound":
-            ns, briefing = await brief(voice, retell.call_start(data))
-            return reply(retell.answer_start(briefing, ns))
-        if name in ("call_ended", "call_analyzed"):
-            return Response(
-                status_code=204,
-                background=await finish(voice, retell.call_end(data, name), metrics_of(request)),
-            )
-        return Response(status_code=204)  # call_started and future events
+_PEEK = 4096  # a streamed body's first bytes, enough for ``skips`` to decide
 
 
-@router.post("/retell/tools", summary="Retell custom functions (full body)")
-@router.post("/retell/tools/{name}", summary="Retell custom functions (full body or args only)")
-async def retell_tool(request: Request, name: str | None = None) -> Response:
-    voice, body = voice_of(request), await request.body()
-    token = _retell(request, body)
-    async with replay_guard(voice, "retell", token):
-        call = retell.tool_call(body, name)
-        return reply(retell.answer_tool(*await run_tool(voice, call)))
-
-
-# -- ElevenLabs ---------------------------------------------------------------------------
-
-
-def _eleven_secret(request: Request) -> Voice:
-    voice = voice_of(request)
-    secret = _secret(voice, "elevenlabs", "elevenlabs_tool_secret")
-    header = request.headers.get(voice.settings.elevenlabs_secret_header)
-    _check(lambda: verify_shared_secret(header, secret))
-    return voice
-
-
-@router.post("/elevenlabs/initiation", summary="ElevenLabs conversation initiation webhook")
-async def elevenlabs_initiation(request: Request) -> Response:
-    voice, body = _eleven_secret(request), await request.body()
-    _, briefing = await brief(voice, elevenlabs.call_start(body))
-    return reply(elevenlabs.answer_start(briefing))
-
-
-@router.post("/elevenlabs/tools/{name}", summary="ElevenLabs server tools")
-async def elevenlabs_tool(request: Request, name: str) -> Response:
-    voice, body = _eleven_secret(request), await request.body()
-    call = elevenlabs.tool_call(body, name)
-    return reply(elevenlabs.answer_tool(*await run_tool(voice, call)))
-
-
-@router.post("/elevenlabs/post-call", summary="ElevenLabs post-call webhook")
-async def elevenlabs_post_call(request: Request) -> Response:
-    """Every type is answered 200, as ElevenLabs requires; only a transcription is stored."""
-    voice = voice_of(request)
-    secret = _secret(voice, "elevenlabs", "elevenlabs_webhook_secret")
-    header = request.headers.get("elevenlabs-signature")
-    mac = _check(lambda: ElevenLabsStream(header, secret))
-    body = await _post_call_body(request.stream(), mac, request.app.state.ctx.settings)
-    token = _check(mac.verify)
-    async with replay_guard(voice, "elevenlabs", token):
-        data = load_json(body) if body is not None else {}
-        if data.get("type") != "post_call_transcription":
-            return JSONResponse({})  # post_call_audio, call_initiation_failure
-        task = await finish(voice, elevenlabs.post_call(data), metrics_of(request))
-        return JSONResponse({}, background=task)
-
-
-# A post_call_audio body is base64 audio of the whole call, beyond max_body_bytes at times: its
-# type shows in the first few KiB (or by the limit), and from then on it is hashed, not kept.
-_AUDIO = re.compile(rb'"type"\s*:\s*"post_call_audio"')
-_PEEK = 4096
-STREAMED = frozenset({"/voice/elevenlabs/post-call"})  # Edge leaves the body limit to the route
-
-
-async def _post_call_body(
-    pieces: AsyncIterator[bytes], mac: ElevenLabsStream, settings: Settings
+async def _streamed_body(
+    pieces: AsyncIterator[bytes],
+    mac: Incremental,
+    settings: Settings,
+    skips: Callable[[bytes], bool],
 ) -> bytes | None:
-    """The body, every piece through ``mac``; None for a ``post_call_audio`` (not kept)."""
+    """The body, every piece through ``mac``; None for one ``skips`` says is not kept."""
     kept: bytearray | None = bytearray()
     peeked = False
     async for piece in pieces:
@@ -423,7 +346,7 @@ async def _post_call_body(
         kept += piece
         if len(kept) > settings.max_body_bytes or (not peeked and len(kept) >= _PEEK):
             peeked = True
-            if _AUDIO.search(kept):
+            if skips(bytes(kept)):
                 kept = None
             elif len(kept) > settings.max_body_bytes:
                 raise BodyTooLarge(
@@ -433,82 +356,51 @@ async def _post_call_body(
     return None if kept is None else bytes(kept)
 
 
-# -- Twilio -------------------------------------------------------------------------------
-
-
-async def _twilio(request: Request) -> tuple[Voice, dict[str, str], str | None]:
-    voice, body = voice_of(request), await request.body()
-    token_secret = _secret(voice, "twilio", "twilio_auth_token")
-    pairs = twilio.form(body)
-    url = public_url(request, voice.settings.public_url)
-    header = request.headers.get("x-twilio-signature")
-    token = _check(lambda: verify_twilio(url, pairs, header, token_secret))
-    return voice, dict(pairs), token
-
-
 def public_url(request: Request, configured: str) -> str:
-    """The URL Twilio signed: the configured public base (behind a proxy) + path and query."""
+    """The URL the platform signed: the configured public base (behind a proxy) + path and
+    query."""
     if not configured:
         return str(request.url)
     query = request.url.query
     return configured.rstrip("/") + request.url.path + (f"?{query}" if query else "")
 
 
-TWIML = "application/xml"
+# -- the routes, from the registry --------------------------------------------------------
+
+Handler = Callable[[Request], Awaitable[Response]]
+ROUTES = [(route, endpoint(platform, route)) for platform, route in registry.routes()]
+for _route, _handler in ROUTES:
+    router.add_api_route(
+        _route.path.removeprefix("/voice"),
+        _handler,
+        methods=[_route.method],
+        summary=_route.summary,
+    )
 
 
-@router.post("/twilio", summary="Twilio voice webhook (answered with TwiML)")
-async def twilio_voice(request: Request) -> Response:
-    voice, params, token = await _twilio(request)
-    async with replay_guard(voice, "twilio", token):
-        _, briefing = await brief(voice, twilio.call_start(params))
-        return Response(
-            twilio.answer_start(briefing, voice.settings.twilio_stream_url or None),
-            media_type=TWIML,
-        )
+def _pattern(template: str) -> re.Pattern[str]:
+    """``/voice/x/tools/{name}`` as a regex with a group per path parameter."""
+    return re.compile(re.sub(r"\\\{(\w+)\\\}", r"(?P<\1>[^/]+)", re.escape(template)))
 
 
-@router.post("/twilio/status", summary="Twilio call status callback")
-async def twilio_status(request: Request) -> Response:
-    voice, params, token = await _twilio(request)
-    async with replay_guard(voice, "twilio", token):
-        task = await finish(voice, twilio.call_end(params), metrics_of(request))
-        return Response(status_code=204, background=task)
-
-
-# -- the fast path ------------------------------------------------------------------------
-
-Handler = Callable[..., Awaitable[Response]]
-_EXACT: dict[str, Handler] = {
-    "/voice/vapi": vapi_webhook,
-    "/voice/retell": retell_webhook,
-    "/voice/retell/tools": retell_tool,
-    "/voice/elevenlabs/initiation": elevenlabs_initiation,
-    "/voice/elevenlabs/post-call": elevenlabs_post_call,
-    "/voice/twilio": twilio_voice,
-    "/voice/twilio/status": twilio_status,
-}
-_NAMED = re.compile(r"/voice/(retell|elevenlabs)/tools/([^/]+)")
-_NAMED_HANDLERS: dict[str, Handler] = {"retell": retell_tool, "elevenlabs": elevenlabs_tool}
+STREAMED = frozenset(route.path for route, _ in ROUTES if route.streamed)  # Edge: no body limit
+_EXACT = {(r.method, r.path): h for r, h in ROUTES if "{" not in r.path}
+_TEMPLATED = [(r.method, _pattern(r.path), r.path, h) for r, h in ROUTES if "{" in r.path]
 
 
 def match(method: str, path: str) -> tuple[Handler, dict[str, str], str] | None:
     """``(handler, path parameters, route template)`` for a webhook ``Edge`` answers itself:
     FastAPI's routing would cost more than the work (BENCHMARKS.md, Voice)."""
-    if method != "POST" or not path.startswith("/voice/"):
+    if not path.startswith("/voice/"):
         return None
-    handler = _EXACT.get(path)
+    handler = _EXACT.get((method, path))
     if handler is not None:
         return handler, {}, path
-    found = _NAMED.fullmatch(path)
-    if found is None:
-        return None
-    platform = found[1]
-    return (
-        _NAMED_HANDLERS[platform],
-        {"name": unquote(found[2])},
-        f"/voice/{platform}/tools/{{name}}",
-    )
+    for wanted, pattern, template, handler in _TEMPLATED:
+        found = pattern.fullmatch(path) if method == wanted else None
+        if found is not None:
+            return handler, {k: unquote(v) for k, v in found.groupdict().items()}, template
+    return None
 
 
 async def answer(
@@ -516,7 +408,7 @@ async def answer(
 ) -> Response:
     """The route's own answer, with the routes' error handling, as plain ASGI."""
     try:
-        return await handler(Request(scope, receive), **params)
+        return await handler(Request({**scope, "path_params": params}, receive))
     except Exception as exc:
         errors.count(ctx, errors.code_for(exc))
         return errors.for_exception(exc)

@@ -1,8 +1,8 @@
 """What happens at call start, during a call (tools) and at call end, written once.
 
 Each operation is a *plan*: a generator that yields steps (functions of a ``Memory`` or an
-``AsyncMemory``) and receives their results. ``run`` drives a plan on a ``Memory``, ``arun`` on an
-``AsyncMemory``, so the webhooks (async, in the server) and ``CallMemory`` (sync or async, in
+``AsyncMemory``) and receives their results. ``arun`` is the one driver (``run`` steps it for a
+``Memory``), so the webhooks (async, in the server) and ``CallMemory`` (sync or async, in
 process) share every line of logic.
 """
 
@@ -47,48 +47,40 @@ class ToolError(BotWireError):
 
 
 def run(plan: Plan[T], memory: Any) -> T:
-    """Drive ``plan`` on a sync ``Memory``."""
-    outcome: tuple[Any, BaseException | None] = (None, None)
-    while True:
-        step, stop = _advance(plan, outcome)
-        if stop is not None:
-            return stop.value  # type: ignore[no-any-return]
-        try:
-            outcome = (_collect(step(memory)), None)
-        except BotWireError as exc:  # thrown into the plan, which may handle it
-            outcome = (None, exc)
+    """Drive ``plan`` on a sync ``Memory``: ``arun`` itself, which never suspends when no step
+    returns an awaitable, stepped once."""
+    driving = arun(plan, memory)
+    try:
+        driving.send(None)
+    except StopIteration as stop:
+        return stop.value  # type: ignore[no-any-return]
+    driving.close()
+    raise TypeError("run() drives a sync Memory; use arun() for an AsyncMemory")
 
 
 async def arun(plan: Plan[T], memory: Any) -> T:
-    """Drive ``plan`` on an ``AsyncMemory``."""
-    outcome: tuple[Any, BaseException | None] = (None, None)
+    """Drive ``plan`` on an ``AsyncMemory`` (or a ``Memory``): the one driver of every plan.
+    A step's ``BotWireError`` is thrown into the plan, which may handle it."""
+    result: Any = None
+    error: BotWireError | None = None
     while True:
-        step, stop = _advance(plan, outcome)
-        if stop is not None:
+        try:
+            step = plan.throw(error) if error is not None else plan.send(result)
+        except StopIteration as stop:
             return stop.value  # type: ignore[no-any-return]
         try:
-            result = step(memory)
-            if inspect.isawaitable(result):
-                result = await result
-            elif hasattr(result, "__aiter__"):
-                result = [item async for item in result]
-            outcome = (_collect(result), None)
+            result, error = await _perform(step, memory), None
         except BotWireError as exc:
-            outcome = (None, exc)
+            result, error = None, exc
 
 
-def _advance(
-    plan: Plan[Any], outcome: tuple[Any, BaseException | None]
-) -> tuple[Step, StopIteration | None]:
-    result, error = outcome
-    try:
-        return (plan.throw(error) if error is not None else plan.send(result)), None
-    except StopIteration as stop:
-        return _no_step, stop
-
-
-def _no_step(memory: Any) -> None:
-    return None
+async def _perform(step: Step, memory: Any) -> Any:
+    result = step(memory)
+    if inspect.isawaitable(result):
+        result = await result
+    elif hasattr(result, "__aiter__"):
+        result = [item async for item in result]
+    return _collect(result)
 
 
 def _collect(result: Any) -> Any:

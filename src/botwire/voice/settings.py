@@ -18,18 +18,12 @@ from typing import Any
 from ..engines import home_dir
 from ..errors import ConfigurationError, InvalidInput
 from .config import VoiceConfig, load_summarizer
+from .platforms.registry import PLATFORMS, SECRETS
 from .signatures import VapiAuth
 
 log = logging.getLogger("botwire.voice")
 CONFIG_FILE = "voice.json"
 RELOAD_SECONDS = 1.0  # how often a running server looks at the file, at most
-SECRETS = (
-    "vapi_secret",
-    "retell_api_key",
-    "elevenlabs_webhook_secret",
-    "elevenlabs_tool_secret",
-    "twilio_auth_token",
-)
 
 
 @dataclass(frozen=True)
@@ -90,12 +84,7 @@ class VoiceSettings:
         )
 
     def enabled(self) -> dict[str, bool]:
-        return {
-            "vapi": bool(self.vapi_secret),
-            "retell": bool(self.retell_api_key),
-            "elevenlabs": bool(self.elevenlabs_webhook_secret or self.elevenlabs_tool_secret),
-            "twilio": bool(self.twilio_auth_token),
-        }
+        return {platform.name: platform.enabled(self) for platform in PLATFORMS}
 
     def shown(self) -> dict[str, Any]:
         """Every setting, secrets as ``set`` / ``not set``: for ``botwire voice show``."""

@@ -1,5 +1,9 @@
 """Each platform's payloads in, platform-neutral events out (``records``), and answers back.
 
+A platform is one module with one :class:`Platform` (its name, routes, secrets, ``verify``,
+``parse`` and answers), listed in ``registry.PLATFORMS``; the server's one pipeline and the CLI
+take everything platform-shaped from there.
+
 Parsing is defensive: platforms move fields between versions (PLATFORMS notes in the tests'
 fixtures), so every reader tries the known places in turn. A body that is not what the endpoint
 takes raises :class:`Malformed` (the server answers 400); an event the endpoint does not act on
@@ -9,10 +13,17 @@ parses to ``None`` (answered 2xx and ignored).
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol, Union
 
 from ...errors import InvalidInput
+from ..core import Briefing
+from ..records import CallEnd, CallStart, ToolCall
+
+if TYPE_CHECKING:
+    from ..settings import VoiceSettings
 
 
 class Malformed(InvalidInput):
@@ -92,3 +103,90 @@ def flag(
         word = value.strip().lower()
         return True if word in yes else False if word in no else None
     return None
+
+
+# -- the seam -----------------------------------------------------------------------------
+
+Kind = Literal["events", "start", "tool", "end"]  # what a route's requests carry
+Event = Union[CallStart, list[ToolCall], CallEnd, None]  # None: acknowledged, nothing done
+ToolResult = tuple[ToolCall, str, bool]  # the call, the answer's text, whether it succeeded
+
+
+@dataclass(frozen=True)
+class Route:
+    """One webhook endpoint: ``path`` is a template (``{name}`` a path parameter); no value in
+    the ``secret`` setting, no endpoint (404)."""
+
+    path: str
+    kind: Kind
+    secret: str
+    summary: str
+    streamed: bool = False  # the body is verified piece by piece and may not be kept
+    listed: bool = True  # shown by ``botwire voice show``
+    method: str = "POST"
+
+
+@dataclass(frozen=True)
+class Inbound:
+    """One request as a platform sees it: ``body`` is empty and ``kept`` False when a streamed
+    route did not keep it."""
+
+    route: Route
+    headers: Mapping[str, str]
+    body: bytes
+    url: str  # as the platform called it (``public_url`` behind a proxy)
+    params: Mapping[str, str] = field(default_factory=dict)
+    kept: bool = True
+
+
+@dataclass(frozen=True)
+class Answer:
+    """A reply: JSON when ``media_type`` is None, else text; no body for None."""
+
+    body: Any = None
+    status: int = 200
+    media_type: str | None = None
+
+
+class Incremental(Protocol):
+    """A signature checked over a body that arrives in pieces; ``verify`` -> replay token."""
+
+    def update(self, piece: bytes) -> None: ...
+
+    def verify(self) -> str: ...
+
+
+class Platform:
+    """One voice platform. ``verify`` raises ``SignatureError`` (401) or returns the request's
+    replay token (None: nothing signed to remember); ``parse`` raises :class:`Malformed`."""
+
+    name: ClassVar[str]
+    replay_ttl: ClassVar[float]
+    secrets: ClassVar[tuple[str, ...]]  # settings; any of them set enables the platform
+    routes: ClassVar[tuple[Route, ...]]
+    ack: ClassVar[Answer] = Answer({})  # to a call end, and to events not acted on
+
+    def enabled(self, settings: VoiceSettings) -> bool:
+        return any(getattr(settings, secret) for secret in self.secrets)
+
+    def verify(self, settings: VoiceSettings, inbound: Inbound) -> str | None:
+        raise NotImplementedError
+
+    def stream(self, settings: VoiceSettings, inbound: Inbound) -> Incremental:
+        """The incremental check of a ``streamed`` route (``inbound`` has no body yet)."""
+        raise NotImplementedError
+
+    def skips(self, head: bytes) -> bool:
+        """Whether a streamed body, seen this far, is hashed but not kept."""
+        return False
+
+    def parse(self, settings: VoiceSettings, inbound: Inbound) -> Event:
+        raise NotImplementedError
+
+    def answer_start(
+        self, settings: VoiceSettings, briefing: Briefing, namespace: str | None
+    ) -> Answer:
+        raise NotImplementedError
+
+    def answer_tools(self, results: list[ToolResult]) -> Answer:
+        raise NotImplementedError

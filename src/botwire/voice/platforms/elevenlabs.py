@@ -2,13 +2,35 @@
 
 from __future__ import annotations
 
-from typing import Any
+import re
+from typing import TYPE_CHECKING, Any
 
 from ..core import Briefing
 from ..records import CallEnd, CallStart, ToolCall, Turn, normalise_role
-from . import Malformed, dig, first_str, flag, load_json, number
+from ..signatures import ElevenLabsStream, verify_shared_secret
+from . import (
+    Answer,
+    Event,
+    Inbound,
+    Incremental,
+    Malformed,
+    Platform,
+    Route,
+    ToolResult,
+    dig,
+    first_str,
+    flag,
+    load_json,
+    number,
+)
+
+if TYPE_CHECKING:
+    from ..settings import VoiceSettings
 
 PLATFORM = "elevenlabs"
+# A post_call_audio body is base64 audio of the whole call, beyond max_body_bytes at times: its
+# type shows in the first few KiB (or by the limit), and from then on it is hashed, not kept.
+_AUDIO = re.compile(rb'"type"\s*:\s*"post_call_audio"')
 
 
 def call_start(body: bytes) -> CallStart:
@@ -83,3 +105,65 @@ def _turns(items: Any, start: float | None) -> list[Turn]:
                 )
             )
     return out
+
+
+class ElevenLabs(Platform):
+    """Initiation and tools carry a configured secret header (nothing signed, no replay token);
+    the post-call webhook is HMAC-signed, streamed, and every type of it is answered 200."""
+
+    name = PLATFORM
+    replay_ttl = 3600.0
+    secrets = ("elevenlabs_webhook_secret", "elevenlabs_tool_secret")
+    routes = (
+        Route(
+            "/voice/elevenlabs/initiation",
+            "start",
+            "elevenlabs_tool_secret",
+            "ElevenLabs conversation initiation webhook",
+        ),
+        Route(
+            "/voice/elevenlabs/tools/{name}",
+            "tool",
+            "elevenlabs_tool_secret",
+            "ElevenLabs server tools",
+        ),
+        Route(
+            "/voice/elevenlabs/post-call",
+            "end",
+            "elevenlabs_webhook_secret",
+            "ElevenLabs post-call webhook",
+            streamed=True,
+        ),
+    )
+
+    def verify(self, settings: VoiceSettings, inbound: Inbound) -> str | None:
+        header = inbound.headers.get(settings.elevenlabs_secret_header)
+        verify_shared_secret(header, settings.elevenlabs_tool_secret)
+        return None
+
+    def stream(self, settings: VoiceSettings, inbound: Inbound) -> Incremental:
+        header = inbound.headers.get("elevenlabs-signature")
+        return ElevenLabsStream(header, settings.elevenlabs_webhook_secret)
+
+    def skips(self, head: bytes) -> bool:
+        return _AUDIO.search(head) is not None
+
+    def parse(self, settings: VoiceSettings, inbound: Inbound) -> Event:
+        kind = inbound.route.kind
+        if kind == "start":
+            return call_start(inbound.body)
+        if kind == "tool":
+            return [tool_call(inbound.body, inbound.params["name"])]
+        data = load_json(inbound.body) if inbound.kept else {}
+        if data.get("type") != "post_call_transcription":
+            return None  # post_call_audio, call_initiation_failure
+        return post_call(data)
+
+    def answer_start(
+        self, settings: VoiceSettings, briefing: Briefing, namespace: str | None
+    ) -> Answer:
+        return Answer(answer_start(briefing))
+
+    def answer_tools(self, results: list[ToolResult]) -> Answer:
+        ((_, text, ok),) = results
+        return Answer(answer_tool(text, ok))

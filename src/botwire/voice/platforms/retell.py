@@ -2,11 +2,29 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..core import Briefing
 from ..records import CallEnd, CallStart, ToolCall, Turn, normalise_role
-from . import Malformed, dig, first_str, flag, load_json, ms, number
+from ..signatures import verify_retell
+from . import (
+    Answer,
+    Event,
+    Inbound,
+    Malformed,
+    Platform,
+    Route,
+    ToolResult,
+    dig,
+    first_str,
+    flag,
+    load_json,
+    ms,
+    number,
+)
+
+if TYPE_CHECKING:
+    from ..settings import VoiceSettings
 
 PLATFORM = "retell"
 MAX_RESULT = 15_000  # Retell cuts a function's answer here
@@ -103,3 +121,57 @@ def _arg_caller(args: dict[str, Any]) -> str | None:
 
 def answer_tool(text: str, ok: bool) -> dict[str, Any]:
     return {"result": text[:MAX_RESULT]} if ok else {"error": text[:MAX_RESULT]}
+
+
+class Retell(Platform):
+    name = PLATFORM
+    replay_ttl = 600.0
+    secrets = ("retell_api_key",)
+    routes = (
+        Route(
+            "/voice/retell",
+            "events",
+            "retell_api_key",
+            "Retell: the inbound call webhook and call events",
+        ),
+        Route(
+            "/voice/retell/tools",
+            "tool",
+            "retell_api_key",
+            "Retell custom functions (full body)",
+            listed=False,
+        ),
+        Route(
+            "/voice/retell/tools/{name}",
+            "tool",
+            "retell_api_key",
+            "Retell custom functions (full body or args only)",
+        ),
+    )
+    ack = Answer(status=204)
+
+    def verify(self, settings: VoiceSettings, inbound: Inbound) -> str | None:
+        header = inbound.headers.get("x-retell-signature")
+        return verify_retell(inbound.body, header, settings.retell_api_key)
+
+    def parse(self, settings: VoiceSettings, inbound: Inbound) -> Event:
+        if inbound.route.kind == "tool":
+            return [tool_call(inbound.body, inbound.params.get("name"))]
+        data = load_json(inbound.body)
+        name = event(data)
+        if name is None:
+            raise Malformed('a Retell webhook names its "event"')
+        if name == "call_inbound":
+            return call_start(data)
+        if name in ("call_ended", "call_analyzed"):
+            return call_end(data, name)
+        return None  # call_started and future events
+
+    def answer_start(
+        self, settings: VoiceSettings, briefing: Briefing, namespace: str | None
+    ) -> Answer:
+        return Answer(answer_start(briefing, namespace))
+
+    def answer_tools(self, results: list[ToolResult]) -> Answer:
+        ((_, text, ok),) = results
+        return Answer(answer_tool(text, ok))

@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 from email.utils import parsedate_to_datetime
+from typing import TYPE_CHECKING
 from urllib.parse import parse_qsl
 from xml.sax.saxutils import escape
 
 from ..core import Briefing
 from ..records import CallEnd, CallStart
-from . import Malformed, first_str, number
+from ..signatures import verify_twilio
+from . import Answer, Event, Inbound, Malformed, Platform, Route, first_str, number
+
+if TYPE_CHECKING:
+    from ..settings import VoiceSettings
 
 PLATFORM = "twilio"
 FINAL = ("completed", "busy", "failed", "no-answer", "canceled")
@@ -80,3 +85,33 @@ def _date(raw: str | None) -> float | None:
         return parsedate_to_datetime(raw).timestamp() if raw else None
     except (TypeError, ValueError):
         return None
+
+
+class Twilio(Platform):
+    name = PLATFORM
+    replay_ttl = 3600.0
+    secrets = ("twilio_auth_token",)
+    routes = (
+        Route(
+            "/voice/twilio",
+            "start",
+            "twilio_auth_token",
+            "Twilio voice webhook (answered with TwiML)",
+        ),
+        Route("/voice/twilio/status", "end", "twilio_auth_token", "Twilio call status callback"),
+    )
+    ack = Answer(status=204)
+
+    def verify(self, settings: VoiceSettings, inbound: Inbound) -> str | None:
+        header = inbound.headers.get("x-twilio-signature")
+        return verify_twilio(inbound.url, form(inbound.body), header, settings.twilio_auth_token)
+
+    def parse(self, settings: VoiceSettings, inbound: Inbound) -> Event:
+        params = dict(form(inbound.body))
+        return call_start(params) if inbound.route.kind == "start" else call_end(params)
+
+    def answer_start(
+        self, settings: VoiceSettings, briefing: Briefing, namespace: str | None
+    ) -> Answer:
+        twiml = answer_start(briefing, settings.twilio_stream_url or None)
+        return Answer(twiml, media_type="application/xml")

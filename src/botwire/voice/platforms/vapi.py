@@ -2,13 +2,35 @@
 
 from __future__ import annotations
 
-from typing import Any
+import logging
+from typing import TYPE_CHECKING, Any
 
 from ..core import Briefing
 from ..records import CallEnd, CallStart, ToolCall, Turn, normalise_role
-from . import Malformed, arguments, dig, first_str, flag, iso, load_json, ms, number
+from ..signatures import verify_vapi
+from . import (
+    Answer,
+    Event,
+    Inbound,
+    Malformed,
+    Platform,
+    Route,
+    ToolResult,
+    arguments,
+    dig,
+    first_str,
+    flag,
+    iso,
+    load_json,
+    ms,
+    number,
+)
+
+if TYPE_CHECKING:
+    from ..settings import VoiceSettings
 
 PLATFORM = "vapi"
+log = logging.getLogger("botwire.voice")
 
 
 def message(body: bytes) -> dict[str, Any]:
@@ -131,3 +153,46 @@ def _said_at(item: Any, started: float | None) -> float | None:
     if started is not None and offset is not None:
         return started + offset
     return ms(dig(item, "time"))
+
+
+class Vapi(Platform):
+    name = PLATFORM
+    replay_ttl = 600.0
+    secrets = ("vapi_secret",)
+    routes = (
+        Route(
+            "/voice/vapi",
+            "events",
+            "vapi_secret",
+            "Vapi server URL: assistant-request, tool-calls, end-of-call-report",
+        ),
+    )
+
+    def verify(self, settings: VoiceSettings, inbound: Inbound) -> str | None:
+        auth = settings.vapi()
+        token = verify_vapi(inbound.body, inbound.headers, auth)
+        return token if auth.mode == "hmac" else None
+
+    def parse(self, settings: VoiceSettings, inbound: Inbound) -> Event:
+        msg = message(inbound.body)
+        kind = msg["type"]
+        if kind == "assistant-request":
+            return call_start(msg)
+        if kind == "tool-calls":
+            return tool_calls(msg)
+        if kind == "end-of-call-report":
+            return call_end(msg)
+        return None  # status-update, transcript, ...: nothing to do
+
+    def answer_start(
+        self, settings: VoiceSettings, briefing: Briefing, namespace: str | None
+    ) -> Answer:
+        if not settings.vapi_assistant_id:
+            log.warning(
+                "assistant-request: no Vapi assistant id is configured "
+                "(BOTWIRE_VAPI_ASSISTANT_ID); the caller hears an error"
+            )
+        return Answer(answer_start(briefing, settings.vapi_assistant_id))
+
+    def answer_tools(self, results: list[ToolResult]) -> Answer:
+        return Answer(answer_tools(results))
