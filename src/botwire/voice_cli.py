@@ -12,7 +12,8 @@ from typing import Any
 
 import click
 
-from .voice.platforms.registry import BY_NAME
+from .voice.platforms import Option, Platform
+from .voice.platforms.registry import BY_NAME, PLATFORMS
 from .voice.settings import VoiceSettings, config_path, write_file
 
 
@@ -32,90 +33,37 @@ def _save(changes: dict[str, Any]) -> None:
     click.echo(f"saved to {path}; a running server uses it within a second")
 
 
-def _secret_option(name: str, help_text: str) -> Any:
+def _option(option: Option) -> Any:
+    """The click option of a platform's setting: a secret is asked for, hidden, when not given."""
+    choices = click.Choice(list(option.choices)) if option.choices else None
+    if not option.secret:
+        return click.option(
+            option.flag, option.setting, type=choices, default=None, help=option.help
+        )
     return click.option(
-        name,
-        prompt=help_text,
+        option.flag,
+        option.setting,
+        prompt=option.help,
         hide_input=True,
         confirmation_prompt=False,
-        help=help_text + " (asked for when not given)",
+        help=f"{option.help} (asked for when not given)",
     )
 
 
-@configure.command("vapi")
-@_secret_option("--secret", "The Vapi server URL secret or token")
-@click.option(
-    "--auth",
-    type=click.Choice(["secret", "bearer", "hmac"]),
-    default=None,
-    help="How Vapi authenticates: X-Vapi-Secret (default), Bearer token, or HMAC.",
-)
-@click.option("--assistant-id", default=None, help="The assistant that answers assistant-request.")
-@click.option(
-    "--secret-header",
-    default=None,
-    help="secret mode: the header that carries the secret (x-vapi-secret).",
-)
-@click.option("--signature-header", default=None, help="HMAC: the signature header (x-signature).")
-@click.option("--timestamp-header", default=None, help="HMAC: the timestamp header (x-timestamp).")
-@click.option("--signature-prefix", default=None, help="HMAC: a prefix before the digest.")
-@click.option("--signature-encoding", type=click.Choice(["hex", "base64"]), default=None)
-@click.option(
-    "--signature-algorithm", type=click.Choice(["sha256", "sha1", "sha512"]), default=None
-)
-def configure_vapi(
-    secret: str, auth: str | None, assistant_id: str | None, **hmac: str | None
-) -> None:
-    """Vapi: the server URL secret, auth mode and assistant id."""
-    _save(
-        {
-            "vapi_secret": secret,
-            "vapi_auth": auth,
-            "vapi_assistant_id": assistant_id,
-            **{f"vapi_{k}": v for k, v in hmac.items()},
-        }
-    )
+def _configure_command(platform: Platform) -> None:
+    """``botwire voice configure <platform>``, from the platform's options."""
+
+    def command(**values: Any) -> None:
+        _save(values)
+
+    command.__doc__ = platform.about
+    for option in reversed(platform.options):
+        command = _option(option)(command)
+    configure.command(platform.name)(command)
 
 
-@configure.command("retell")
-@_secret_option("--secret", "The Retell API key (it signs webhooks)")
-def configure_retell(secret: str) -> None:
-    """Retell: the API key that signs its webhooks (X-Retell-Signature)."""
-    _save({"retell_api_key": secret})
-
-
-@configure.command("elevenlabs")
-@_secret_option("--webhook-secret", "The ElevenLabs post-call webhook secret")
-@_secret_option("--tool-secret", "A secret for the initiation webhook and server tools")
-@click.option(
-    "--secret-header",
-    default=None,
-    help="The header that carries the tool secret (x-botwire-secret).",
-)
-def configure_elevenlabs(webhook_secret: str, tool_secret: str, secret_header: str | None) -> None:
-    """ElevenLabs: the post-call HMAC secret and the secret header for initiation and tools."""
-    _save(
-        {
-            "elevenlabs_webhook_secret": webhook_secret,
-            "elevenlabs_tool_secret": tool_secret,
-            "elevenlabs_secret_header": secret_header,
-        }
-    )
-
-
-@configure.command("twilio")
-@_secret_option("--auth-token", "The Twilio auth token")
-@click.option(
-    "--public-url",
-    default=None,
-    help="This server's public base URL, as Twilio calls it (behind a proxy).",
-)
-@click.option("--stream-url", default=None, help="wss:// URL to stream the call's audio to.")
-def configure_twilio(auth_token: str, public_url: str | None, stream_url: str | None) -> None:
-    """Twilio: the auth token that signs webhooks, the public URL, the media stream."""
-    _save(
-        {"twilio_auth_token": auth_token, "public_url": public_url, "twilio_stream_url": stream_url}
-    )
+for _platform in PLATFORMS:
+    _configure_command(_platform)
 
 
 @configure.command("callers")

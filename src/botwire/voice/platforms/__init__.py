@@ -148,6 +148,17 @@ class Answer:
     media_type: str | None = None
 
 
+@dataclass(frozen=True)
+class Option:
+    """A ``botwire voice configure <platform>`` option and the setting it writes."""
+
+    flag: str
+    setting: str
+    help: str | None = None
+    secret: bool = False  # asked for at a hidden prompt when not given; never shown
+    choices: tuple[str, ...] = ()
+
+
 class Incremental(Protocol):
     """A signature checked over a body that arrives in pieces; ``verify`` -> replay token."""
 
@@ -161,10 +172,16 @@ class Platform:
     replay token (None: nothing signed to remember); ``parse`` raises :class:`Malformed`."""
 
     name: ClassVar[str]
+    about: ClassVar[str]  # the help of ``botwire voice configure <name>``
+    options: ClassVar[tuple[Option, ...]]
     replay_ttl: ClassVar[float]
-    secrets: ClassVar[tuple[str, ...]]  # settings; any of them set enables the platform
     routes: ClassVar[tuple[Route, ...]]
     ack: ClassVar[Answer] = Answer({})  # to a call end, and to events not acted on
+
+    @property
+    def secrets(self) -> tuple[str, ...]:
+        """The secret settings; any of them set enables the platform."""
+        return tuple(option.setting for option in self.options if option.secret)
 
     def enabled(self, settings: VoiceSettings) -> bool:
         return any(getattr(settings, secret) for secret in self.secrets)
@@ -189,4 +206,9 @@ class Platform:
         raise NotImplementedError
 
     def answer_tools(self, results: list[ToolResult]) -> Answer:
+        """One tool call a request, unless the platform sends several."""
+        ((_, text, ok),) = results
+        return self.answer_tool(text, ok)
+
+    def answer_tool(self, text: str, ok: bool) -> Answer:
         raise NotImplementedError

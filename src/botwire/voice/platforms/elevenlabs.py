@@ -14,9 +14,9 @@ from . import (
     Inbound,
     Incremental,
     Malformed,
+    Option,
     Platform,
     Route,
-    ToolResult,
     dig,
     first_str,
     flag,
@@ -112,8 +112,27 @@ class ElevenLabs(Platform):
     the post-call webhook is HMAC-signed, streamed, and every type of it is answered 200."""
 
     name = PLATFORM
+    about = "ElevenLabs: the post-call HMAC secret and the secret header for initiation and tools."
+    options = (
+        Option(
+            "--webhook-secret",
+            "elevenlabs_webhook_secret",
+            "The ElevenLabs post-call webhook secret",
+            True,
+        ),
+        Option(
+            "--tool-secret",
+            "elevenlabs_tool_secret",
+            "A secret for the initiation webhook and server tools",
+            True,
+        ),
+        Option(
+            "--secret-header",
+            "elevenlabs_secret_header",
+            "The header that carries the tool secret (x-botwire-secret).",
+        ),
+    )
     replay_ttl = 3600.0
-    secrets = ("elevenlabs_webhook_secret", "elevenlabs_tool_secret")
     routes = (
         Route(
             "/voice/elevenlabs/initiation",
@@ -164,6 +183,5 @@ class ElevenLabs(Platform):
     ) -> Answer:
         return Answer(answer_start(briefing))
 
-    def answer_tools(self, results: list[ToolResult]) -> Answer:
-        ((_, text, ok),) = results
+    def answer_tool(self, text: str, ok: bool) -> Answer:
         return Answer(answer_tool(text, ok))

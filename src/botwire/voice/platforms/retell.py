@@ -12,9 +12,9 @@ from . import (
     Event,
     Inbound,
     Malformed,
+    Option,
     Platform,
     Route,
-    ToolResult,
     dig,
     first_str,
     flag,
@@ -125,8 +125,11 @@ def answer_tool(text: str, ok: bool) -> dict[str, Any]:
 
 class Retell(Platform):
     name = PLATFORM
+    about = "Retell: the API key that signs its webhooks (X-Retell-Signature)."
+    options = (
+        Option("--secret", "retell_api_key", "The Retell API key (it signs webhooks)", True),
+    )
     replay_ttl = 600.0
-    secrets = ("retell_api_key",)
     routes = (
         Route(
             "/voice/retell",
@@ -172,6 +175,5 @@ class Retell(Platform):
     ) -> Answer:
         return Answer(answer_start(briefing, namespace))
 
-    def answer_tools(self, results: list[ToolResult]) -> Answer:
-        ((_, text, ok),) = results
+    def answer_tool(self, text: str, ok: bool) -> Answer:
         return Answer(answer_tool(text, ok))

@@ -10,7 +10,7 @@ from xml.sax.saxutils import escape
 from ..core import Briefing
 from ..records import CallEnd, CallStart
 from ..signatures import verify_twilio
-from . import Answer, Event, Inbound, Malformed, Platform, Route, first_str, number
+from . import Answer, Event, Inbound, Malformed, Option, Platform, Route, first_str, number
 
 if TYPE_CHECKING:
     from ..settings import VoiceSettings
@@ -89,8 +89,17 @@ def _date(raw: str | None) -> float | None:
 
 class Twilio(Platform):
     name = PLATFORM
+    about = "Twilio: the auth token that signs webhooks, the public URL, the media stream."
+    options = (
+        Option("--auth-token", "twilio_auth_token", "The Twilio auth token", True),
+        Option(
+            "--public-url",
+            "public_url",
+            "This server's public base URL, as Twilio calls it (behind a proxy).",
+        ),
+        Option("--stream-url", "twilio_stream_url", "wss:// URL to stream the call's audio to."),
+    )
     replay_ttl = 3600.0
-    secrets = ("twilio_auth_token",)
     routes = (
         Route(
             "/voice/twilio",

@@ -13,6 +13,7 @@ from . import (
     Event,
     Inbound,
     Malformed,
+    Option,
     Platform,
     Route,
     ToolResult,
@@ -157,8 +158,42 @@ def _said_at(item: Any, started: float | None) -> float | None:
 
 class Vapi(Platform):
     name = PLATFORM
+    about = "Vapi: the server URL secret, auth mode and assistant id."
+    options = (
+        Option("--secret", "vapi_secret", "The Vapi server URL secret or token", True),
+        Option(
+            "--auth",
+            "vapi_auth",
+            "How Vapi authenticates: X-Vapi-Secret (default), Bearer token, or HMAC.",
+            choices=("secret", "bearer", "hmac"),
+        ),
+        Option(
+            "--assistant-id", "vapi_assistant_id", "The assistant that answers assistant-request."
+        ),
+        Option(
+            "--secret-header",
+            "vapi_secret_header",
+            "secret mode: the header that carries the secret (x-vapi-secret).",
+        ),
+        Option(
+            "--signature-header",
+            "vapi_signature_header",
+            "HMAC: the signature header (x-signature).",
+        ),
+        Option(
+            "--timestamp-header",
+            "vapi_timestamp_header",
+            "HMAC: the timestamp header (x-timestamp).",
+        ),
+        Option("--signature-prefix", "vapi_signature_prefix", "HMAC: a prefix before the digest."),
+        Option("--signature-encoding", "vapi_signature_encoding", choices=("hex", "base64")),
+        Option(
+            "--signature-algorithm",
+            "vapi_signature_algorithm",
+            choices=("sha256", "sha1", "sha512"),
+        ),
+    )
     replay_ttl = 600.0
-    secrets = ("vapi_secret",)
     routes = (
         Route(
             "/voice/vapi",
