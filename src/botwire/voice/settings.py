@@ -18,7 +18,6 @@ from typing import Any
 from ..engines import home_dir
 from ..errors import ConfigurationError, InvalidInput
 from .config import VoiceConfig, load_summarizer
-from .platforms.registry import PLATFORMS, SECRETS
 from .signatures import VapiAuth
 
 log = logging.getLogger("botwire.voice")
@@ -84,7 +83,12 @@ class VoiceSettings:
         )
 
     def enabled(self) -> dict[str, bool]:
-        return {platform.name: platform.enabled(self) for platform in PLATFORMS}
+        """Each platform (the prefix of its secrets' names) and whether any of them is set."""
+        out: dict[str, bool] = {}
+        for name in SECRETS:
+            platform = name.split("_", 1)[0]
+            out[platform] = out.get(platform, False) or bool(getattr(self, name))
+        return out
 
     def shown(self) -> dict[str, Any]:
         """Every setting, secrets as ``set`` / ``not set``: for ``botwire voice show``."""
@@ -107,6 +111,10 @@ class VoiceSettings:
 
     def with_values(self, **changes: Any) -> VoiceSettings:
         return replace(self, **changes)
+
+
+# the secrets, named <platform>_..., are the settings never shown
+SECRETS = tuple(f.name for f in fields(VoiceSettings) if not f.repr)
 
 
 def env_name(name: str) -> str:

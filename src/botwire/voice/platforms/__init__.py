@@ -178,14 +178,6 @@ class Platform:
     routes: ClassVar[tuple[Route, ...]]
     ack: ClassVar[Answer] = Answer({})  # to a call end, and to events not acted on
 
-    @property
-    def secrets(self) -> tuple[str, ...]:
-        """The secret settings; any of them set enables the platform."""
-        return tuple(option.setting for option in self.options if option.secret)
-
-    def enabled(self, settings: VoiceSettings) -> bool:
-        return any(getattr(settings, secret) for secret in self.secrets)
-
     def verify(self, settings: VoiceSettings, inbound: Inbound) -> str | None:
         raise NotImplementedError
 

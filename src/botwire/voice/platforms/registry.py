@@ -10,7 +10,6 @@ from .vapi import Vapi
 
 PLATFORMS: tuple[Platform, ...] = (Vapi(), Retell(), ElevenLabs(), Twilio())
 BY_NAME = {platform.name: platform for platform in PLATFORMS}
-SECRETS = tuple(secret for platform in PLATFORMS for secret in platform.secrets)
 
 
 def routes() -> list[tuple[Platform, Route]]:
