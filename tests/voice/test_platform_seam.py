@@ -1,0 +1,41 @@
+"""The registry is the one list of platforms: what each declares lines up with the settings,
+the server's routes and the CLI, so a new platform cannot be half wired."""
+
+from __future__ import annotations
+
+from dataclasses import fields
+
+from botwire.voice.platforms.registry import BY_NAME, PLATFORMS, routes
+from botwire.voice.settings import SECRETS, VoiceSettings
+
+SETTINGS = {f.name for f in fields(VoiceSettings)}
+
+
+def test_names_are_unique_and_every_platform_has_routes():
+    assert len(BY_NAME) == len(PLATFORMS) >= 4
+    for platform in PLATFORMS:
+        assert platform.routes and platform.replay_ttl > 0 and platform.about
+
+
+def test_every_route_is_enabled_by_a_secret_setting_of_its_platform():
+    for platform, route in routes():
+        assert route.secret in SECRETS, (platform.name, route.path)
+        assert route.secret.startswith(platform.name + "_"), (platform.name, route.secret)
+        assert route.path.startswith(f"/voice/{platform.name}"), route.path
+
+
+def test_paths_are_unique():
+    paths = [(route.method, route.path) for _, route in routes()]
+    assert len(paths) == len(set(paths))
+
+
+def test_every_option_writes_a_setting_and_secrets_stay_out_of_reprs():
+    for platform in PLATFORMS:
+        for option in platform.options:
+            assert option.setting in SETTINGS, (platform.name, option.setting)
+            assert (option.setting in SECRETS) is option.secret, (platform.name, option.setting)
+
+
+def test_every_secret_belongs_to_a_registered_platform():
+    assert {name.split("_", 1)[0] for name in SECRETS} == set(BY_NAME)
+    assert set(VoiceSettings().enabled()) == set(BY_NAME)
