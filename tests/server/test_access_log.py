@@ -83,3 +83,15 @@ def test_start_lines_name_the_database_without_its_password(tmp_path, postgres_w
     assert f"database: {expected}" in log
     assert "voice: not configured (404): vapi, retell, elevenlabs, twilio" in log
     assert access_lines(log) == []  # off unless asked for
+
+
+async def test_plain_starlette_routes_are_logged_by_their_template(make_api, caplog):
+    api = await make_api(access_log=True)
+    with caplog.at_level("INFO", logger="botwire.access"):
+        assert (await api.call("GET", "/openapi.json", key=False)).status_code == 200
+        assert (await api.call("GET", "/docs", key=False)).status_code == 200
+    logged = [r.getMessage() for r in caplog.records if r.name == "botwire.access"]
+    assert [m.split()[1:4] for m in logged] == [
+        ["GET", "/openapi.json", "200"],
+        ["GET", "/docs", "200"],
+    ]

@@ -19,6 +19,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.responses import Response
+from starlette.routing import Match
 
 from .._version import __version__
 from ..engines import open_engine
@@ -216,15 +217,23 @@ class Edge:
         ctx = getattr(getattr(app, "state", None), "ctx", None)
         if ctx is None:
             return
-        route = scope.get("route")
         # the template, never the path: paths hold namespace names
-        template = scope.get("route_template") or getattr(route, "path", None) or "unmatched"
+        template = scope.get("route_template") or _template(app, scope)
         method = scope["method"]
         ctx.metrics.requests.labels(method, template, str(status)).inc()
         ctx.metrics.latency.labels(method, template).observe(seconds)
         if ctx.settings.access_log:
             ms = seconds * 1000
             access_log.info("%s %s %s %d %.1fms", request_id, method, template, status, ms)
+
+
+def _template(app: Any, scope: Scope) -> str:
+    """The path template of the route that answered: FastAPI's routes leave it in the scope;
+    plain Starlette ones (``/openapi.json``) are looked up."""
+    route = scope.get("route")
+    if route is None:
+        route = next((r for r in app.router.routes if r.matches(scope)[0] == Match.FULL), None)
+    return getattr(route, "path", None) or "unmatched"
 
 
 def _request_id(scope: Scope) -> str:
