@@ -179,7 +179,9 @@ class Edge:
         declared = _content_length(scope)
         ctx = getattr(getattr(scope.get("app"), "state", None), "ctx", None)
         hot = fast.match(scope["method"], scope["path"]) if ctx is not None else None
-        webhook = voice.match(scope["method"], scope["path"]) if ctx is not None else None
+        webhook = None  # the hot path never asks for the webhooks' table
+        if ctx is not None and hot is None:
+            webhook = voice.match(scope["method"], scope["path"])
         streamed = webhook is not None and webhook[2] in voice.STREAMED  # limits its own body
         if declared is not None and declared > self.max_body and not streamed:
             reply = error_response("body_too_large", self._too_large())
