@@ -14,7 +14,9 @@ import click
 
 from .voice.platforms import Option, Platform
 from .voice.platforms.registry import BY_NAME, PLATFORMS
-from .voice.settings import VoiceSettings, config_path, write_file
+from .errors import ConfigurationError
+from .voice.facts import POLICIES, Policies
+from .voice.settings import VoiceSettings, config_path, read_file, write_file
 
 
 @click.group()
@@ -78,6 +80,50 @@ for _platform in PLATFORMS:
 def configure_callers(**options: Any) -> None:
     """How callers map to namespaces and what the answer carries."""
     _save(options)
+
+
+@configure.command("facts")
+@click.option("--rules", default=None, help="Every rule at once: 'a=append, b->c=fill_if_empty'.")
+@click.option(
+    "--field",
+    "fields",
+    multiple=True,
+    metavar="NAME=POLICY",
+    help=f"A field's policy: {', '.join(POLICIES)} (repeatable).",
+)
+@click.option(
+    "--rename",
+    multiple=True,
+    metavar="FIELD=KEY",
+    help="Store a field under another fact key (repeatable).",
+)
+@click.option(
+    "--default", "default", type=click.Choice(POLICIES), help="The policy of other fields."
+)
+def configure_facts(
+    rules: str | None, fields: tuple[str, ...], rename: tuple[str, ...], default: str | None
+) -> None:
+    """What the platforms' extracted fields become: facts of the caller, by per-field policy."""
+    current = rules if rules is not None else str(read_file(config_path()).get("facts", ""))
+    try:
+        policies = Policies.parse(current)
+        for item in fields:
+            policies = policies.with_rule(*_pair(item, "--field", "NAME=POLICY"), None)
+        for item in rename:
+            field, key = _pair(item, "--rename", "FIELD=KEY")
+            policies = policies.with_rule(field, None, key)
+        if default is not None:
+            policies = Policies(default, policies.rules)
+    except ConfigurationError as exc:
+        raise click.UsageError(str(exc)) from None
+    _save({"facts": str(policies)})
+
+
+def _pair(item: str, option: str, form: str) -> tuple[str, str]:
+    name, sep, value = item.rpartition("=")
+    if not sep or not name.strip() or not value.strip():
+        raise click.BadParameter(f"{item!r} is not {form}", param_hint=option)
+    return name.strip(), value.strip()
 
 
 @voice.command("show")

@@ -21,7 +21,7 @@ import subprocess
 import time
 import xml.etree.ElementTree as ET
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +35,7 @@ from botwire.cli import main
 from botwire.server import Settings, create_app
 from botwire.server import voice as voice_routes
 from botwire.voice import TOOLS, CallEnd, ToolError, core
+from botwire.voice.facts import Origin
 from botwire.voice.settings import SECRETS, VoiceSettings, env_name
 from botwire.voice.signatures import sign_retell
 from botwire.voice_cli import configure
@@ -305,7 +306,9 @@ def test_tool_parameters_are_what_core_takes(tool, tmp_path):
     with Memory(f"phone:{CALLER}", url=f"sqlite:///{tmp_path}/probe.db") as memory:
 
         def run(args: dict[str, Any]) -> str:
-            return core.run(core.tool(tool.name, args, "call_probe"), memory)
+            return core.run(
+                core.tool(tool.name, args, Origin("tool", "docs", "call_probe")), memory
+            )
 
         args = sample_args(tool)
         assert isinstance(run(args), str)
@@ -501,7 +504,7 @@ def settings_rows() -> list[list[str]]:
 def test_settings_table_lists_every_setting_with_its_env_name_and_default():
     rows = settings_rows()
     documented = {code(r[0]): (code(r[1]), r[3]) for r in rows}
-    expected = {f.name: (env_name(f.name), f.default) for f in fields(VoiceSettings)}
+    expected = {n: (env_name(n), v) for n, v in VoiceSettings().values().items()}
     assert set(documented) == set(expected)
     for name, (env, default) in expected.items():
         shown_env, shown_default = documented[name]
@@ -520,6 +523,7 @@ SAMPLE_VALUES = {
     "summarizer": "json:dumps",
     "variables": "customer_name,memory",
     "twilio_stream_url": "wss://agent.example.com/media",
+    "facts": "*=fill_if_empty, allergies=append, name->customer_name=overwrite",
 }
 SECRET_OPTIONS = {
     "vapi": ["--secret"],
@@ -527,6 +531,7 @@ SECRET_OPTIONS = {
     "twilio": ["--auth-token"],
     "elevenlabs": ["--webhook-secret", "--tool-secret"],
     "callers": [],
+    "facts": [],
 }
 
 
@@ -595,7 +600,9 @@ def test_tools_table_answers_are_what_the_tools_answer(tmp_path):
     with Memory("phone:+14155550123", url=f"sqlite:///{tmp_path}/tools.db") as memory:
         for name, args, shown in rows:
             try:
-                answer = core.run(core.tool(name, args, "call_docs"), memory)
+                answer = core.run(
+                    core.tool(name, args, Origin("tool", "docs", "call_docs")), memory
+                )
             except ToolError as exc:
                 answer = str(exc)
             assert answer == shown, f"{name}({args})"

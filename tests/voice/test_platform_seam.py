@@ -3,12 +3,12 @@ the server's routes and the CLI, so a new platform cannot be half wired."""
 
 from __future__ import annotations
 
-from dataclasses import fields
-
 from botwire.voice.platforms.registry import BY_NAME, PLATFORMS, routes
-from botwire.voice.settings import SECRETS, VoiceSettings
+import pytest
+from botwire.errors import ConfigurationError
+from botwire.voice.settings import CORE, SECRETS, VoiceSettings
 
-SETTINGS = {f.name for f in fields(VoiceSettings)}
+SETTINGS = set(VoiceSettings.names())
 
 
 def test_names_are_unique_and_every_platform_has_routes():
@@ -39,3 +39,28 @@ def test_every_option_writes_a_setting_and_secrets_stay_out_of_reprs():
 def test_every_secret_belongs_to_a_registered_platform():
     assert {name.split("_", 1)[0] for name in SECRETS} == set(BY_NAME)
     assert set(VoiceSettings().enabled()) == set(BY_NAME)
+
+
+def test_the_settings_are_the_shared_ones_and_each_platforms_options():
+    own = {o.setting for p in PLATFORMS for o in p.options if o.setting.startswith(p.name + "_")}
+    assert SETTINGS == set(CORE) | own
+    defaults = VoiceSettings()
+    for platform in PLATFORMS:
+        for option in platform.options:
+            if option.setting in own:
+                assert getattr(defaults, option.setting) == option.default
+
+
+def test_unknown_settings_and_choices_are_refused_by_name():
+    with pytest.raises(ConfigurationError, match="unknown voice settings vapi_secrett"):
+        VoiceSettings(vapi_secrett="x")
+    with pytest.raises(ConfigurationError, match="vapi_auth is 'basic'; it takes secret"):
+        VoiceSettings(vapi_auth="basic")
+
+
+def test_secrets_never_appear_in_the_repr():
+    settings = VoiceSettings(**{name: f"very-secret-{name}-value" for name in SECRETS})
+    assert "very-secret" not in repr(settings)
+    assert all(settings.shown()[name] == "set" for name in SECRETS)
+    with pytest.raises(AttributeError):
+        settings.budget = 3  # type: ignore[misc]

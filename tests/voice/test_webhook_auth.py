@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 
 import pytest
+from botwire.voice.platforms.vapi import vapi_auth
 from botwire.voice.signatures import (
     VapiAuth,
     sign_elevenlabs,
@@ -62,7 +63,7 @@ async def test_vapi_bearer_mode(make_platforms):
 
 async def test_vapi_hmac_mode_with_its_replay_window(make_platforms):
     platforms = await make_platforms(vapi_auth="hmac", vapi_signature_prefix="sha256=")
-    auth = platforms.settings.vapi()
+    auth = vapi_auth(platforms.settings)
     assert isinstance(auth, VapiAuth)
     now = int(time.time() * 1000)
     stale = sign_vapi_hmac(END_VAPI, auth, now - 3_600_000)

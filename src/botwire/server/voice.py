@@ -29,6 +29,7 @@ from ..memory import AsyncMemory
 from ..voice import core
 from ..voice.call import summarise_into
 from ..voice.config import VoiceConfig
+from ..voice.facts import Origin
 from ..voice.phone import InvalidNumber, MissingCountryCode, Withheld, namespace_for, to_e164
 from ..voice.platforms import Answer, Event, Inbound, Incremental, Platform, Route, registry
 from ..voice.records import CallEnd, CallStart, ToolCall
@@ -184,8 +185,9 @@ async def run_tool(voice: Voice, call: ToolCall) -> tuple[str, bool]:
     ns, why = _caller(voice, call.platform, call.caller)
     if ns is None:
         return why, False
-    plan = core.tool(call.name, call.args, call.call_id)
-    writes = core.tool_writes(call.name, call.args, call.call_id)
+    origin = Origin("tool", call.platform, call.call_id)
+    plan = core.tool(call.name, call.args, origin)
+    writes = core.tool_writes(call.name, call.args, origin)
     try:
         if not writes:
             return await core.arun(plan, voice.memory(ns)), True
@@ -215,8 +217,8 @@ async def store_end(voice: Voice, ns: str, event: CallEnd) -> set[str]:
     return await _charged(
         voice,
         ns,
-        core.cost(core.end_call_writes(event, {"transcript", event.part})),
-        lambda: core.arun(core.end_call(event), voice.memory(ns)),
+        core.cost(core.end_call_writes(event, {"transcript", event.part, "facts"})),
+        lambda: core.arun(core.end_call(event, voice.config.facts), voice.memory(ns)),
         lambda wrote: core.cost(core.end_call_writes(event, wrote)),
     )
 

@@ -24,7 +24,8 @@ from typing import Any
 from ..engines.base import Engine
 from ..errors import BotWireError, InvalidInput
 from ..memory import AsyncMemory, Memory
-from . import core
+from . import core, facts
+from .facts import Fact, Origin
 from .config import VoiceConfig
 from .phone import namespace_for, to_e164
 from .records import CONVERSATION, CallEnd, Turn, normalise_role
@@ -58,6 +59,9 @@ class _CallBase:
 
     def _open(self, url: str | None, api_key: str | None, engine: Engine | None) -> None:
         raise NotImplementedError
+
+    def _origin(self, source: str = "api") -> Origin:
+        return Origin(source, self.platform, self.call_id)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.number!r}, namespace={self.namespace!r})"
@@ -125,7 +129,7 @@ class CallMemory(_CallBase):
         """Answer one in-call tool (``core.TOOLS``) as the webhooks do: mistakes and outages are
         answered in words for the agent, never raised."""
         try:
-            return core.run(core.tool(name, args, self.call_id), self.memory)
+            return core.run(core.tool(name, args, self._origin("tool")), self.memory)
         except BotWireError as exc:
             return _tool_failure(name, exc)
 
@@ -133,19 +137,32 @@ class CallMemory(_CallBase):
         return core.run(core.recall(query, limit), self.memory)
 
     def remember(self, key: str, value: Any) -> str:
-        return core.run(core.remember(key, value), self.memory)
+        """Set a fact, recorded as written by this process (``source="api"``) in this call."""
+        return core.run(core.remember(key, value, self._origin()), self.memory)
 
     def remember_fact(self, text: str) -> str:
         return core.run(core.remember_fact(text, self.call_id), self.memory)
 
     def forget(self, key: str) -> str:
-        return core.run(core.forget(key), self.memory)
+        return core.run(core.forget(key, self._origin()), self.memory)
+
+    def fact(self, key: str) -> Fact | None:
+        """The fact under ``key`` with where it came from (source, platform, call, time)."""
+        return core.run(facts.fact(key), self.memory)
+
+    def facts(self) -> dict[str, Fact]:
+        """Every fact of the caller, each with its provenance."""
+        return core.run(facts.all_facts(), self.memory)
+
+    def history(self, key: str) -> list[Fact]:
+        """The fact's last writes (``facts.HISTORY``), newest first; removals included."""
+        return core.run(facts.history(key), self.memory)
 
     def end_call(self, summary: str | None = None, outcome: str | None = None) -> CallEnd:
         """Record the call (once; later calls do nothing) and run the summariser in a thread."""
         event = self._end(summary, outcome)
         if not self._ended:
-            core.run(core.end_call(event), self.memory)
+            core.run(core.end_call(event, self.config.facts), self.memory)
             self._ended = True
             if self.config.summarizer is not None:
                 worker = threading.Thread(target=self._summarise, args=(event,), daemon=False)
@@ -160,7 +177,7 @@ class CallMemory(_CallBase):
                 result = asyncio.run(_awaited(result))
             later = event.summarised(result)
             if later is not None:
-                core.run(core.end_call(later), self.memory)
+                core.run(core.end_call(later, self.config.facts), self.memory)
         except Exception:  # the call is stored; a failing hook only loses its summary
             log.exception(FAILED, event.platform, event.call_id)
 
@@ -200,7 +217,7 @@ class AsyncCallMemory(_CallBase):
     async def tool(self, name: str, args: dict[str, Any]) -> str:
         """Answer one in-call tool (``core.TOOLS``); mistakes and outages in words."""
         try:
-            return await core.arun(core.tool(name, args, self.call_id), self.memory)
+            return await core.arun(core.tool(name, args, self._origin("tool")), self.memory)
         except BotWireError as exc:
             return _tool_failure(name, exc)
 
@@ -208,19 +225,28 @@ class AsyncCallMemory(_CallBase):
         return await core.arun(core.recall(query, limit), self.memory)
 
     async def remember(self, key: str, value: Any) -> str:
-        return await core.arun(core.remember(key, value), self.memory)
+        return await core.arun(core.remember(key, value, self._origin()), self.memory)
 
     async def remember_fact(self, text: str) -> str:
         return await core.arun(core.remember_fact(text, self.call_id), self.memory)
 
     async def forget(self, key: str) -> str:
-        return await core.arun(core.forget(key), self.memory)
+        return await core.arun(core.forget(key, self._origin()), self.memory)
+
+    async def fact(self, key: str) -> Fact | None:
+        return await core.arun(facts.fact(key), self.memory)
+
+    async def facts(self) -> dict[str, Fact]:
+        return await core.arun(facts.all_facts(), self.memory)
+
+    async def history(self, key: str) -> list[Fact]:
+        return await core.arun(facts.history(key), self.memory)
 
     async def end_call(self, summary: str | None = None, outcome: str | None = None) -> CallEnd:
         """Record the call (once) and start the summariser as a task; ``aclose`` waits for it."""
         event = self._end(summary, outcome)
         if not self._ended:
-            await core.arun(core.end_call(event), self.memory)
+            await core.arun(core.end_call(event, self.config.facts), self.memory)
             self._ended = True
             if self.config.summarizer is not None:
                 task = asyncio.get_running_loop().create_task(self._summarise(event))
@@ -232,7 +258,7 @@ class AsyncCallMemory(_CallBase):
         await summarise_into(self.config, self._with_turns(event), self._store)
 
     async def _store(self, event: CallEnd) -> Any:
-        return await core.arun(core.end_call(event), self.memory)
+        return await core.arun(core.end_call(event, self.config.facts), self.memory)
 
     async def aclose(self) -> None:
         if self._tasks:

@@ -9,6 +9,7 @@ from typing import Any, Union
 
 from ..errors import ConfigurationError, InvalidInput
 from .context import DEFAULT_BUDGET
+from .facts import Policies
 from .phone import DEFAULT_NAMESPACE, NumberMap, check_template
 from .records import CallEnd
 
@@ -21,13 +22,15 @@ class VoiceConfig:
     """``namespace``: a template with ``{e164}`` / ``{digits}``, or a function of the E.164 number.
     ``default_country``: calling code for numbers that arrive without one (``"1"``, ``"44"``).
     ``budget``: the most characters of the ``memory`` variable. ``variables``: names always
-    present in the answer (as "" when unknown). ``summarizer``: see :data:`Summarizer`."""
+    present in the answer (as "" when unknown). ``summarizer``: see :data:`Summarizer`.
+    ``facts``: the policies of extracted fields (``voice.facts.Policies``)."""
 
     namespace: NumberMap = DEFAULT_NAMESPACE
     default_country: str | None = None
     budget: int = DEFAULT_BUDGET
     variables: tuple[str, ...] = ("customer_name",)
     summarizer: Summarizer | None = None
+    facts: Policies = Policies()  # what the platforms' extracted fields become
 
     def __post_init__(self) -> None:
         if isinstance(self.namespace, str):

@@ -17,7 +17,8 @@ from typing import Any, TypeVar
 
 from .._codec import check_name, encode
 from ..errors import BotWireError, InvalidInput, VersionConflict
-from . import context
+from . import context, facts
+from .facts import Origin
 from .records import (
     CALLS,
     CONVERSATION,
@@ -31,6 +32,8 @@ from .records import (
 )
 
 T = TypeVar("T")
+TOOL = Origin("tool")
+DEFAULT_POLICIES = facts.Policies()  # every extracted field overwrites the fact of its name
 Step = Callable[[Any], Any]
 Plan = Generator[Step, Any, T]
 
@@ -125,16 +128,17 @@ def briefing(budget: int = context.DEFAULT_BUDGET, always: tuple[str, ...] = ())
 TOOLS = ("recall_memory", "remember", "remember_fact", "forget")
 
 
-def tool(name: str, args: dict[str, Any], call_id: str | None = None) -> Plan[str]:
-    """Run one in-call tool; its answer is a sentence the agent can use as it is."""
+def tool(name: str, args: dict[str, Any], origin: Origin = TOOL) -> Plan[str]:
+    """Run one in-call tool; its answer is a sentence the agent can use as it is. Its writes
+    are recorded as coming from ``origin`` (the source, platform and call)."""
     if name == "recall_memory":
         return (yield from recall(_arg(args, "query"), _limit(args.get("limit"))))
     if name == "remember":
-        return (yield from remember(_arg(args, "key"), _value(args)))
+        return (yield from remember(_arg(args, "key"), _value(args), origin))
     if name == "remember_fact":
-        return (yield from remember_fact(_arg(args, "text", "fact"), call_id))
+        return (yield from remember_fact(_arg(args, "text", "fact"), origin.call_id))
     if name == "forget":
-        return (yield from forget(_arg(args, "key")))
+        return (yield from forget(_arg(args, "key"), origin))
     raise ToolError(f"unknown tool {name!r}; botwire answers {', '.join(TOOLS)}")
 
 
@@ -200,9 +204,9 @@ def _hit_line(hit: Any) -> str | None:
     return f"{hit.log}: {context.text(value)}"
 
 
-def remember(key: str, value: Any) -> Plan[str]:
+def remember(key: str, value: Any, origin: Origin = TOOL) -> Plan[str]:
     key = _fact_key(key)
-    yield lambda m: m.set(key, value)
+    yield from facts.write({key: value}, origin)
     return f"Remembered {key}."
 
 
@@ -216,20 +220,22 @@ def _note(fact: Any, call_id: str | None) -> dict[str, Any]:
     return {"text": fact, "call_id": call_id, "ts": time.time()}
 
 
-def forget(key: str) -> Plan[str]:
+def forget(key: str, origin: Origin = TOOL) -> Plan[str]:
     key = _fact_key(key)
-    existed = yield lambda m: m.delete(key)
+    existed = yield from facts.delete(key, origin)
     return f"Forgot {key}." if existed else f"Nothing was stored under {key}."
 
 
 # -- call end -----------------------------------------------------------------------------
 
 
-def end_call(event: CallEnd) -> Plan[set[str]]:
-    """Write the call's transcript, record and ``last_call``, once per (platform, call, part).
+def end_call(event: CallEnd, policies: facts.Policies = DEFAULT_POLICIES) -> Plan[set[str]]:
+    """Write the call's transcript, record and ``last_call``, and its extracted fields as facts
+    (by ``policies``), once per (platform, call, part).
 
-    Returns what this delivery wrote: ``{"transcript", <part>}``, fewer when another delivery of
-    the same call wrote them (or is writing them right now); empty for a pure duplicate.
+    Returns what this delivery wrote: ``{"transcript", <part>, "facts"}``, fewer when another
+    delivery of the same call wrote them (or is writing them right now); empty for a pure
+    duplicate.
     """
     base = f"{INTERNAL_PREFIX}call/{event.platform}/{event.call_id}"
     wrote = set()
@@ -237,7 +243,20 @@ def end_call(event: CallEnd) -> Plan[set[str]]:
         wrote.add("transcript")
     if (yield from _once(f"{base}/{event.part}", _write_record(event))):
         wrote.add(event.part)
+    if event.extracted and (
+        yield from _once(f"{base}/{event.part}/facts", _extract(event, policies))
+    ):
+        wrote.add("facts")
     return wrote
+
+
+def _extract(event: CallEnd, policies: facts.Policies) -> Callable[[bool], Plan[None]]:
+    origin = Origin("analysis", event.platform, event.call_id)
+
+    def write(check: bool) -> Plan[None]:  # the policies are idempotent: ``check`` is moot
+        yield from facts.apply(event.extracted or {}, policies, origin)
+
+    return write
 
 
 def _once(claim: str, write: Callable[[bool], Plan[None]]) -> Plan[bool]:
@@ -344,27 +363,45 @@ def _last_call(record: dict[str, Any]) -> dict[str, Any]:
 # -- what a plan stores, for the server's quotas --------------------------------------------
 
 
+@dataclass(frozen=True)
+class Provenance:
+    """A fact's history entry among the values a plan stores: its bytes count, but it is part
+    of the fact's write, not a write of its own."""
+
+    entry: dict[str, Any]
+
+
 def cost(values: list[Any]) -> tuple[int, int]:
     """``(writes, bytes)`` of storing ``values``: one write each, and their encoded UTF-8 size,
     as ``/v1`` counts a value or a log entry."""
-    return len(values), sum(len(encode(v, sys.maxsize).encode()) for v in values)
+    writes = sum(1 for v in values if not isinstance(v, Provenance))
+    texts = (encode(v.entry if isinstance(v, Provenance) else v, sys.maxsize) for v in values)
+    return writes, sum(len(t.encode()) for t in texts)
 
 
-def tool_writes(name: str, args: dict[str, Any], call_id: str | None = None) -> list[Any]:
-    """The values ``tool(name, args)`` stores; reads and deletions store none."""
+def tool_writes(name: str, args: dict[str, Any], origin: Origin = TOOL) -> list[Any]:
+    """The values ``tool(name, args)`` stores (a fact's with its history entry); reads store
+    none, a deletion its history entry."""
     if name == "remember":
-        return [args.get("value")]
+        return [args.get("value"), Provenance(origin.entry(args.get("value")))]
     if name == "remember_fact":
-        return [_note(args.get("text") or args.get("fact"), call_id)]
+        return [_note(args.get("text") or args.get("fact"), origin.call_id)]
+    if name == "forget":
+        return [Provenance(origin.entry(None, deleted=True))]
     return []
 
 
 def end_call_writes(event: CallEnd, parts: Collection[str]) -> list[Any]:
-    """The values ``end_call(event)`` stores for ``parts`` (``"transcript"``, ``event.part``:
-    all of them on a first delivery, what it returned afterwards). Its ``~call/`` claims are
+    """The values ``end_call(event)`` stores for ``parts`` (``"transcript"``, ``event.part``,
+    ``"facts"``: all of them on a first delivery, what it returned afterwards); the extracted
+    fields at most, as a policy may store fewer. Its ``~call/`` claims are
     bookkeeping that expires, like the server's replay keys, and are not counted."""
     out: list[Any] = _transcript(event) if "transcript" in parts and event.turns else []
     if event.part in parts:
         record = event.record()
         out += [record, _last_call(record)]
+    if "facts" in parts and event.extracted:
+        origin = Origin("analysis", event.platform, event.call_id)
+        for value in event.extracted.values():
+            out += [value, Provenance(origin.entry(value))]
     return out

@@ -4,6 +4,7 @@ One namespace per caller (``phone:+14155550123`` by default) holds:
 
 =====================  ======================================================================
 ``<fact>``             every key not starting with ``~``: ``customer_name``, ``last_order``, ...
+                       set by tools, by the platform's extraction at call end, or the API
 ``open:<name>``        something left open ("refund for ORDER-789 pending"); ``forget`` closes it
 ``last_call``          the newest call: ``{"call_id", "platform", "ended_at", "summary", ...}``
 log ``calls``          one record per call (``CallRecord.as_dict``); a platform that reports a
@@ -11,6 +12,7 @@ log ``calls``          one record per call (``CallRecord.as_dict``); a platform 
                        and readers merge them (``merge_calls``)
 log ``conversation``   ``{"role": "user"|"assistant", "text", "call_id", "platform", "ts"}``
 log ``notes``          ``{"text", "call_id", "ts"}`` from ``remember_fact``
+``~fact/<fact>``       the fact's provenance and last writes (``voice.facts``)
 ``~call/...``          bookkeeping that makes webhooks idempotent; never shown to the agent
 =====================  ======================================================================
 """
@@ -94,6 +96,10 @@ class CallEnd:
     outcome: str | None = None
     successful: bool | None = None
     turns: tuple[Turn, ...] = field(default=())
+    # the platform's structured extraction, {field: value}: becomes facts (``facts.apply``)
+    extracted: dict[str, Any] | None = None
+    # its evaluations (success, sentiment, criteria, voicemail, ...): kept in the call record
+    evaluation: dict[str, Any] | None = None
 
     def summarised(self, summary: object) -> CallEnd | None:
         """The part a summariser adds (``part="summary"``), or None when it gave no text."""
@@ -112,6 +118,9 @@ class CallEnd:
         """The ``calls`` log entry: everything but the transcript."""
         out = asdict(self)
         del out["turns"], out["caller"]
+        for name in ("extracted", "evaluation"):
+            if not out[name]:
+                del out[name]
         if out["duration_s"] is None and self.started_at is not None and self.ended_at is not None:
             out["duration_s"] = round(self.ended_at - self.started_at, 3)
         return out

@@ -12,54 +12,100 @@ import json
 import logging
 import os
 import time
-from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
 from ..engines import home_dir
 from ..errors import ConfigurationError, InvalidInput
 from .config import VoiceConfig, load_summarizer
-from .signatures import VapiAuth
+from .facts import Policies
+from .platforms import Option
+from .platforms.registry import PLATFORMS
 
 log = logging.getLogger("botwire.voice")
 CONFIG_FILE = "voice.json"
 RELOAD_SECONDS = 1.0  # how often a running server looks at the file, at most
 
 
-@dataclass(frozen=True)
-class VoiceSettings:
-    vapi_secret: str = field(default="", repr=False)
-    vapi_auth: str = "secret"  # secret | bearer | hmac
-    vapi_assistant_id: str = ""
-    vapi_secret_header: str = "x-vapi-secret"
-    vapi_signature_header: str = "x-signature"
-    vapi_timestamp_header: str = "x-timestamp"
-    vapi_signature_prefix: str = ""
-    vapi_signature_encoding: str = "hex"
-    vapi_signature_algorithm: str = "sha256"
-    retell_api_key: str = field(default="", repr=False)
-    elevenlabs_webhook_secret: str = field(default="", repr=False)
-    elevenlabs_tool_secret: str = field(default="", repr=False)
-    elevenlabs_secret_header: str = "x-botwire-secret"
-    twilio_auth_token: str = field(default="", repr=False)
-    twilio_stream_url: str = ""
-    public_url: str = ""  # https://memory.example.com, as the platforms reach this server
-    namespace: str = "phone:{e164}"
-    default_country: str = ""
-    budget: int = 2000
-    variables: str = "customer_name"
-    summarizer: str = ""  # package.module:function
+CORE: dict[str, Any] = {  # the settings shared by every platform; each one's own are its options
+    "public_url": "",  # https://memory.example.com, as the platforms reach this server
+    "namespace": "phone:{e164}",
+    "default_country": "",
+    "budget": 2000,
+    "variables": "customer_name",
+    "summarizer": "",  # package.module:function
+    "facts": "",  # what becomes of the platforms' extracted fields: ``voice.facts.Policies``
+}
 
-    def __post_init__(self) -> None:
+
+def _platform_options() -> dict[str, Option]:
+    """Every platform's own settings (``<platform>_...``), by name, from the registry."""
+    return {
+        o.setting: o for p in PLATFORMS for o in p.options if o.setting.startswith(p.name + "_")
+    }
+
+
+class VoiceSettings:
+    """The voice settings: the shared ones (``CORE``) as attributes, and every platform's own
+    (``vapi_secret``, ``retell_api_key``, ...), declared by its options, read the same way.
+    Immutable; unknown names and values that would not work are refused here, at load."""
+
+    public_url: str
+    namespace: str
+    default_country: str
+    budget: int
+    variables: str
+    summarizer: str
+    facts: str
+
+    def __init__(self, **values: Any) -> None:
+        options = _platform_options()
+        unknown = sorted(set(values) - set(CORE) - set(options))
+        if unknown:
+            raise ConfigurationError(f"unknown voice settings {', '.join(unknown)}")
+        merged = {**CORE, **{n: o.default for n, o in options.items()}, **values}
+        object.__setattr__(self, "_values", merged)
+        self._check(options)
+
+    def _check(self, options: dict[str, Option]) -> None:
         try:
             self.core()
-            if self.vapi_secret:
-                self.vapi()
+            for platform in PLATFORMS:
+                platform.check(self)
         except (InvalidInput, ValueError) as exc:
             raise ConfigurationError(f"voice settings: {exc}") from None
         if self.public_url and not self.public_url.startswith(("http://", "https://")):
             raise ConfigurationError(
                 f"public_url must start with https:// (got {self.public_url!r})"
             )
+        for name, option in options.items():
+            if option.choices and self._values[name] not in option.choices:
+                raise ConfigurationError(
+                    f"voice setting {name} is {self._values[name]!r}; "
+                    f"it takes {', '.join(option.choices)}"
+                )
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self.__dict__["_values"][name]
+        except KeyError:
+            raise AttributeError(f"no voice setting {name!r}") from None
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError("voice settings are immutable; use with_values()")
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, VoiceSettings) and other._values == self._values
+
+    def __hash__(self) -> int:
+        return hash(tuple(sorted((k, repr(v)) for k, v in self._values.items())))
+
+    def __repr__(self) -> str:
+        shown = ", ".join(f"{k}={v!r}" for k, v in self._values.items() if k not in SECRETS)
+        return f"VoiceSettings({shown})"
+
+    def values(self) -> dict[str, Any]:
+        """Every setting by name, secrets included: never show it."""
+        return dict(self._values)
 
     def core(self) -> VoiceConfig:
         return VoiceConfig(
@@ -68,57 +114,49 @@ class VoiceSettings:
             budget=self.budget,
             variables=tuple(v.strip() for v in self.variables.split(",") if v.strip()),
             summarizer=load_summarizer(self.summarizer) if self.summarizer else None,
-        )
-
-    def vapi(self) -> VapiAuth:
-        return VapiAuth(
-            mode=self.vapi_auth,
-            secret=self.vapi_secret,
-            secret_header=self.vapi_secret_header.lower(),
-            signature_header=self.vapi_signature_header.lower(),
-            timestamp_header=self.vapi_timestamp_header.lower(),
-            prefix=self.vapi_signature_prefix,
-            encoding=self.vapi_signature_encoding,
-            algorithm=self.vapi_signature_algorithm,
+            facts=Policies.parse(self.facts),
         )
 
     def enabled(self) -> dict[str, bool]:
-        """Each platform (the prefix of its secrets' names) and whether any of them is set."""
-        out: dict[str, bool] = {}
-        for name in SECRETS:
-            platform = name.split("_", 1)[0]
-            out[platform] = out.get(platform, False) or bool(getattr(self, name))
-        return out
+        """Each platform and whether any of its secrets is set."""
+        return {
+            p.name: any(bool(self._values[o.setting]) for o in p.options if o.secret)
+            for p in PLATFORMS
+        }
 
     def shown(self) -> dict[str, Any]:
         """Every setting, secrets as ``set`` / ``not set``: for ``botwire voice show``."""
-        out: dict[str, Any] = {}
-        for f in fields(self):
-            value = getattr(self, f.name)
-            out[f.name] = ("set" if value else "not set") if f.name in SECRETS else value
-        return out
+        return {
+            name: ("set" if value else "not set") if name in SECRETS else value
+            for name, value in self._values.items()
+        }
+
+    @classmethod
+    def names(cls) -> list[str]:
+        return [*CORE, *_platform_options()]
 
     @classmethod
     def load(cls, path: str | None = None, **given: Any) -> VoiceSettings:
         """``given`` (non-None), then ``BOTWIRE_<NAME>``, then the config file, then defaults."""
         values = read_file(path or config_path())
-        for f in fields(cls):
-            raw = os.environ.get(env_name(f.name))
+        defaults = VoiceSettings().values()
+        for name in cls.names():
+            raw = os.environ.get(env_name(name))
             if raw:
-                values[f.name] = _parse(f.name, raw, f.default)
+                values[name] = _parse(name, raw, defaults[name])
         values.update({k: v for k, v in given.items() if v is not None})
         return cls(**values)
 
     def with_values(self, **changes: Any) -> VoiceSettings:
-        return replace(self, **changes)
+        return VoiceSettings(**{**self._values, **changes})
 
 
-# the secrets, named <platform>_..., are the settings never shown
-SECRETS = tuple(f.name for f in fields(VoiceSettings) if not f.repr)
+# the settings never shown: every platform's secret options
+SECRETS = tuple(n for n, o in _platform_options().items() if o.secret)
 
 
 def env_name(name: str) -> str:
-    voice = ("namespace", "default_country", "budget", "variables", "summarizer")
+    voice = ("namespace", "default_country", "budget", "variables", "summarizer", "facts")
     return f"BOTWIRE_VOICE_{name.upper()}" if name in voice else f"BOTWIRE_{name.upper()}"
 
 
@@ -134,7 +172,7 @@ def read_file(path: str) -> dict[str, Any]:
         return {}
     except (OSError, ValueError) as exc:
         raise ConfigurationError(f"cannot read voice settings {path}: {exc}") from None
-    known = {f.name for f in fields(VoiceSettings)}
+    known = set(VoiceSettings.names())
     unknown = sorted(set(data) - known) if isinstance(data, dict) else ["<not an object>"]
     if unknown:
         raise ConfigurationError(f"{path}: unknown voice settings {', '.join(unknown)}")

@@ -157,6 +157,7 @@ class Option:
     help: str | None = None
     secret: bool = False  # asked for at a hidden prompt when not given; never shown
     choices: tuple[str, ...] = ()
+    default: str = ""  # a platform's own setting (``<platform>_...``) when not set
 
 
 class Incremental(Protocol):
@@ -177,6 +178,9 @@ class Platform:
     replay_ttl: ClassVar[float]
     routes: ClassVar[tuple[Route, ...]]
     ack: ClassVar[Answer] = Answer({})  # to a call end, and to events not acted on
+
+    def check(self, settings: VoiceSettings) -> None:
+        """Refuse (``ValueError``) settings of this platform that could never verify a request."""
 
     def verify(self, settings: VoiceSettings, inbound: Inbound) -> str | None:
         raise NotImplementedError

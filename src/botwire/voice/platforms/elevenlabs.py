@@ -130,6 +130,7 @@ class ElevenLabs(Platform):
             "--secret-header",
             "elevenlabs_secret_header",
             "The header that carries the tool secret (x-botwire-secret).",
+            default="x-botwire-secret",
         ),
     )
     replay_ttl = 3600.0

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..core import Briefing
 from ..records import CallEnd, CallStart, ToolCall, Turn, normalise_role
-from ..signatures import verify_vapi
+from ..signatures import VapiAuth, verify_vapi
 from . import (
     Answer,
     Event,
@@ -32,6 +32,20 @@ if TYPE_CHECKING:
 
 PLATFORM = "vapi"
 log = logging.getLogger("botwire.voice")
+
+
+def vapi_auth(settings: VoiceSettings) -> VapiAuth:
+    """How this server checks Vapi's requests, from the ``vapi_*`` settings."""
+    return VapiAuth(
+        mode=settings.vapi_auth,
+        secret=settings.vapi_secret,
+        secret_header=settings.vapi_secret_header.lower(),
+        signature_header=settings.vapi_signature_header.lower(),
+        timestamp_header=settings.vapi_timestamp_header.lower(),
+        prefix=settings.vapi_signature_prefix,
+        encoding=settings.vapi_signature_encoding,
+        algorithm=settings.vapi_signature_algorithm,
+    )
 
 
 def message(body: bytes) -> dict[str, Any]:
@@ -166,6 +180,7 @@ class Vapi(Platform):
             "vapi_auth",
             "How Vapi authenticates: X-Vapi-Secret (default), Bearer token, or HMAC.",
             choices=("secret", "bearer", "hmac"),
+            default="secret",
         ),
         Option(
             "--assistant-id", "vapi_assistant_id", "The assistant that answers assistant-request."
@@ -174,23 +189,32 @@ class Vapi(Platform):
             "--secret-header",
             "vapi_secret_header",
             "secret mode: the header that carries the secret (x-vapi-secret).",
+            default="x-vapi-secret",
         ),
         Option(
             "--signature-header",
             "vapi_signature_header",
             "HMAC: the signature header (x-signature).",
+            default="x-signature",
         ),
         Option(
             "--timestamp-header",
             "vapi_timestamp_header",
             "HMAC: the timestamp header (x-timestamp).",
+            default="x-timestamp",
         ),
         Option("--signature-prefix", "vapi_signature_prefix", "HMAC: a prefix before the digest."),
-        Option("--signature-encoding", "vapi_signature_encoding", choices=("hex", "base64")),
+        Option(
+            "--signature-encoding",
+            "vapi_signature_encoding",
+            choices=("hex", "base64"),
+            default="hex",
+        ),
         Option(
             "--signature-algorithm",
             "vapi_signature_algorithm",
             choices=("sha256", "sha1", "sha512"),
+            default="sha256",
         ),
     )
     replay_ttl = 600.0
@@ -203,8 +227,12 @@ class Vapi(Platform):
         ),
     )
 
+    def check(self, settings: VoiceSettings) -> None:
+        if settings.vapi_secret:
+            vapi_auth(settings)
+
     def verify(self, settings: VoiceSettings, inbound: Inbound) -> str | None:
-        auth = settings.vapi()
+        auth = vapi_auth(settings)
         token = verify_vapi(inbound.body, inbound.headers, auth)
         return token if auth.mode == "hmac" else None
 
