@@ -17,7 +17,6 @@ its name, unless ``Policies`` (the ``facts`` setting) say otherwise::
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import time
 from collections.abc import Mapping
@@ -26,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from .._codec import MAX_NAME_CHARS, check_name
 from ..errors import ConfigurationError, InvalidInput
-from .records import INTERNAL_PREFIX, LAST_CALL, OPEN_PREFIX
+from .records import INTERNAL_PREFIX, LAST_CALL, OPEN_PREFIX, bounded
 
 if TYPE_CHECKING:
     from .core import Plan
@@ -34,7 +33,6 @@ if TYPE_CHECKING:
 log = logging.getLogger("botwire.voice")
 PREFIX = f"{INTERNAL_PREFIX}fact/"
 HISTORY = 10  # writes kept per fact
-KEPT_VALUE = 4096  # a history entry keeps a value up to this many characters of JSON
 SOURCES = ("analysis", "tool", "api", "console", "mcp")
 POLICIES = ("overwrite", "fill_if_empty", "append", "ignore")
 EMPTY_WORDS = frozenset(
@@ -57,7 +55,7 @@ class Origin:
     call_id: str | None = None
 
     def entry(self, value: Any, deleted: bool = False) -> dict[str, Any]:
-        out = {"value": _kept(value), "source": self.source, "platform": self.platform}
+        out = {"value": bounded(value), "source": self.source, "platform": self.platform}
         out.update({"call_id": self.call_id, "at": time.time()})
         if deleted:
             out["deleted"] = True
@@ -102,11 +100,6 @@ def record_key(key: str) -> str:
     return PREFIX + "#" + hashlib.sha256(key.encode()).hexdigest()
 
 
-def _kept(value: Any) -> Any:
-    text = json.dumps(value, ensure_ascii=False)
-    return value if len(text) <= KEPT_VALUE else {"~truncated": text[:KEPT_VALUE]}
-
-
 def _entries(record: Any) -> list[dict[str, Any]]:
     history = record.get("history") if isinstance(record, dict) else None
     return [e for e in history if isinstance(e, dict)] if isinstance(history, list) else []
@@ -119,7 +112,7 @@ def _record(key: str, record: Any, entry: dict[str, Any]) -> dict[str, Any]:
 def _current(key: str, value: Any, record: Any, updated_at: float | None) -> Fact:
     """The fact as stored: its record's newest entry, unless the value was written since."""
     entries = _entries(record)
-    if entries and not entries[-1].get("deleted") and entries[-1].get("value") == _kept(value):
+    if entries and not entries[-1].get("deleted") and entries[-1].get("value") == bounded(value):
         return replace(Fact.of(key, entries[-1]), value=value, truncated=False)
     return Fact(key, value, "api", updated_at)
 

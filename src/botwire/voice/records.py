@@ -19,6 +19,7 @@ log ``notes``          ``{"text", "call_id", "ts"}`` from ``remember_fact``
 
 from __future__ import annotations
 
+import json
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -28,6 +29,7 @@ NOTES = "notes"
 LAST_CALL = "last_call"
 OPEN_PREFIX = "open:"
 INTERNAL_PREFIX = "~"
+KEPT_VALUE = 4096  # the most characters of JSON a copy of a value keeps (``bounded``)
 SUMMARY_PART = "summary"  # the part a summariser hook adds; its summary wins over the platform's
 
 _ROLES = {
@@ -119,11 +121,20 @@ class CallEnd:
         out = asdict(self)
         del out["turns"], out["caller"]
         for name in ("extracted", "evaluation"):
-            if not out[name]:
+            if out[name]:
+                out[name] = {k: bounded(v) for k, v in out[name].items()}
+            else:
                 del out[name]
         if out["duration_s"] is None and self.started_at is not None and self.ended_at is not None:
             out["duration_s"] = round(self.ended_at - self.started_at, 3)
         return out
+
+
+def bounded(value: Any) -> Any:
+    """``value``, or ``{"~truncated": <its JSON, cut>}`` when its JSON is over ``KEPT_VALUE``
+    characters: a copy kept for the record (a call's extracted fields, a fact's history)."""
+    text = json.dumps(value, ensure_ascii=False)
+    return value if len(text) <= KEPT_VALUE else {"~truncated": text[:KEPT_VALUE]}
 
 
 def merge_calls(entries: list[Any]) -> list[dict[str, Any]]:
