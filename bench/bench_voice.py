@@ -8,11 +8,13 @@ repetition's numbers in ``voice.md.json``). Progress goes to stderr.
 What one run does:
 
 * **Callers.** ``--callers`` (default 10k) callers ``+1415NNNNNNN``, the same for every
-  subject (fixed seed). Each has 5 facts (``customer_name``, ``last_order``, ``account_tier``,
-  ``city``, ``preferred_language``; a third also an ``open:`` item), 1-5 past calls and 0-3
-  notes. botwire is filled through the public API on one engine: ``Memory.set_many`` for the
-  facts, ``voice.core.end_call`` for every past call (its call record, ``last_call``, the
-  idempotency claims and a transcript of 8-12 turns, exactly as the webhooks write them) and
+  subject (fixed seed). Each has ``--facts`` (default 20) facts (``customer_name``,
+  ``last_order``, ``account_tier``, ``city``, ``preferred_language`` and 15 more of the kind a
+  platform's post-call extraction brings, one of them a nested object; a third also an
+  ``open:`` item), 1-5 past calls and 0-3 notes. botwire is filled through the public API on
+  one engine: ``voice.core.end_call`` for every past call (its call record, ``last_call``, the
+  idempotency claims and a transcript of 8-12 turns, exactly as the webhooks write them; the
+  first call's extracted fields bring the facts, each with its provenance record) and
   ``voice.core.remember_fact`` for the notes. The populated SQLite file is cached
   (``--cache-dir``) under a digest of the code that decides what is stored, and copied for
   each run; PostgreSQL is filled every run (8 threads) in a private schema
@@ -85,7 +87,7 @@ import uuid
 from collections import Counter, defaultdict
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -103,6 +105,7 @@ POPULATION_VERSION = 1  # bump when the generated callers change (invalidates th
 SECRET = "bench-vapi-secret"
 ASSISTANT = "asst_bench"
 TARGET_P99_MS = 25.0
+FACTS = [20]  # facts a caller holds (--facts)
 KINDS = ("healthz", "assistant-request", "recall_memory", "remember", "end-of-call-report")
 BASELINE_KINDS = ("assistant-request",)
 OPEN_RATES = "100,250,500"
@@ -156,6 +159,17 @@ NOTES = ("prefers to be called in the morning", "hard of hearing: speak slowly",
          "is a long-time customer since 2019", "asked about the loyalty programme")
 QUERIES = ("order", "refund", "reschedule delivery", "address", "charged twice", "morning",
            "blender", "newsletter")
+# the facts a platform's post-call extraction adds (beside the five above): 20 facts a caller
+EXTRACTED = (
+    ("phone_type", ("mobile", "landline")), ("contact_window", ("mornings", "evenings")),
+    ("product_interest", ("blender", "kettle", "toaster")), ("payment_method", ("card", "paypal")),
+    ("delivery_preference", ("doorstep", "locker")), ("loyalty_member", (True, False)),
+    ("marketing_opt_in", (True, False)), ("issue_category", ("shipping", "billing", "returns")),
+    ("satisfaction", (3, 4, 5)), ("household_size", (1, 2, 3, 4)),
+    ("preferred_channel", ("sms", "email", "phone")), ("device", ("ios", "android")),
+    ("timezone", ("America/Chicago", "Europe/London", "Asia/Tokyo")),
+    ("last_issue_resolved", (True, False)), ("address", ({"street": "12 Elm St", "zip": "78701"},)),
+)
 REMEMBER = (("preferred_time", "mornings before 10"), ("callback_number", "+14155550188"),
             ("email", "customer@example.com"), ("delivery_notes", "leave at the back door"))
 
@@ -195,6 +209,8 @@ def make_caller(i: int, seed: int, now: float) -> Caller:
         "city": city,
         "preferred_language": rnd.choice(LANGS),
     }
+    for field, choices in EXTRACTED[: max(0, FACTS[0] - len(facts))]:
+        facts[field] = rnd.choice(choices)
     if rnd.random() < 0.33:
         facts["open:refund"] = f"refund for {order} pending since the last call"
     calls = []
@@ -235,9 +251,12 @@ def populate_botwire(url: str, n: int, seed: int, threads: int) -> float:
     def one(i: int) -> None:
         c = make_caller(i, seed, now)
         m = Memory(c.ns, engine=engine)
-        m.set_many(c.facts)
-        for event in c.calls:
-            core.run(core.end_call(event), m)
+        opened = {k: v for k, v in c.facts.items() if k.startswith("open:")}
+        if opened:
+            m.set_many(opened)
+        extracted = {k: v for k, v in c.facts.items() if k not in opened}
+        for j, event in enumerate(c.calls):  # the first call's extraction brings the facts
+            core.run(core.end_call(replace(event, extracted=extracted) if j == 0 else event), m)
         for k, note in enumerate(c.notes):
             core.run(core.remember_fact(note, c.calls[-1 - k % len(c.calls)].call_id), m)
         done[0] += 1
@@ -279,8 +298,8 @@ def sqlite_database(
     Returns (url, seconds spent populating or copying, whether the cache was used)."""
     path = os.path.join(dest_dir, "voice.db")
     digest = code_digest("engines/sql.py", "engines/sqlite.py", "_codec.py", "memory.py",
-                         "voice/core.py", "voice/records.py")
-    name = f"voice-{n}-s{seed}-{digest}.db"
+                         "voice/core.py", "voice/records.py", "voice/facts.py")
+    name = f"voice-{n}-s{seed}-f{FACTS[0]}-{digest}.db"
     cached = os.path.join(cache_dir, name) if cache_dir else None
     started = time.perf_counter()
     if cached and os.path.exists(cached):
@@ -914,6 +933,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--quick", action="store_true",
                    help="1 repetition of 3 s per measurement, 2k callers in PostgreSQL (~1 min)")
     p.add_argument("--callers", type=int, default=10_000, help="callers stored (default 10000)")
+    p.add_argument("--facts", type=int, default=20,
+                   help="facts a caller holds, brought by a past call's extraction (default 20)")
     p.add_argument("--pg-callers", type=int, default=None,
                    help="callers stored in PostgreSQL (default --callers; 2000 with --quick)")
     p.add_argument("--concurrency", type=int, default=50,
@@ -959,6 +980,7 @@ def main(argv: list[str] | None = None) -> int:
         serve_baseline(a.serve_baseline, a.workers)
         return 0
     reps = a.reps or (1 if a.quick else 3)
+    FACTS[0] = a.facts
     cfg = Settings(a.callers, a.concurrency, a.duration or (3.0 if a.quick else 5.0), a.warmup,
                    a.unknown)
     pg_callers = a.pg_callers or (min(2000, a.callers) if a.quick else a.callers)

@@ -700,6 +700,10 @@ def test_voice_python_examples_run(tmp_path, monkeypatch, capsys):
     for block in [b for b in blocks("voice") if b.lang == "python"]:
         exec(compile(block.text, f"docs/voice.md block {block.index}", "exec"), scope)
     out = capsys.readouterr().out.splitlines()
+    assert out[0] == "premium api app"  # provenance and history
+    assert [line.split()[1:] for line in out[1:3]] == [["api", "premium"], ["api", "basic"]]
+    assert Memory(scope["call"].namespace).get("plan") == "basic"  # the undo
+    out = out[3:]
     assert out[:2] == ["Remembered customer_name.", "Ana"]
     assert "Ana asked whether her kettle shipped" in "\n".join(out[2:])
     assert scope["summarise"](CallEnd("app", "c1", "+14155550123")) is None
