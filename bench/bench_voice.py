@@ -1304,6 +1304,16 @@ def render_open(res: Results, labels: list[str]) -> list[str]:
                  f"{ms(stat(runs, 'max_ms'))} | {sum(r['bad'] for r in runs)} | "
                  f"{fmt(stat(runs, 'server_cpu_us'))} |")
     L.append("")
+    L.append(f"Target: assistant-request p99 <= {TARGET_P99_MS:g} ms in the open loop, every "
+             f"caller holding {FACTS[0]} facts:\n")
+    for (label, rate), runs in sorted(res.open_runs.items(),
+                                      key=lambda kv: (labels.index(kv[0][0]), kv[0][1])):
+        if label == "redis-baseline":
+            continue
+        p99 = stat(runs, "p99_ms")
+        verdict = "met" if p99 <= TARGET_P99_MS else "not met"
+        L.append(f"* {label} at {rate:g}/s: p99 {ms(p99)} ms -> **{verdict}**")
+    L.append("")
     return L
 
 
