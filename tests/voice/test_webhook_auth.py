@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 
 import pytest
+from botwire.voice.platforms.elevenlabs import TOLERANCE_S
 from botwire.voice.platforms.vapi import vapi_auth
 from botwire.voice.signatures import (
     VapiAuth,
@@ -116,7 +117,7 @@ async def test_elevenlabs_post_call_refusals(platforms):
         "",
         "t=1,v0=00",
         sign_elevenlabs(END_ELEVEN, "wsec_other", now),
-        sign_elevenlabs(END_ELEVEN, "wsec_test", now - 1801),
+        sign_elevenlabs(END_ELEVEN, "wsec_test", now - TOLERANCE_S - 1),
         sign_elevenlabs(END_ELEVEN.replace(b"fun", b"fan"), "wsec_test", now),
     ):
         assert (await platforms.eleven_post(END_ELEVEN, signature=header or "x")).status_code == 401

@@ -31,6 +31,12 @@ PLATFORM = "elevenlabs"
 # A post_call_audio body is base64 audio of the whole call, beyond max_body_bytes at times: its
 # type shows in the first few KiB (or by the limit), and from then on it is hashed, not kept.
 _AUDIO = re.compile(rb'"type"\s*:\s*"post_call_audio"')
+# A failed post-call webhook is retried (when its retries are on) 30 s, 2, 8 and 30 min apart,
+# each delay up to 10 % longer: the last try comes at most 44.6 min after the first. Whether a
+# retry is signed anew is not documented, so a signature is accepted for 45 min either way, and
+# remembered twice as long (the same signed request stays refused).
+TOLERANCE_S = 45 * 60
+CRITERION = ("result", "rationale", "score", "max_score")  # kept of each criterion's result
 
 
 def call_start(body: bytes) -> CallStart:
@@ -90,7 +96,37 @@ def post_call(data: dict[str, Any]) -> CallEnd:
         outcome=first_str(meta.get("termination_reason"), body.get("status")),
         successful=flag(dig(body, "analysis", "call_successful")),
         turns=tuple(_turns(body.get("transcript"), start)),
+        extracted=extracted(body.get("analysis")),
+        evaluation=evaluation(body.get("analysis")),
     )
+
+
+def extracted(analysis: Any) -> dict[str, Any] | None:
+    """The data collection results as ``{field: value}`` (None where nothing was collected)."""
+    found = results(analysis, "data_collection_results", "data_collection_id")
+    return {name: item.get("value") for name, item in found.items()} or None
+
+
+def evaluation(analysis: Any) -> dict[str, Any] | None:
+    """``call_successful`` and ``criteria``: each criterion's result and rationale."""
+    found = results(analysis, "evaluation_criteria_results", "criteria_id")
+    criteria = {name: _criterion(item) for name, item in found.items()}
+    out = {"call_successful": dig(analysis, "call_successful"), "criteria": criteria or None}
+    return {k: v for k, v in out.items() if v is not None} or None
+
+
+def results(analysis: Any, name: str, ident: str) -> dict[str, dict[str, Any]]:
+    """``analysis[name]`` as ``{id: item}``, or else its ``<name>_list`` keyed by ``ident``."""
+    found = dig(analysis, name)
+    if isinstance(found, dict) and found:
+        return {k: v for k, v in found.items() if isinstance(v, dict)}
+    listed = dig(analysis, f"{name}_list")
+    items = listed if isinstance(listed, list) else []
+    return {i[ident]: i for i in items if isinstance(i, dict) and isinstance(i.get(ident), str)}
+
+
+def _criterion(item: dict[str, Any]) -> dict[str, Any]:
+    return {k: item[k] for k in CRITERION if item.get(k) is not None}
 
 
 def _turns(items: Any, start: float | None) -> list[Turn]:
@@ -133,7 +169,7 @@ class ElevenLabs(Platform):
             default="x-botwire-secret",
         ),
     )
-    replay_ttl = 3600.0
+    replay_ttl = 2.0 * TOLERANCE_S
     routes = (
         Route(
             "/voice/elevenlabs/initiation",
@@ -163,7 +199,8 @@ class ElevenLabs(Platform):
 
     def stream(self, settings: VoiceSettings, inbound: Inbound) -> Incremental:
         header = inbound.headers.get("elevenlabs-signature")
-        return ElevenLabsStream(header, settings.elevenlabs_webhook_secret)
+        secret = settings.elevenlabs_webhook_secret
+        return ElevenLabsStream(header, secret, tolerance_s=TOLERANCE_S)
 
     def skips(self, head: bytes) -> bool:
         return _AUDIO.search(head) is not None

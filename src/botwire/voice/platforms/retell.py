@@ -1,7 +1,8 @@
-"""Retell AI: the inbound call webhook, call events, and custom functions."""
+"""Retell AI: the inbound call and SMS webhook, call events, and custom functions."""
 
 from __future__ import annotations
 
+from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
 
 from ..core import Briefing
@@ -28,6 +29,11 @@ if TYPE_CHECKING:
 
 PLATFORM = "retell"
 MAX_RESULT = 15_000  # Retell cuts a function's answer here
+INBOUND = ("call_inbound", "chat_inbound")  # a phone call, an SMS chat: answered alike
+EVALUATIONS = ("user_sentiment", "call_successful", "in_voicemail")  # of call_analysis
+# Which inbound event this request is: its answer goes under the same key. Set by ``parse``
+# and read by ``answer_start`` in the same request.
+_INBOUND: ContextVar[str] = ContextVar("retell_inbound", default="call_inbound")
 
 
 def event(data: dict[str, Any]) -> str | None:
@@ -35,21 +41,28 @@ def event(data: dict[str, Any]) -> str | None:
     return first_str(data.get("event"), data.get("event_type"))
 
 
-def call_start(data: dict[str, Any]) -> CallStart:
-    inbound = data.get("call_inbound")
+def call_start(data: dict[str, Any], name: str = "call_inbound") -> CallStart:
+    """``call_inbound``, or ``chat_inbound`` (an inbound SMS): the caller is its from_number."""
+    inbound = data.get(name)
     if not isinstance(inbound, dict):
-        raise Malformed('a call_inbound event needs a "call_inbound" object')
+        raise Malformed(f'a {name} event needs a "{name}" object')
     return CallStart(
-        PLATFORM, first_str(inbound.get("from_number")), first_str(inbound.get("to_number"))
+        PLATFORM,
+        first_str(inbound.get("from_number")),
+        first_str(inbound.get("to_number")),
+        first_str(inbound.get("call_id"), inbound.get("chat_id")),
     )
 
 
-def answer_start(briefing: Briefing, namespace: str | None) -> dict[str, Any]:
-    """Dynamic variables (strings, as Retell requires), and the namespace as metadata."""
+def answer_start(
+    briefing: Briefing, namespace: str | None, name: str = "call_inbound"
+) -> dict[str, Any]:
+    """Dynamic variables (strings, as Retell requires), and the namespace as metadata, under
+    the event's own key (``call_inbound`` or ``chat_inbound``)."""
     inbound: dict[str, Any] = {"dynamic_variables": briefing.variables}
     if namespace:
         inbound["metadata"] = {"botwire_namespace": namespace}
-    return {"call_inbound": inbound}
+    return {name: inbound}
 
 
 def call_end(data: dict[str, Any], name: str) -> CallEnd:
@@ -69,7 +82,21 @@ def call_end(data: dict[str, Any], name: str) -> CallEnd:
         outcome=first_str(call.get("disconnection_reason")),
         successful=flag(dig(analysis, "call_successful")),
         turns=tuple(_turns(call.get("transcript_object"), started)),
+        extracted=extracted(analysis),
+        evaluation=evaluation(analysis),
     )
+
+
+def extracted(analysis: Any) -> dict[str, Any] | None:
+    """The agent's post-call analysis data, ``custom_analysis_data``: ``{field: value}``."""
+    found = dig(analysis, "custom_analysis_data")
+    return dict(found) if isinstance(found, dict) and found else None
+
+
+def evaluation(analysis: Any) -> dict[str, Any] | None:
+    """Retell's judgement of the call: its sentiment, success and voicemail flags."""
+    found = {name: dig(analysis, name) for name in EVALUATIONS}
+    return {k: v for k, v in found.items() if v is not None} or None
 
 
 def _caller(call: dict[str, Any]) -> str | None:
@@ -135,7 +162,7 @@ class Retell(Platform):
             "/voice/retell",
             "events",
             "retell_api_key",
-            "Retell: the inbound call webhook and call events",
+            "Retell: the inbound call and SMS webhook, and call events",
         ),
         Route(
             "/voice/retell/tools",
@@ -164,8 +191,9 @@ class Retell(Platform):
         name = event(data)
         if name is None:
             raise Malformed('a Retell webhook names its "event"')
-        if name == "call_inbound":
-            return call_start(data)
+        if name in INBOUND:
+            _INBOUND.set(name)
+            return call_start(data, name)
         if name in ("call_ended", "call_analyzed"):
             return call_end(data, name)
         return None  # call_started and future events
@@ -173,7 +201,7 @@ class Retell(Platform):
     def answer_start(
         self, settings: VoiceSettings, briefing: Briefing, namespace: str | None
     ) -> Answer:
-        return Answer(answer_start(briefing, namespace))
+        return Answer(answer_start(briefing, namespace, _INBOUND.get()))
 
     def answer_tool(self, text: str, ok: bool) -> Answer:
         return Answer(answer_tool(text, ok))
