@@ -5,10 +5,11 @@ from __future__ import annotations
 from . import Platform, Route
 from .elevenlabs import ElevenLabs
 from .retell import Retell
+from .telnyx import Telnyx
 from .twilio import Twilio
 from .vapi import Vapi
 
-PLATFORMS: tuple[Platform, ...] = (Vapi(), Retell(), ElevenLabs(), Twilio())
+PLATFORMS: tuple[Platform, ...] = (Vapi(), Retell(), ElevenLabs(), Twilio(), Telnyx())
 BY_NAME = {platform.name: platform for platform in PLATFORMS}
 
 
