@@ -90,7 +90,8 @@ class VapiAuth:
     ``mode``: ``secret`` (``secret_header`` equals the secret), ``bearer``
     (``Authorization: Bearer <secret>``) or ``hmac`` (``signature_header`` holds
     ``prefix`` + HMAC(secret, ``"{timestamp}."`` + body) in ``encoding``, the timestamp, in
-    seconds or milliseconds, in ``timestamp_header``, at most ``tolerance_s`` from now).
+    seconds or milliseconds, in ``timestamp_header``, at most ``tolerance_s`` from now; with
+    ``include_timestamp`` False, HMAC(secret, body) alone, and no timestamp is read).
     """
 
     mode: str
@@ -102,6 +103,7 @@ class VapiAuth:
     encoding: str = "hex"
     algorithm: str = "sha256"
     tolerance_s: int = 300
+    include_timestamp: bool = True
 
     def __post_init__(self) -> None:
         _choice("Vapi auth mode", self.mode, _MODES)
@@ -114,6 +116,8 @@ class VapiAuth:
                 raise WebhookConfigError(f"VapiAuth.{name} must be a header name, not {value!r}")
         if not isinstance(self.prefix, str):
             raise WebhookConfigError("VapiAuth.prefix must be a string")
+        if not isinstance(self.include_timestamp, bool):
+            raise WebhookConfigError("VapiAuth.include_timestamp must be True or False")
         _tolerance(self.tolerance_s, "VapiAuth.tolerance_s")
 
 
@@ -252,44 +256,63 @@ def verify_vapi(
     return _verify_vapi_hmac(raw, headers, auth, time.time() if now is None else now)
 
 
-def sign_vapi_hmac(body: bytes, auth: VapiAuth, timestamp: int) -> dict[str, str]:
-    """The headers Vapi sends with ``body`` at ``timestamp`` (seconds or milliseconds)."""
+def sign_vapi_hmac(body: bytes, auth: VapiAuth, timestamp: int | None = None) -> dict[str, str]:
+    """The headers Vapi sends with ``body`` at ``timestamp`` (seconds or milliseconds); with
+    ``auth.include_timestamp`` False the signature of the body alone, and no timestamp."""
     if auth.mode != "hmac":
         raise WebhookConfigError(
             f"sign_vapi_hmac needs a VapiAuth in mode 'hmac', not {auth.mode!r}"
         )
-    stamp = _stamp(timestamp)
+    stamp = _stamp(timestamp) if auth.include_timestamp else None
     digest = _vapi_digest(_raw(body), auth, stamp)
-    return {
-        auth.signature_header: auth.prefix + _encode(digest, auth.encoding),
-        auth.timestamp_header: stamp,
-    }
+    headers = {auth.signature_header: auth.prefix + _encode(digest, auth.encoding)}
+    if stamp is not None:
+        headers[auth.timestamp_header] = stamp
+    return headers
 
 
 def _verify_vapi_hmac(body: bytes, headers: Mapping[str, str], auth: VapiAuth, now: float) -> str:
-    given = _present(_header(headers, auth.signature_header))
-    stamp = _present(_header(headers, auth.timestamp_header)).strip()
-    if auth.prefix and given.startswith(auth.prefix):
-        given = given[len(auth.prefix) :]
-    if not _DIGITS.fullmatch(stamp) or not _encoded_form(given, auth.encoding):
-        raise SignatureError("malformed")
+    given = _vapi_signature(headers, auth)
+    stamp = _vapi_timestamp(headers, auth) if auth.include_timestamp else None
     digest = _vapi_digest(body, auth, stamp)
-    expected = _encode(digest, auth.encoding)
-    if auth.encoding == "hex":
-        given = given.lower()
-    if not hmac.compare_digest(given.encode(), expected.encode()):
+    if not hmac.compare_digest(given.encode(), _encode(digest, auth.encoding).encode()):
         raise SignatureError("forged")
-    if len(stamp) > _MAX_TIMESTAMP_DIGITS:
-        raise SignatureError("stale")
-    seconds = int(stamp) / 1000 if int(stamp) > 10**12 else int(stamp)
-    if abs(now - seconds) > auth.tolerance_s:
-        raise SignatureError("stale")
+    if stamp is not None:
+        _vapi_fresh(stamp, now, auth.tolerance_s)
     return f"vapi:{digest.hex()}"
 
 
-def _vapi_digest(body: bytes, auth: VapiAuth, stamp: str) -> bytes:
+def _vapi_signature(headers: Mapping[str, str], auth: VapiAuth) -> str:
+    """The signature header's digest without its prefix (hex in lower case)."""
+    given = _present(_header(headers, auth.signature_header))
+    if auth.prefix and given.startswith(auth.prefix):
+        given = given[len(auth.prefix) :]
+    if not _encoded_form(given, auth.encoding):
+        raise SignatureError("malformed")
+    return given.lower() if auth.encoding == "hex" else given
+
+
+def _vapi_timestamp(headers: Mapping[str, str], auth: VapiAuth) -> str:
+    stamp = _present(_header(headers, auth.timestamp_header)).strip()
+    if not _DIGITS.fullmatch(stamp):
+        raise SignatureError("malformed")
+    return stamp
+
+
+def _vapi_fresh(stamp: str, now: float, tolerance: float) -> None:
+    """A timestamp in seconds, or in milliseconds past 10**12, within ``tolerance`` of now."""
+    if len(stamp) > _MAX_TIMESTAMP_DIGITS:
+        raise SignatureError("stale")
+    seconds = int(stamp) / 1000 if int(stamp) > 10**12 else int(stamp)
+    if abs(now - seconds) > tolerance:
+        raise SignatureError("stale")
+
+
+def _vapi_digest(body: bytes, auth: VapiAuth, stamp: str | None) -> bytes:
+    """HMAC(secret, ``"{stamp}."`` + body), or of the body alone when ``stamp`` is None."""
     key = _key(auth.secret, "the Vapi secret")
-    return hmac.new(key, f"{stamp}.".encode() + body, _DIGESTS[auth.algorithm]).digest()
+    signed = body if stamp is None else f"{stamp}.".encode() + body
+    return hmac.new(key, signed, _DIGESTS[auth.algorithm]).digest()
 
 
 def _encode(digest: bytes, encoding: str) -> str:
@@ -442,7 +465,7 @@ def _raw(body: bytes) -> bytes:
     raise TypeError(f"the body must be the raw request bytes, not {type(body).__name__}")
 
 
-def _stamp(timestamp: int) -> str:
+def _stamp(timestamp: int | None) -> str:
     if isinstance(timestamp, bool) or not isinstance(timestamp, int) or timestamp < 0:
         raise ValueError(f"a timestamp must be a non-negative int, not {timestamp!r}")
     return str(timestamp)

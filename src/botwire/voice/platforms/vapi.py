@@ -45,6 +45,7 @@ def vapi_auth(settings: VoiceSettings) -> VapiAuth:
         prefix=settings.vapi_signature_prefix,
         encoding=settings.vapi_signature_encoding,
         algorithm=settings.vapi_signature_algorithm,
+        include_timestamp=settings.vapi_include_timestamp == "true",
     )
 
 
@@ -149,7 +150,55 @@ def call_end(msg: dict[str, Any]) -> CallEnd:
         outcome=first_str(msg.get("endedReason")),
         successful=flag(dig(msg, "analysis", "successEvaluation")),
         turns=tuple(_turns(dig(msg, "artifact", "messages"), started)),
+        extracted=extracted(msg),
+        evaluation=evaluation(msg),
     )
+
+
+def extracted(msg: dict[str, Any]) -> dict[str, Any] | None:
+    """``analysis.structuredData`` (``{field: value}``) and each of
+    ``artifact.structuredOutputs`` (``{<id>: {"name", "result"}}``) as ``name: result``; an
+    output wins over a structured-data field of the same name. None when there is neither."""
+    out = dict(_object(dig(msg, "analysis", "structuredData")))
+    for output in _object(dig(msg, "artifact", "structuredOutputs")).values():
+        name = first_str(dig(output, "name"))
+        if name is not None:
+            out[name] = output.get("result")
+    return out or None
+
+
+def evaluation(msg: dict[str, Any]) -> dict[str, Any] | None:
+    """``success_evaluation`` (``analysis.successEvaluation`` as Vapi's rubric gave it) and
+    ``scorecards`` (``artifact.scorecards`` by name: ``score``, ``score_normalized``)."""
+    out: dict[str, Any] = {}
+    success = _plain(dig(msg, "analysis", "successEvaluation"))
+    if success is not None:
+        out["success_evaluation"] = success
+    scorecards = _scorecards(dig(msg, "artifact", "scorecards"))
+    if scorecards:
+        out["scorecards"] = scorecards
+    return out or None
+
+
+def _scorecards(raw: Any) -> dict[str, dict[str, Any]]:
+    out = {}
+    for ident, card in _object(raw).items():
+        scores = (("score", dig(card, "score")), ("score_normalized", dig(card, "scoreNormalized")))
+        kept = {name: value for name, value in scores if number(value) is not None}
+        if kept:
+            out[first_str(dig(card, "name")) or ident] = kept
+    return out
+
+
+def _object(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _plain(value: Any) -> str | float | bool | None:
+    """A bool, a number or a non-blank string as it is; None for anything else."""
+    if isinstance(value, str):
+        return first_str(value)
+    return value if isinstance(value, bool) or number(value) is not None else None
 
 
 def _turns(messages: Any, started: float | None) -> list[Turn]:
@@ -215,6 +264,13 @@ class Vapi(Platform):
             "vapi_signature_algorithm",
             choices=("sha256", "sha1", "sha512"),
             default="sha256",
+        ),
+        Option(
+            "--include-timestamp",
+            "vapi_include_timestamp",
+            "HMAC: true signs the timestamp and the body (Vapi's default), false the body alone.",
+            choices=("true", "false"),
+            default="true",
         ),
     )
     replay_ttl = 600.0
