@@ -330,7 +330,9 @@ async def test_tools_remember_and_recall(telnyx):
     assert await tool("recall_memory", {}) == {"error": "missing argument 'query'"}
     assert "unknown tool 'launch'" in (await tool("launch", {"x": 1}))["error"]
     (write,) = await history(telnyx, "customer_name")
-    assert (write.source, write.platform) == ("tool", "telnyx")
+    assert (write.source, write.platform, write.call_id) == ("tool", "telnyx", None)
+    await tool("remember", {"key": "customer_name", "value": "Anna", "call_id": "conv_2"})
+    assert (await history(telnyx, "customer_name"))[0].call_id == "conv_2"
 
 
 async def test_a_tool_without_the_caller_says_so_and_stores_nothing(telnyx):

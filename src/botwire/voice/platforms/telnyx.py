@@ -229,11 +229,10 @@ def analysis(
 
 
 def tool_call(body: bytes, name: str) -> ToolCall:
-    """A webhook tool: the body is the tool's parameters; ``caller_id`` is a preset body field
-    bound to ``{{telnyx_end_user_target}}``."""
+    """A webhook tool: the body is the tool's parameters and its preset body fields, ``caller_id``
+    bound to ``{{telnyx_end_user_target}}`` and, when set, ``call_id``."""
     args = load_json(body)
-    caller = first_str(args.pop("caller_id", None), args.pop("telnyx_end_user_target", None))
-    ident = first_str(args.pop("conversation_id", None), args.pop("call_control_id", None))
+    caller, ident = first_str(args.pop("caller_id", None)), first_str(args.pop("call_id", None))
     return ToolCall(PLATFORM, name, args, caller, ident)
 
 
