@@ -35,6 +35,7 @@ __all__ = [
     "ElevenLabsStream",
     "verify_vapi",
     "verify_twilio",
+    "twilio_algorithm",
     "verify_shared_secret",
     "sign_retell",
     "sign_elevenlabs",
@@ -56,13 +57,21 @@ _DIGESTS: dict[str, Callable[[], Any]] = {
 _MODES = ("secret", "bearer", "hmac")
 _ENCODINGS = ("hex", "base64")
 _DEFAULT_PORTS = {"https": "443", "http": "80"}
+TWILIO_SHA1 = "HMAC_SHA1"  # the auth token's signature; a SharedKey's may be HMAC_SHA256
 _MAX_TIMESTAMP_DIGITS = 18  # beyond the year 33000 even in milliseconds: certainly stale
 
 _RETELL = re.compile(r"v=([0-9]+),d=([0-9a-f]{64})")
 _DIGITS = re.compile(r"[0-9]+")
 _HEX = re.compile(r"[0-9a-fA-F]+")
 _BASE64 = re.compile(r"[A-Za-z0-9+/]+={0,2}")
-_TWILIO = re.compile(r"[A-Za-z0-9+/]{27}=")
+_TWILIO_DIGESTS: dict[str, Callable[[], Any]] = {
+    "HMAC_SHA1": hashlib.sha1,
+    "HMAC_SHA256": hashlib.sha256,
+}
+_TWILIO_FORMS = {  # base64 of a 20- and a 32-byte digest
+    "HMAC_SHA1": re.compile(r"[A-Za-z0-9+/]{27}="),
+    "HMAC_SHA256": re.compile(r"[A-Za-z0-9+/]{43}="),
+}
 _HOST_PORT = re.compile(r"(\[[^\]]*\]|[^:\[\]]*):([0-9]+)")
 
 
@@ -350,39 +359,60 @@ def _bearer(value: str | None) -> str | None:
 
 
 def verify_twilio(
-    url: str, params: Sequence[tuple[str, str]], header: str | None, auth_token: str
+    url: str,
+    params: Sequence[tuple[str, str]],
+    header: str | None,
+    key: str,
+    *,
+    algorithm: str = TWILIO_SHA1,
 ) -> str:
     """Check ``X-Twilio-Signature`` for the public ``url`` Twilio called and its form ``params``.
 
-    Like Twilio's own validator, a URL with its scheme's default port is also tried without
-    it, and one without a port also with it.
+    ``key`` is the auth token (``HMAC_SHA1``, Twilio's default), or the secret of the SharedKey
+    a Webhook Setting signs with, by the ``algorithm`` its
+    ``X-Twilio-Webhooks-Signature-Settings`` header names (:func:`twilio_algorithm`). Like
+    Twilio's own validator, a URL with its scheme's default port is also tried without it, and
+    one without a port also with it.
     """
-    key = _key(auth_token, "the Twilio auth token")
+    secret = _key(key, "the Twilio signing key")
     given = _present(header)
-    if not _TWILIO.fullmatch(given):
+    if algorithm not in _TWILIO_DIGESTS or not _TWILIO_FORMS[algorithm].fullmatch(given):
         raise SignatureError("malformed")
     payload = _twilio_params(params)
     matched = False
     for candidate in _twilio_urls(url):
-        expected = _twilio_digest(candidate, payload, key)
+        expected = _twilio_digest(candidate, payload, secret, algorithm)
         matched |= hmac.compare_digest(given.encode(), expected.encode())
     if not matched:
         raise SignatureError("forged")
     return f"twilio:{given}"
 
 
-def sign_twilio(url: str, params: Sequence[tuple[str, str]], auth_token: str) -> str:
+def sign_twilio(
+    url: str, params: Sequence[tuple[str, str]], key: str, *, algorithm: str = TWILIO_SHA1
+) -> str:
     """The ``X-Twilio-Signature`` Twilio sends for ``url`` and its form ``params``."""
-    key = _key(auth_token, "the Twilio auth token")
-    return _twilio_digest(url, _twilio_params(params), key)
+    _choice("Twilio signature algorithm", algorithm, tuple(_TWILIO_DIGESTS))
+    secret = _key(key, "the Twilio signing key")
+    return _twilio_digest(url, _twilio_params(params), secret, algorithm)
+
+
+def twilio_algorithm(settings: str | None) -> str:
+    """The algorithm an ``X-Twilio-Webhooks-Signature-Settings`` header
+    (``key=<SharedKey sid>,algorithm=HMAC_SHA256``) names; ``HMAC_SHA1`` when it names none."""
+    for part in (settings or "").split(","):
+        name, equals, value = part.partition("=")
+        if equals and name.strip() == "algorithm" and value.strip():
+            return value.strip().upper()
+    return TWILIO_SHA1
 
 
 def _twilio_params(params: Sequence[tuple[str, str]]) -> str:
     return "".join(k + v for k, v in sorted((str(k), str(v)) for k, v in params))
 
 
-def _twilio_digest(url: str, payload: str, key: bytes) -> str:
-    digest = hmac.new(key, _utf8(url + payload), hashlib.sha1).digest()
+def _twilio_digest(url: str, payload: str, key: bytes, algorithm: str) -> str:
+    digest = hmac.new(key, _utf8(url + payload), _TWILIO_DIGESTS[algorithm]).digest()
     return base64.b64encode(digest).decode()
 
 

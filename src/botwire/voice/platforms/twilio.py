@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from email.utils import parsedate_to_datetime
 from typing import TYPE_CHECKING
 from urllib.parse import parse_qsl
@@ -9,7 +10,7 @@ from xml.sax.saxutils import escape
 
 from ..core import Briefing
 from ..records import CallEnd, CallStart
-from ..signatures import verify_twilio
+from ..signatures import TWILIO_SHA1, SignatureError, twilio_algorithm, verify_twilio
 from . import Answer, Event, Inbound, Malformed, Option, Platform, Route, first_str, number
 
 if TYPE_CHECKING:
@@ -17,6 +18,8 @@ if TYPE_CHECKING:
 
 PLATFORM = "twilio"
 FINAL = ("completed", "busy", "failed", "no-answer", "canceled")
+SIGNATURE_SETTINGS = "x-twilio-webhooks-signature-settings"  # sent when a SharedKey signs
+log = logging.getLogger("botwire.voice")
 
 
 def form(body: bytes) -> list[tuple[str, str]]:
@@ -76,6 +79,20 @@ def call_end(params: dict[str, str]) -> CallEnd | None:
     )
 
 
+def signing_key(settings: VoiceSettings, signature_settings: str | None) -> tuple[str, str]:
+    """The key and algorithm of a request: the auth token and ``HMAC_SHA1``, or, when Twilio
+    sent ``X-Twilio-Webhooks-Signature-Settings``, the shared key and the algorithm it names."""
+    if not signature_settings:
+        return settings.twilio_auth_token, TWILIO_SHA1
+    if not settings.twilio_shared_key:
+        log.warning(
+            "a Twilio webhook is signed with a SharedKey, and no shared key is configured "
+            "(BOTWIRE_TWILIO_SHARED_KEY, 'botwire voice configure twilio --shared-key'): refused"
+        )
+        raise SignatureError("forged")
+    return settings.twilio_shared_key, twilio_algorithm(signature_settings)
+
+
 def _int(raw: str | None) -> float | None:
     return number(int(raw)) if raw and raw.isdigit() else None
 
@@ -89,7 +106,7 @@ def _date(raw: str | None) -> float | None:
 
 class Twilio(Platform):
     name = PLATFORM
-    about = "Twilio: the auth token that signs webhooks, the public URL, the media stream."
+    about = "Twilio: the auth token (or SharedKey) that signs webhooks, the public URL, the stream."
     options = (
         Option("--auth-token", "twilio_auth_token", "The Twilio auth token", True),
         Option(
@@ -98,6 +115,12 @@ class Twilio(Platform):
             "This server's public base URL, as Twilio calls it (behind a proxy).",
         ),
         Option("--stream-url", "twilio_stream_url", "wss:// URL to stream the call's audio to."),
+        Option(
+            "--shared-key",
+            "twilio_shared_key",
+            "The secret of a Twilio SharedKey, for webhooks a Webhook Setting signs with it",
+            True,
+        ),
     )
     replay_ttl = 3600.0
     routes = (
@@ -113,7 +136,9 @@ class Twilio(Platform):
 
     def verify(self, settings: VoiceSettings, inbound: Inbound) -> str | None:
         header = inbound.headers.get("x-twilio-signature")
-        return verify_twilio(inbound.url, form(inbound.body), header, settings.twilio_auth_token)
+        key, algorithm = signing_key(settings, inbound.headers.get(SIGNATURE_SETTINGS))
+        params = form(inbound.body)
+        return verify_twilio(inbound.url, params, header, key, algorithm=algorithm)
 
     def parse(self, settings: VoiceSettings, inbound: Inbound) -> Event:
         params = dict(form(inbound.body))
