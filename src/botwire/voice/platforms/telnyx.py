@@ -145,6 +145,9 @@ def answer_start(briefing: Briefing) -> dict[str, Any]:
 def call_end(
     name: str, data: dict[str, Any], payload: dict[str, Any], summary_insight: str
 ) -> CallEnd:
+    """``call.conversation.ended`` (the transcript) or ``call.analyzed`` (the insights), the
+    call named by its conversation; ``call.analyzed`` comes when the analysis is done, so its
+    time is not the call's start."""
     ident = call_id(payload)
     if ident is None:
         raise Malformed(f"a {name} event needs payload.conversation_id or call_control_id")
