@@ -42,13 +42,15 @@ def _option(option: Option) -> Any:
         return click.option(
             option.flag, option.setting, type=choices, default=None, help=option.help
         )
+    asked = "asked for when not given" if option.required else "asked for when given bare"
     return click.option(
         option.flag,
         option.setting,
         prompt=option.help,
+        prompt_required=option.required,
         hide_input=True,
         confirmation_prompt=False,
-        help=f"{option.help} (asked for when not given)",
+        help=f"{option.help} ({asked})",
     )
 
 

@@ -41,7 +41,7 @@ from botwire.voice.signatures import sign_retell
 from botwire.voice_cli import configure
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"
-PAGES = ("voice", "vapi", "retell", "elevenlabs", "twilio")
+PAGES = ("voice", "vapi", "retell", "elevenlabs", "twilio", "telnyx")
 PLATFORMS = ("vapi", "retell", "elevenlabs")  # the pages with tool definitions
 TOOL_TYPE = {"vapi": "function", "retell": "custom", "elevenlabs": "webhook"}
 HOST = "https://<your-server>"
@@ -524,6 +524,8 @@ SAMPLE_VALUES = {
     "variables": "customer_name,memory",
     "twilio_stream_url": "wss://agent.example.com/media",
     "facts": "*=fill_if_empty, allergies=append, name->customer_name=overwrite",
+    "telnyx_public_key": "iGtB96aTJO4SmJPzRPqW20Zc10AWCiN8OQLE5Tg330U=",
+    "vapi_include_timestamp": "false",
 }
 SECRET_OPTIONS = {
     "vapi": ["--secret"],
@@ -532,6 +534,7 @@ SECRET_OPTIONS = {
     "elevenlabs": ["--webhook-secret", "--tool-secret"],
     "callers": [],
     "facts": [],
+    "telnyx": [],  # its public key is no secret: never asked for
 }
 
 

@@ -53,7 +53,13 @@ def test_configure_writes_a_private_file_and_show_hides_secrets(run, tmp_path):
     assert "elevenlabs: not configured" in out
 
     loaded = VoiceSettings.load(str(path))
-    assert loaded.enabled() == {"vapi": True, "retell": True, "elevenlabs": False, "twilio": True}
+    assert loaded.enabled() == {
+        "vapi": True,
+        "retell": True,
+        "elevenlabs": False,
+        "twilio": True,
+        "telnyx": False,
+    }
     assert "vapi-top-secret" not in repr(loaded)
 
 

@@ -316,7 +316,7 @@ async def _verified(
 async def _answer(voice: Voice, platform: Platform, event: Event, request: Request) -> Response:
     if isinstance(event, CallStart):
         ns, briefing = await brief(voice, event)
-        return response(platform.answer_start(voice.settings, briefing, ns))
+        return response(platform.answer_start(voice.settings, event, briefing, ns))
     if isinstance(event, list):
         results = [(call, *await run_tool(voice, call)) for call in event]
         return response(platform.answer_tools(results))

@@ -67,6 +67,7 @@ class CallStart:
     caller: str | None  # as sent; None when the platform gave none
     called: str | None = None
     call_id: str | None = None
+    channel: str = "call"  # or "chat": a chat or SMS conversation (Retell's chat_inbound)
 
 
 @dataclass(frozen=True)

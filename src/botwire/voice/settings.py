@@ -118,11 +118,8 @@ class VoiceSettings:
         )
 
     def enabled(self) -> dict[str, bool]:
-        """Each platform and whether any of its secrets is set."""
-        return {
-            p.name: any(bool(self._values[o.setting]) for o in p.options if o.secret)
-            for p in PLATFORMS
-        }
+        """Each platform and whether the setting that enables any of its routes is set."""
+        return {p.name: any(bool(self._values[r.secret]) for r in p.routes) for p in PLATFORMS}
 
     def shown(self) -> dict[str, Any]:
         """Every setting, secrets as ``set`` / ``not set``: for ``botwire voice show``."""

@@ -115,7 +115,8 @@ ToolResult = tuple[ToolCall, str, bool]  # the call, the answer's text, whether 
 @dataclass(frozen=True)
 class Route:
     """One webhook endpoint: ``path`` is a template (``{name}`` a path parameter); no value in
-    the ``secret`` setting, no endpoint (404)."""
+    the ``secret`` setting (the key its requests are checked with: a secret, or Telnyx's public
+    key), no endpoint (404)."""
 
     path: str
     kind: Kind
@@ -158,6 +159,7 @@ class Option:
     secret: bool = False  # asked for at a hidden prompt when not given; never shown
     choices: tuple[str, ...] = ()
     default: str = ""  # a platform's own setting (``<platform>_...``) when not set
+    required: bool = True  # a secret asked for when not given; False: only for a bare flag
 
 
 class Incremental(Protocol):
@@ -197,8 +199,9 @@ class Platform:
         raise NotImplementedError
 
     def answer_start(
-        self, settings: VoiceSettings, briefing: Briefing, namespace: str | None
+        self, settings: VoiceSettings, start: CallStart, briefing: Briefing, namespace: str | None
     ) -> Answer:
+        """The answer to ``start``: ``briefing`` for the caller at ``namespace`` (None: unknown)."""
         raise NotImplementedError
 
     def answer_tools(self, results: list[ToolResult]) -> Answer:

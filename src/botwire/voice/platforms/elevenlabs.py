@@ -217,7 +217,7 @@ class ElevenLabs(Platform):
         return post_call(data)
 
     def answer_start(
-        self, settings: VoiceSettings, briefing: Briefing, namespace: str | None
+        self, settings: VoiceSettings, start: CallStart, briefing: Briefing, namespace: str | None
     ) -> Answer:
         return Answer(answer_start(briefing))
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
 
 from ..core import Briefing
@@ -33,7 +32,6 @@ INBOUND = ("call_inbound", "chat_inbound")  # a phone call, an SMS chat: answere
 EVALUATIONS = ("user_sentiment", "call_successful", "in_voicemail")  # of call_analysis
 # Which inbound event this request is: its answer goes under the same key. Set by ``parse``
 # and read by ``answer_start`` in the same request.
-_INBOUND: ContextVar[str] = ContextVar("retell_inbound", default="call_inbound")
 
 
 def event(data: dict[str, Any]) -> str | None:
@@ -51,6 +49,7 @@ def call_start(data: dict[str, Any], name: str = "call_inbound") -> CallStart:
         first_str(inbound.get("from_number")),
         first_str(inbound.get("to_number")),
         first_str(inbound.get("call_id"), inbound.get("chat_id")),
+        "chat" if name == "chat_inbound" else "call",
     )
 
 
@@ -192,16 +191,15 @@ class Retell(Platform):
         if name is None:
             raise Malformed('a Retell webhook names its "event"')
         if name in INBOUND:
-            _INBOUND.set(name)
             return call_start(data, name)
         if name in ("call_ended", "call_analyzed"):
             return call_end(data, name)
         return None  # call_started and future events
 
     def answer_start(
-        self, settings: VoiceSettings, briefing: Briefing, namespace: str | None
+        self, settings: VoiceSettings, start: CallStart, briefing: Briefing, namespace: str | None
     ) -> Answer:
-        return Answer(answer_start(briefing, namespace, _INBOUND.get()))
+        return Answer(answer_start(briefing, namespace, f"{start.channel}_inbound"))
 
     def answer_tool(self, text: str, ok: bool) -> Answer:
         return Answer(answer_tool(text, ok))

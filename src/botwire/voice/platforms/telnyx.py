@@ -251,7 +251,6 @@ class Telnyx(Platform):
             "--public-key",
             "telnyx_public_key",
             "The Telnyx public key, base64 (Keys & Credentials -> Public Key)",
-            True,
         ),
         Option(
             "--summary-insight",
@@ -294,7 +293,7 @@ class Telnyx(Platform):
         return None  # call.conversation_insights.generated (no caller), call.*, ...
 
     def answer_start(
-        self, settings: VoiceSettings, briefing: Briefing, namespace: str | None
+        self, settings: VoiceSettings, start: CallStart, briefing: Briefing, namespace: str | None
     ) -> Answer:
         return Answer(answer_start(briefing))
 

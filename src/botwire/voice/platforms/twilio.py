@@ -120,6 +120,7 @@ class Twilio(Platform):
             "twilio_shared_key",
             "The secret of a Twilio SharedKey, for webhooks a Webhook Setting signs with it",
             True,
+            required=False,
         ),
     )
     replay_ttl = 3600.0
@@ -145,7 +146,7 @@ class Twilio(Platform):
         return call_start(params) if inbound.route.kind == "start" else call_end(params)
 
     def answer_start(
-        self, settings: VoiceSettings, briefing: Briefing, namespace: str | None
+        self, settings: VoiceSettings, start: CallStart, briefing: Briefing, namespace: str | None
     ) -> Answer:
         twiml = answer_start(briefing, settings.twilio_stream_url or None)
         return Answer(twiml, media_type="application/xml")

@@ -304,7 +304,7 @@ class Vapi(Platform):
         return None  # status-update, transcript, ...: nothing to do
 
     def answer_start(
-        self, settings: VoiceSettings, briefing: Briefing, namespace: str | None
+        self, settings: VoiceSettings, start: CallStart, briefing: Briefing, namespace: str | None
     ) -> Answer:
         if not settings.vapi_assistant_id:
             log.warning(
