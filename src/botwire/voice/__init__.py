@@ -1,4 +1,4 @@
-"""Memory for voice calls: webhooks for Vapi, Retell, ElevenLabs and Twilio (in the server), and
+"""Memory for voice calls: webhooks for Vapi, Retell, ElevenLabs, Twilio and Telnyx (in the server), and
 ``CallMemory`` for pipelines that run their own audio loop.
 
 >>> from botwire.voice import CallMemory

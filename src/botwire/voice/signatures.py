@@ -1,4 +1,5 @@
-"""Webhook authentication for the voice platforms: Retell, ElevenLabs, Vapi and Twilio.
+"""Webhook authentication for the voice platforms: Retell, ElevenLabs, Vapi and Twilio
+(Telnyx's Ed25519 is in its own module, as it needs PyNaCl).
 
 Pure functions over the raw request: no I/O, stdlib only, every comparison constant-time.
 Each ``verify_*`` returns a *replay token* identifying this exact signed request (the same
