@@ -1,5 +1,5 @@
-"""Memory for voice calls: webhooks for Vapi, Retell, ElevenLabs, Twilio and Telnyx (in the server), and
-``CallMemory`` for pipelines that run their own audio loop.
+"""Memory for voice calls: webhooks for Vapi, Retell, ElevenLabs, Twilio and Telnyx (in the
+server), and ``CallMemory`` for pipelines that run their own audio loop.
 
 >>> from botwire.voice import CallMemory
 >>> call = CallMemory("+14155550123")            # doctest: +SKIP
