@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	# one resolution: livekit installed apart from autogen would lift protobuf past autogen's pin
-	$(PY) -m pip install --quiet -e ".[postgres,server,test,test-contract,bench,langchain,langgraph,autogen,pipecat,livekit,telnyx,test-adapters]"
+	$(PY) -m pip install --quiet -e ".[postgres,server,test,test-contract,bench,langchain,langgraph,autogen,pipecat,livekit,telnyx,mcp,test-adapters]"
 	touch $(STAMP)
 
 $(CREWAI_STAMP): pyproject.toml

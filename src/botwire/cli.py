@@ -205,9 +205,11 @@ def _split(value: str | None) -> tuple[str, ...] | None:
 
 
 from .keys_cli import keys  # noqa: E402  (the `botwire keys ...` group)
+from .mcp_cli import mcp  # noqa: E402  (`botwire mcp`, stdio)
 from .voice_cli import voice  # noqa: E402  (the `botwire voice ...` group)
 
 main.add_command(keys)
+main.add_command(mcp)
 main.add_command(voice)
 
 

@@ -13,7 +13,7 @@ import re
 import secrets
 import time
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, nullcontext
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -26,7 +26,7 @@ from ..engines import open_engine
 from ..engines.base import Engine, FindKey
 from ..errors import StorageUnavailable
 from ..voice.settings import VoiceSettings
-from . import docs, errors, fast, legacy, v1, voice
+from . import docs, errors, fast, legacy, mcp, v1, voice
 from .config import Settings
 from .errors import BodyTooLarge, error_response
 from .state import REQUEST_ID, Context
@@ -54,13 +54,15 @@ def create_app(
         owned = engine is None
         ctx = Context.build(engine or open_engine(settings.database), settings)
         ctx.voice = voice.Voices(voice_settings, ctx.engine, ctx.quotas, live=live)
+        ctx.mcp = mcp.start()
         app.state.ctx = ctx
         try:
             await ctx.engine.aexecute(FindKey("startup"))  # create or migrate the schema now
         except StorageUnavailable as exc:  # served anyway: /readyz answers 503 until it answers
             log.warning("the database is not reachable at startup: %s", exc)
         try:
-            yield
+            async with ctx.mcp.running() if ctx.mcp is not None else nullcontext():
+                yield
         finally:
             if owned:
                 await ctx.engine.aclose()
@@ -79,6 +81,7 @@ def create_app(
     app.include_router(legacy.router)
     app.include_router(voice.router, include_in_schema=False)  # platform-shaped: docs/voice.md
     app.include_router(docs.router)
+    app.router.routes.extend(mcp.routes())  # docs/mcp.md
     _add_health(app)
     app.add_middleware(Edge, max_body=settings.max_body_bytes)
     if settings.cors_origins:  # outside Edge, so the fast path's answers get the headers too

@@ -23,7 +23,8 @@ class Context:
     keyring: KeyRing
     quotas: Quotas
     metrics: Metrics
-    voice: Any = None  # server.voice.Voice, set at startup
+    voice: Any = None  # server.voice.Voices, set at startup
+    mcp: Any = None  # server.mcp.Endpoint, set at startup when the mcp extra is installed
 
     @classmethod
     def build(cls, engine: Engine, settings: Settings) -> Context:

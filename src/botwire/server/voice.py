@@ -35,7 +35,7 @@ from ..voice.platforms import Answer, Event, Inbound, Incremental, Platform, Rou
 from ..voice.records import CallEnd, CallStart, ToolCall
 from ..voice.settings import LiveSettings, VoiceSettings, env_name
 from ..voice.signatures import SignatureError
-from . import errors
+from . import calls, errors
 from .auth import Principal
 from .config import Settings
 from .errors import BodyTooLarge
@@ -186,13 +186,28 @@ async def run_tool(voice: Voice, call: ToolCall) -> tuple[str, bool]:
     if ns is None:
         return why, False
     origin = Origin("tool", call.platform, call.call_id)
-    plan = core.tool(call.name, call.args, origin)
-    writes = core.tool_writes(call.name, call.args, origin)
+    return await tool_in(voice, ns, call.name, call.args, origin)
+
+
+async def tool_in(
+    voice: Voice,
+    ns: str,
+    name: str,
+    args: dict[str, Any],
+    origin: Origin,
+    who: Principal = VOICE,
+) -> tuple[str, bool]:
+    """Tool ``name`` on the caller at ``ns``, its writes charged to ``who``'s quotas (the
+    webhooks' and MCP's one path): the answer and whether it succeeded."""
+    writes = core.tool_writes(name, args, origin)
+
+    async def run() -> str:
+        return await core.arun(core.tool(name, args, origin, voice.config.budget), voice.memory(ns))
+
     try:
         if not writes:
-            return await core.arun(plan, voice.memory(ns)), True
-        cost = core.cost(writes)
-        return await _charged(voice, ns, cost, lambda: core.arun(plan, voice.memory(ns))), True
+            return await run(), True
+        return await voice.quotas.charged(who, ns, core.cost(writes), run), True
     except (core.ToolError, InvalidInput) as exc:
         return str(exc), False
     except StorageQuotaExceeded:
@@ -316,7 +331,12 @@ async def _verified(
 async def _answer(voice: Voice, platform: Platform, event: Event, request: Request) -> Response:
     if isinstance(event, CallStart):
         ns, briefing = await brief(voice, event)
-        return response(platform.answer_start(voice.settings, event, briefing, ns))
+        answer = platform.answer_start(voice.settings, event, briefing, ns)
+        if ns is None or event.call_id is None:
+            return response(answer)
+        # after the answer: which caller this call is, for /mcp (calls.py)
+        task = BackgroundTask(calls.record, voice.engine, event.platform, event.call_id, ns)
+        return response(answer, task)
     if isinstance(event, list):
         results = [(call, *await run_tool(voice, call)) for call in event]
         return response(platform.answer_tools(results))

@@ -125,12 +125,23 @@ def briefing(budget: int = context.DEFAULT_BUDGET, always: tuple[str, ...] = ())
 
 # -- tools --------------------------------------------------------------------------------
 
-TOOLS = ("recall_memory", "remember", "remember_fact", "forget")
+TOOLS = ("recall_memory", "remember", "remember_fact", "forget")  # the webhooks' tools
+# over MCP also the call-start brief (a webhook platform gets it as variables) and a listing
+MCP_TOOLS = ("get_caller_context", *TOOLS, "list_memories")
 
 
-def tool(name: str, args: dict[str, Any], origin: Origin = TOOL) -> Plan[str]:
+def tool(
+    name: str,
+    args: dict[str, Any],
+    origin: Origin = TOOL,
+    budget: int = context.DEFAULT_BUDGET,
+) -> Plan[str]:
     """Run one in-call tool; its answer is a sentence the agent can use as it is. Its writes
     are recorded as coming from ``origin`` (the source, platform and call)."""
+    if name == "get_caller_context":
+        return (yield from briefing(budget)).memory
+    if name == "list_memories":
+        return (yield from listing())
     if name == "recall_memory":
         return (yield from recall(_arg(args, "query"), _limit(args.get("limit"))))
     if name == "remember":
@@ -139,7 +150,7 @@ def tool(name: str, args: dict[str, Any], origin: Origin = TOOL) -> Plan[str]:
         return (yield from remember_fact(_arg(args, "text", "fact"), origin.call_id))
     if name == "forget":
         return (yield from forget(_arg(args, "key"), origin))
-    raise ToolError(f"unknown tool {name!r}; botwire answers {', '.join(TOOLS)}")
+    raise ToolError(f"unknown tool {name!r}; botwire answers {', '.join(MCP_TOOLS)}")
 
 
 def _arg(args: dict[str, Any], *names: str) -> str:
@@ -202,6 +213,15 @@ def _hit_line(hit: Any) -> str | None:
     if hit.log == NOTES:
         return "note: " + _note_text(value)
     return f"{hit.log}: {context.text(value)}"
+
+
+def listing() -> Plan[str]:
+    """Every fact and open item of the caller, one line each, within ``MAX_RESULT``."""
+    items = yield lambda m: m.items(limit=MAX_FACTS)
+    lines = [f"{k}: {context.text(v)}" for k, v in items if k != LAST_CALL]
+    if not lines:
+        return "Nothing is stored about this caller yet."
+    return context._cut("\n".join(lines), MAX_RESULT)
 
 
 def remember(key: str, value: Any, origin: Origin = TOOL) -> Plan[str]:
