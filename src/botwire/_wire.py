@@ -42,6 +42,7 @@ CODES: dict[str, tuple[int, type[errors.BotWireError]]] = {
     "invalid_request": (422, errors.InvalidInput),
     "write_quota_exceeded": (429, errors.QuotaExceeded),
     "too_many_auth_failures": (429, errors.AuthenticationFailed),
+    "not_installed": (501, errors.MissingDependency),  # an endpoint whose extra is missing
     "storage_unavailable": (503, errors.StorageUnavailable),
     "internal": (500, errors.StorageUnavailable),
 }

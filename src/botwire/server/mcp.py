@@ -42,6 +42,12 @@ from .auth import Principal, secret_from_headers
 from .voice import VOICE, Voice, tool_in, unknown_caller
 
 PRINCIPAL = "botwire.principal"
+
+
+class NotInstalled(MissingDependency):
+    """``/mcp`` on a server without the ``mcp`` extra: 501, naming the install."""
+
+    code = "not_installed"
 WRITES = frozenset({"remember", "remember_fact", "forget"})
 
 
@@ -120,13 +126,13 @@ class Gate:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         request = Request(scope, receive)
         ctx = request.app.state.ctx
-        if ctx.mcp is None:
-            await _refuse(scope, receive, send, MissingDependency("/mcp", "mcp"))
-            return
         try:
             scope.setdefault("state", {})[PRINCIPAL] = await authenticate(request)
         except AuthenticationFailed as exc:
             await _refuse(scope, receive, send, exc)
+            return
+        if ctx.mcp is None:
+            await _refuse(scope, receive, send, NotInstalled("/mcp", "mcp"))
             return
         await self.part(ctx.mcp)(scope, receive, send)
 
