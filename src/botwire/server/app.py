@@ -26,7 +26,7 @@ from ..engines import open_engine
 from ..engines.base import Engine, FindKey
 from ..errors import StorageUnavailable
 from ..voice.settings import VoiceSettings
-from . import docs, errors, fast, legacy, mcp, v1, voice
+from . import console, docs, errors, fast, legacy, mcp, v1, voice
 from .config import Settings
 from .errors import BodyTooLarge, error_response
 from .state import REQUEST_ID, Context
@@ -81,6 +81,8 @@ def create_app(
     app.include_router(legacy.router)
     app.include_router(voice.router, include_in_schema=False)  # platform-shaped: docs/voice.md
     app.include_router(docs.router)
+    if settings.console:  # docs/console.md
+        app.include_router(console.router)
     app.router.routes.extend(mcp.routes())  # docs/mcp.md
     _add_health(app)
     app.add_middleware(Edge, max_body=settings.max_body_bytes)

@@ -26,6 +26,10 @@ backlog                     ``BOTWIRE_BACKLOG``              ``2048`` connection
                                                              accepted
 access_log                  ``BOTWIRE_ACCESS_LOG``           off (one line per request on the
                                                              ``botwire.access`` logger)
+console                     ``BOTWIRE_CONSOLE``              on (``/console``, docs/console.md)
+console_idle                ``BOTWIRE_CONSOLE_IDLE``         ``1800`` seconds: a console session
+                                                             unused this long ends ...
+console_max_age             ``BOTWIRE_CONSOLE_MAX_AGE``      ... and any after ``43200`` (12 h)
 ==========================  ===============================  =====================================
 """
 
@@ -61,6 +65,9 @@ class Settings:
     max_connections: int = 1000
     backlog: int = 2048
     access_log: bool = False
+    console: bool = True
+    console_idle: float = 1800.0
+    console_max_age: float = 43200.0
 
     def __post_init__(self) -> None:
         if not self.database:
@@ -81,6 +88,9 @@ class Settings:
             if getattr(self, name) < 0:
                 raise ConfigurationError(f"{name} must not be negative")
         for name in ("header_timeout", "body_timeout"):
+            if not getattr(self, name) > 0:
+                raise ConfigurationError(f"{name} must be more than 0 seconds")
+        for name in ("console_idle", "console_max_age"):
             if not getattr(self, name) > 0:
                 raise ConfigurationError(f"{name} must be more than 0 seconds")
         for proxy in self.forwarded_allow_ips:
