@@ -12,7 +12,7 @@ from typing import Any
 
 import click
 
-from .errors import BotWireError, InvalidInput
+from .errors import AuthenticationFailed, BotWireError, InvalidInput, PermissionDenied
 from .memory import AsyncMemory
 from .voice import core
 from .voice.config import VoiceConfig
@@ -37,17 +37,21 @@ class Desk:
             memory = AsyncMemory(ns, engine=self.held.engine)
             plan = core.tool(name, args, Origin("mcp", "desktop"), self.config.budget)
             return await core.arun(plan, memory), True
-        except (InvalidNumber, core.ToolError, InvalidInput) as exc:
+        except (InvalidNumber, core.ToolError, InvalidInput, PermissionDenied) as exc:
             return str(exc), False
-        except BotWireError as exc:  # the server refused, or is away: said, not raised
+        except AuthenticationFailed:
+            return "The botwire server refused this API key.", False
+        except BotWireError as exc:  # the server or the database is away: said, not raised
             return f"The memory could not be reached: {exc}", False
 
 
 def _given(number: Any) -> str:
-    if not isinstance(number, str) or not number.strip():
+    if number is None or (isinstance(number, str) and not number.strip()):
         raise core.ToolError(
             "missing argument 'caller': the caller's phone number, like +14155550123"
         )
+    if not isinstance(number, str):
+        raise core.ToolError("argument 'caller' must be a string, like \"+14155550123\"")
     return number
 
 

@@ -518,12 +518,6 @@ def agree(served: Served, ns: str) -> bool:
     return not newest.deleted and newest.value == fact.value
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="voice.facts.write reads a fact's ~fact/<key> record and writes it back with one "
-    "entry more (get_many, then set_many, no version check): concurrent writes of one key "
-    "each answer 'Remembered plan.', yet their history keeps fewer entries (often only one)",
-)
 async def test_concurrent_remembers_of_one_key_each_leave_a_history_entry(served, admin):
     async with httpx.AsyncClient(base_url=served.base, timeout=30) as http:
         for _ in range(20):
@@ -543,12 +537,6 @@ async def test_concurrent_remembers_of_one_key_each_leave_a_history_entry(served
             assert sorted(f.value for f in kept) == values
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="voice.facts.delete writes the removal into the record, then deletes the key, in "
-    "two steps: a remember landing between them is answered 'Remembered plan.' and its value "
-    "deleted, and the record's newest entry then names a value that is not stored",
-)
 async def test_a_forget_racing_a_remember_leaves_fact_and_history_agreeing(served, admin):
     if served.database.startswith("sqlite"):
         pytest.skip("on SQLite the two requests rarely interleave (1-3 pairs in 50)")

@@ -157,19 +157,14 @@ async def test_a_default_country_completes_national_numbers(tmp_path):
         assert dict(memory.items()) == {"plan": "gold"}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="botwire mcp without --caller: a caller given as a JSON number (14155550123) is "
-    "answered \"missing argument 'caller'\", though it was given (mcp_cli._given treats every "
-    'non-string as missing; voice.core._arg says "argument ... must be a string")',
-)
 async def test_a_caller_given_as_a_number_is_not_called_missing(tmp_path):
     home = tmp_path / "home"
     async with desktop(home) as t:
         said = await t.error("remember", {"caller": 14155550123, "key": "plan", "value": "gold"})
-    assert "'caller'" in said and not said.startswith("missing argument"), said
-    with embedded(home, ns_of("+14155550123")) as memory:
-        assert memory.count(include_internal=True) == 0
+    assert said == "argument 'caller' must be a string, like \"+14155550123\"", said
+    if (home / "botwire.db").exists():  # nothing stored, if the file was made at all
+        with embedded(home, ns_of("+14155550123")) as memory:
+            assert memory.count(include_internal=True) == 0
 
 
 # -- against a botwire server: its key bounds what is reached --------------------------------
@@ -205,8 +200,8 @@ async def test_a_server_url_with_a_scoped_key_refuses_other_callers(server, tmp_
             ("forget", {"key": "pin"}),
         ]:
             said = await t.error(name, {"caller": theirs, **args_})
-            assert said.startswith("The memory could not be reached:"), said
-            assert "access" in said and "2468" not in said
+            assert said.startswith("this API key has no "), said
+            assert "access to namespace" in said and "2468" not in said
     assert server.memory(ns_of(mine)).get("plan") == "gold"
     plan = server.fact(ns_of(mine), "plan")
     assert (plan.source, plan.platform) == ("mcp", "desktop")

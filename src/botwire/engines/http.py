@@ -49,6 +49,12 @@ _OPTIONS = {"timeout": 10.0, "connect_timeout": 5.0, "retries": 3.0}
 _BACKOFF = 0.05  # first pause; doubled after each failed attempt, at most 2 s
 
 
+def _asked_again(status: int) -> bool:
+    """A HEAD's refusal (403, a proxy's 404) the GET's body explains; not when the server is
+    away or busy (5xx, 429), where the status says enough."""
+    return status < 500 and status != 429
+
+
 # base URL -> (sync transport, async transport): servers mounted in this process
 _MOUNTS: dict[str, tuple[httpx.BaseTransport, httpx.AsyncBaseTransport]] = {}
 
@@ -186,8 +192,8 @@ class HttpEngine:
         """``resp`` if it is an answer; an error answer raises. A 404 is a missing key only
         when a botwire server says so (a HEAD answer has no body: ``info`` checks its header)."""
         status = resp.status_code
-        if status < 400 or (status == 404 and req.missing_ok and req.method == "HEAD"):
-            return resp
+        if status < 400 or (req.missing_ok and req.method == "HEAD" and _asked_again(status)):
+            return resp  # a HEAD's error has no body: ``info`` asks again with GET
         err = error_of(resp.content)
         if status == 404 and (err is None or err["code"] == "no_such_route"):
             raise self._not_botwire(req)
@@ -338,8 +344,9 @@ def info(op: ops.Info) -> Handler:
     if len(op.keys) == 1 and not op.values:
         key = op.keys[0]
         resp = yield Req("HEAD", _key(op.ns, key), missing_ok=True, key=key)
-        if resp.status_code == 404 and resp.headers.get("x-botwire-error") != "not_found":
-            # not botwire's "no such key" (a proxy's 404 has no such header): GET tells which
+        if resp.status_code >= 400 and resp.headers.get("x-botwire-error") != "not_found":
+            # an error (403, say), or not botwire's "no such key" (a proxy's 404 has no such
+            # header): a HEAD answer has no body to say which, the GET's does
             resp = yield Req("GET", _key(op.ns, key), missing_ok=True, key=key)
         if resp.status_code == 404:
             return [None]

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import hmac
+import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
@@ -33,7 +34,7 @@ from starlette.requests import Request
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from ..errors import AuthenticationFailed, MissingDependency
+from ..errors import AuthenticationFailed, BotWireError, MissingDependency
 from ..voice.facts import Origin
 from ..voice.phone import InvalidNumber
 from ..voice.settings import SECRETS
@@ -41,6 +42,7 @@ from . import calls, errors
 from .auth import Principal, secret_from_headers
 from .voice import VOICE, Voice, tool_in, unknown_caller
 
+log = logging.getLogger("botwire.mcp")
 PRINCIPAL = "botwire.principal"
 
 
@@ -179,7 +181,11 @@ async def answer(ctx: Any, name: str, args: dict[str, Any]) -> tuple[str, bool]:
     if not who.can(bound.ns, right):
         return f"This API key may not {right} this caller's memory.", False
     origin = Origin("mcp", bound.platform, bound.call_id)
-    return await tool_in(voice, bound.ns, name, args, origin, who)
+    try:
+        return await tool_in(voice, bound.ns, name, args, origin, who)
+    except BotWireError as exc:  # the database is away, say: a tool error, in words
+        log.warning("mcp: tool %s failed: %s", name, exc)
+        return "The memory is unavailable right now.", False
 
 
 async def bind(voice: Voice, headers: Any) -> calls.Bound | str:

@@ -2,11 +2,14 @@
 fields turned into facts by per-field policies.
 
 A fact is a plain key of the caller's namespace (``customer_name``). Beside it, the internal key
-``~fact/<key>`` keeps its provenance: the last ``HISTORY`` writes, newest last, each
-``{"value", "source", "platform", "call_id", "at"}`` (``"deleted": true`` for a removal). A fact
-and its record are written in one ``set_many`` (all or nothing), so they agree on every engine.
-A fact written straight through ``Memory`` / ``/v1`` has no record of that write: it reads back
-with ``source="api"`` and the key's own update time.
+``~fact/<key>`` keeps its provenance: the last ``HISTORY`` writes in the order they took effect,
+each ``{"value", "source", "platform", "call_id", "at", "born", "version"}`` (``"deleted": true``
+for a removal; ``born`` is the key's creation time, as versions start again after a removal).
+The fact is written by compare-and-set, then its entry added to the record by compare-and-set,
+so concurrent writers each leave their entry, on every engine; a fact's provenance is the entry
+of its current life and version.
+A fact written straight through ``Memory`` / ``/v1`` has no entry of its own: it reads back with
+``source="api"`` and the key's own update time.
 
 Extraction (``apply``): every field of a platform's structured extraction becomes a fact under
 its name, unless ``Policies`` (the ``facts`` setting) say otherwise::
@@ -19,12 +22,13 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from .._codec import MAX_NAME_CHARS, check_name
-from ..errors import ConfigurationError, InvalidInput
+from ..errors import ConfigurationError, InvalidInput, StorageUnavailable, VersionConflict
 from .records import INTERNAL_PREFIX, LAST_CALL, OPEN_PREFIX, bounded
 
 if TYPE_CHECKING:
@@ -105,45 +109,111 @@ def _entries(record: Any) -> list[dict[str, Any]]:
     return [e for e in history if isinstance(e, dict)] if isinstance(history, list) else []
 
 
-def _record(key: str, record: Any, entry: dict[str, Any]) -> dict[str, Any]:
-    return {"key": key, "history": [*_entries(record), entry][-HISTORY:]}
+def _order(entry: dict[str, Any]) -> tuple[float, int, int]:
+    """Writes in the order they took effect: by the key's life (its creation time), then
+    version; a removal last in its life."""
+    born, version = entry.get("born"), entry.get("version")
+    rank = (0, version) if isinstance(version, int) else (1, 0)
+    return (born if isinstance(born, (int, float)) else 0.0, *rank)
 
 
-def _current(key: str, value: Any, record: Any, updated_at: float | None) -> Fact:
-    """The fact as stored: its record's newest entry, unless the value was written since."""
-    entries = _entries(record)
-    if entries and not entries[-1].get("deleted") and entries[-1].get("value") == bounded(value):
-        return replace(Fact.of(key, entries[-1]), value=value, truncated=False)
-    return Fact(key, value, "api", updated_at)
+def _with(key: str, record: Any, entry: dict[str, Any]) -> dict[str, Any]:
+    history = sorted([*_entries(record), entry], key=_order)[-HISTORY:]
+    return {"key": key, "history": history}
+
+
+def _current(key: str, value: Any, record: Any, info: Any, at: float | None) -> Fact:
+    """The fact as stored, with the entry of the write that stored it: the one of this life
+    and version of the key (``info`` None: the newest one with its value); else written
+    straight through the API."""
+    mine = [e for e in _entries(record) if not e.get("deleted")]
+    if info is not None:
+        mine = [e for e in mine if (e.get("born"), e.get("version")) == _life(info)]
+    mine = [e for e in mine if e.get("value") == bounded(value)]
+    if not mine:
+        return Fact(key, value, "api", at)
+    newest: dict[str, Any] = max(mine, key=_order)
+    return replace(Fact.of(key, newest), value=value, truncated=False)
+
+
+TRIES = 32  # compare-and-set rounds before a write gives up: each round, one writer wins
+
+
+def put(key: str, change: Callable[[Any], Any], origin: Origin) -> Plan[bool]:
+    """Set ``key`` to ``change(current value)`` (None: leave it) by compare-and-set, then add the
+    write to its record: concurrent writers of one fact each take a version and leave an entry.
+    True when it wrote."""
+    for _ in range(TRIES):
+        info = yield lambda m: m.info(key)  # the version first, then the value it guards
+        current = (yield lambda m: m.get(key)) if info is not None else None
+        new = change(current)
+        if new is None:
+            return False
+        expected = info.version if info is not None else 0
+        try:
+            version = yield _cas(key, new, expected)
+        except VersionConflict:
+            continue
+        if info is None:  # created: this life's start
+            info = yield lambda m: m.info(key)
+        born = info.created_at if info is not None else None
+        yield from _note(key, {**origin.entry(new), "born": born, "version": version})
+        return True
+    raise StorageUnavailable(f"{key!r} is being written by too many writers at once; try again")
+
+
+def _cas(key: str, value: Any, version: int) -> Callable[[Any], Any]:
+    return lambda m: m.set(key, value, if_version=version)
+
+
+def _note(key: str, entry: dict[str, Any]) -> Plan[None]:
+    """Add ``entry`` to the fact's record, by compare-and-set: no entry is lost to another."""
+    side = record_key(key)
+    for _ in range(TRIES):
+        info = yield lambda m: m.info(side)
+        record = (yield lambda m: m.get(side)) if info is not None else None
+        try:
+            yield _cas(side, _with(key, record, entry), info.version if info else 0)
+            return
+        except VersionConflict:
+            continue
+    log.warning("the history of %r missed a write: too many writes at once", key)
 
 
 def write(values: Mapping[str, Any], origin: Origin) -> Plan[None]:
-    """Set every fact in ``values`` and its provenance, all in one write."""
-    records = yield lambda m: m.get_many([record_key(k) for k in values])
-    batch: dict[str, Any] = {}
+    """Set every fact in ``values``, each with its provenance."""
     for key, value in values.items():
-        batch[key] = value
-        batch[record_key(key)] = _record(key, records.get(record_key(key)), origin.entry(value))
-    yield lambda m: m.set_many(batch)
+        yield from put(key, _always(value), origin)
+
+
+def _always(value: Any) -> Callable[[Any], Any]:
+    return lambda _: value
 
 
 def delete(key: str, origin: Origin) -> Plan[bool]:
-    """Remove a fact; its record keeps the removal, so the value can still be seen."""
-    side = record_key(key)
-    found = yield lambda m: m.get_many([key, side])
-    if key not in found:
-        return False
-    yield lambda m: m.set(side, _record(key, found.get(side), origin.entry(None, deleted=True)))
-    return bool((yield lambda m: m.delete(key)))
+    """Remove a fact; its record keeps the removal (last in the life it ends), so the value can
+    still be seen."""
+    info = yield lambda m: m.info(key)
+    existed = bool((yield lambda m: m.delete(key)))
+    if existed:
+        born = info.created_at if info is not None else None
+        yield from _note(key, {**origin.entry(None, deleted=True), "born": born})
+    return existed
+
+
+def _life(info: Any) -> tuple[float, int]:
+    return info.created_at, info.version
 
 
 def fact(key: str) -> Plan[Fact | None]:
+    info = yield lambda m: m.info(key)
+    if info is None:
+        return None
     found = yield lambda m: m.get_many([key, record_key(key)])
     if key not in found:
         return None
-    info = yield lambda m: m.info(key)
-    updated = info.updated_at if info is not None else None
-    return _current(key, found[key], found.get(record_key(key)), updated)
+    record = found.get(record_key(key))
+    return _current(key, found[key], record, info, info.updated_at)
 
 
 def all_facts(limit: int = 1000) -> Plan[dict[str, Fact]]:
@@ -154,7 +224,7 @@ def all_facts(limit: int = 1000) -> Plan[dict[str, Fact]]:
     out = {}
     for key, value in items:
         if is_plain(key):
-            out[key] = _current(key, value, by_key.get(key), None)
+            out[key] = _current(key, value, by_key.get(key), None, None)
     return out
 
 
@@ -265,30 +335,6 @@ def is_empty(value: Any) -> bool:
     return False
 
 
-def planned(
-    extracted: Mapping[str, Any], policies: Policies, current: Mapping[str, Any]
-) -> dict[str, Any]:
-    """The facts to write for ``extracted`` given the ``current`` values of their keys: each
-    field's policy applied; a field that fails its policy is logged and left out."""
-    out: dict[str, Any] = {}
-    for name, value in extracted.items():
-        policy, key = policies.resolve(name)
-        if policy == "ignore" or is_empty(value):
-            continue
-        if not _usable(name, key):
-            continue
-        new = _apply(policy, name, key, value, out.get(key, current.get(key)))
-        if new is not None:
-            out[key] = new
-    return out
-
-
-def targets(extracted: Mapping[str, Any], policies: Policies) -> list[str]:
-    """The fact keys ``extracted`` may write (to read their current values first)."""
-    keys = (policies.resolve(name) for name in extracted)
-    return list(dict.fromkeys(key for policy, key in keys if policy != "ignore" and _valid(key)))
-
-
 def _valid(key: str) -> bool:
     try:
         check_name(key)
@@ -333,24 +379,18 @@ def _apply(policy: str, name: str, key: str, value: Any, now: Any) -> Any:
 
 
 def apply(extracted: Mapping[str, Any], policies: Policies, origin: Origin) -> Plan[list[str]]:
-    """Write the facts ``extracted`` gives, with provenance; returns the keys written."""
-    keys = targets(extracted, policies)
-    if not keys:
-        return []
-    current = yield lambda m: m.get_many(keys)
-    values = planned(extracted, policies, current)
-    if not values:
-        return []
-    try:
-        yield from write(values, origin)
-        return list(values)
-    except InvalidInput:  # one value too large, say: store the others
-        pass
+    """Write the facts ``extracted`` gives, each by its policy, with provenance; returns the
+    keys written. A field that fails its policy or cannot be stored is logged and skipped."""
     wrote = []
-    for key, value in values.items():
+    for name, value in extracted.items():
+        policy, key = policies.resolve(name)
+        if policy == "ignore" or is_empty(value) or not _usable(name, key):
+            continue
         try:
-            yield from write({key: value}, origin)
-            wrote.append(key)
-        except InvalidInput as exc:
+            changed = yield from put(key, partial(_apply, policy, name, key, value), origin)
+        except InvalidInput as exc:  # a value too large, say: store the others
             log.warning("extracted field for %r is not stored: %s", key, exc)
+            continue
+        if changed:
+            wrote.append(key)
     return wrote
