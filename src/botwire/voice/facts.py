@@ -139,20 +139,25 @@ def _current(key: str, value: Any, record: Any, info: Any, at: float | None) -> 
 TRIES = 32  # compare-and-set rounds before a write gives up: each round, one writer wins
 
 
-def put(key: str, change: Callable[[Any], Any], origin: Origin) -> Plan[bool]:
+def put(
+    key: str, change: Callable[[Any], Any], origin: Origin, expected: int | None = None
+) -> Plan[bool]:
     """Set ``key`` to ``change(current value)`` (None: leave it) by compare-and-set, then add the
     write to its record: concurrent writers of one fact each take a version and leave an entry.
-    True when it wrote."""
-    for _ in range(TRIES):
+    ``expected``: write only over that version (0: absent), else ``VersionConflict`` (an edit
+    of what a person saw). True when it wrote."""
+    for _ in range(TRIES if expected is None else 1):
         info = yield lambda m: m.info(key)  # the version first, then the value it guards
         current = (yield lambda m: m.get(key)) if info is not None else None
         new = change(current)
         if new is None:
             return False
-        expected = info.version if info is not None else 0
+        seen = info.version if info is not None else 0
         try:
-            version = yield _cas(key, new, expected)
+            version = yield _cas(key, new, seen if expected is None else expected)
         except VersionConflict:
+            if expected is not None:
+                raise
             continue
         if info is None:  # created: this life's start
             info = yield lambda m: m.info(key)
