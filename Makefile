@@ -10,7 +10,7 @@ CREWAI_PY    := $(CREWAI_VENV)/bin/python
 CREWAI_STAMP := $(CREWAI_VENV)/.installed
 CREWAI_TESTS := tests/adapters/crewai
 
-.PHONY: demo test test-core test-crewai bench bench-server bench-search bench-voice serve lint clean
+.PHONY: demo test test-core test-crewai bench bench-server bench-search bench-voice bench-mcp serve lint clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -47,6 +47,9 @@ bench-search: $(STAMP)  ## search and its index cost on SQLite and PostgreSQL; s
 
 bench-voice: $(STAMP)  ## the Vapi webhooks under load (50 in flight, 10k callers) next to a Redis baseline; see BENCHMARKS.md
 	$(PY) bench/bench_voice.py $(BENCH_ARGS)
+
+bench-mcp: $(STAMP)  ## recall_memory through /mcp next to the Vapi webhook, one server, one run; see BENCHMARKS.md
+	$(PY) bench/bench_mcp.py $(BENCH_ARGS)
 
 serve: $(STAMP)  ## the botwire server on 127.0.0.1:8421 over the embedded SQLite file
 	$(VENV)/bin/botwire serve $(SERVE_ARGS)
