@@ -199,6 +199,28 @@ async def test_a_tool_call_needs_no_session_and_answers_a_tool_error(served, adm
     assert served.memory(ns_of(caller)).get("plan") == "gold"
 
 
+@pytest.mark.parametrize("version", [None, "2025-03-26", "2025-06-18", "2025-11-25"])
+async def test_a_plain_tool_call_is_answered_as_the_sdk_answers_it(served, admin, version):
+    """botwire answers a plain ``tools/call`` itself (server/mcp.py ``direct_call``); the same
+    call with ``_meta`` goes to the SDK: both answers are the same, byte for byte in JSON."""
+    caller = number()
+    headers = {**caller_headers(admin, caller), **MCP_POST}
+    if version is not None:
+        headers["MCP-Protocol-Version"] = version
+    answers = []
+    async with httpx.AsyncClient(base_url=served.base, timeout=30) as http:
+        await http.post("/mcp", json=remember("gold"), headers=headers)
+        for name, args in [("list_memories", {}), ("forget", {}), ("nope", {})]:
+            for meta in ({}, {"_meta": {"progressToken": 7}}):
+                body = tool_call(name, args, 9)
+                body["params"].update(meta)
+                answers.append((await http.post("/mcp", json=body, headers=headers)).json())
+    for ours, sdks in zip(answers[::2], answers[1::2], strict=True):
+        assert ours == sdks
+    assert answers[0]["result"]["content"][0]["text"] == "plan: gold"
+    assert answers[2]["result"]["isError"] is True
+
+
 # -- who may call -------------------------------------------------------------------------
 
 REFUSED = {

@@ -195,6 +195,9 @@ class Edge:
             scope["route_template"] = fast.KEY_ROUTE
             reply = await fast.answer(ctx, scope, self._limited(receive), *hot)
             await reply(scope, receive, send)
+        elif ctx is not None and scope["path"] == "/mcp" and scope["method"] == "POST":
+            scope["route_template"] = "/mcp"  # FastAPI's routing would cost more than the call
+            await mcp.STREAMABLE(scope, self._limited(receive), send)
         elif webhook is not None:
             handler, params, scope["route_template"] = webhook
             body = receive if streamed else self._limited(receive)

@@ -25,16 +25,20 @@ from __future__ import annotations
 
 import asyncio
 import hmac
+import json
 import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from typing import Any
 
 from starlette.requests import Request
+from starlette.responses import JSONResponse
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ..errors import AuthenticationFailed, BotWireError, MissingDependency
+from ..voice.core import MCP_TOOLS
 from ..voice.facts import Origin
 from ..voice.phone import InvalidNumber
 from ..voice.settings import SECRETS
@@ -50,7 +54,10 @@ class NotInstalled(MissingDependency):
     """``/mcp`` on a server without the ``mcp`` extra: 501, naming the install."""
 
     code = "not_installed"
+
+
 WRITES = frozenset({"remember", "remember_fact", "forget"})
+TOOL_NAMES = frozenset(MCP_TOOLS)
 
 
 class Endpoint:
@@ -68,12 +75,33 @@ class Endpoint:
 
         # the Host header is the proxy's business here (an API key is required anyway)
         open_hosts = TransportSecuritySettings(enable_dns_rebinding_protection=False)
+        self.tools = mcp_tools
         self.server = mcp_tools.build(answer)
         self.manager = StreamableHTTPSessionManager(
             app=self.server, stateless=True, json_response=True, security_settings=open_hosts
         )
-        self.streamable = StreamableHTTPASGIApp(self.manager)
+        self.sdk = StreamableHTTPASGIApp(self.manager)
         self.sse = SseServerTransport("/mcp/messages/", security_settings=open_hosts)
+
+    async def streamable(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """``POST /mcp``: a plain ``tools/call`` (the one request of a tool call, and of most
+        of a session) answered here from the same ``answer`` as the SDK's server; everything
+        else (``initialize``, ``tools/list``, notifications, batches, newer protocol revisions)
+        by the SDK, the body handed on as it came."""
+        body = await _body(receive)
+        request = Request(scope, receive)
+        call = direct_call(request, body)
+        if call is None:
+            await self.sdk(scope, _replay(body, receive), send)
+            return
+        ident, name, args = call
+        text, ok = await answer(_Direct(request), name, args)
+        result = self.tools.result(text, ok).model_dump(
+            mode="json", by_alias=True, exclude_none=True
+        )
+        result.pop("resultType", None)  # newer revisions' field: the handshake ones have none
+        reply = JSONResponse({"jsonrpc": "2.0", "id": ident, "result": result})
+        await reply(scope, receive, send)
 
     @asynccontextmanager
     async def running(self) -> AsyncIterator[None]:
@@ -103,6 +131,67 @@ class Endpoint:
             await self.server.run(read, write, self.server.create_initialization_options())
 
 
+@dataclass(frozen=True)
+class _Direct:
+    """What ``answer`` reads of the SDK's request context: the HTTP request."""
+
+    request: Request
+
+
+def direct_call(request: Request, body: bytes) -> tuple[Any, str, dict[str, Any]] | None:
+    """``(id, tool, arguments)`` of a single ``tools/call`` the SDK would answer the same way
+    (JSON in and out, a handshake protocol revision, a known tool); None: the SDK's to answer."""
+    from mcp.server.streamable_http import check_accept_headers
+    from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS
+
+    version = request.headers.get("mcp-protocol-version")
+    if version is not None and version not in HANDSHAKE_PROTOCOL_VERSIONS:
+        return None
+    kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if kind != "application/json" or not check_accept_headers(request)[0]:
+        return None
+    try:
+        message = json.loads(body)
+    except ValueError:
+        return None
+    if not isinstance(message, dict) or message.get("jsonrpc") != "2.0":
+        return None
+    ident, params = message.get("id"), message.get("params")
+    if message.get("method") != "tools/call" or not _an_id(ident) or not isinstance(params, dict):
+        return None
+    name, args = params.get("name"), params.get("arguments", {})
+    if name not in TOOL_NAMES or not isinstance(args, dict) or set(params) - {"name", "arguments"}:
+        return None
+    return ident, name, args
+
+
+def _an_id(ident: Any) -> bool:
+    return (isinstance(ident, str) or type(ident) is int) and ident != ""
+
+
+async def _body(receive: Receive) -> bytes:
+    chunks = []
+    while True:
+        message = await receive()
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body"):
+            return b"".join(chunks)
+
+
+def _replay(body: bytes, receive: Receive) -> Receive:
+    """``receive`` with the body already read given again, then the client's own messages."""
+    sent = False
+
+    async def again() -> Any:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return again
+
+
 def start() -> Endpoint | None:
     """The endpoint, or None when the ``mcp`` extra is not installed (``/mcp`` then says so)."""
     try:
@@ -113,7 +202,7 @@ def start() -> Endpoint | None:
 
 def routes() -> list[BaseRoute]:
     return [
-        Route("/mcp", Gate(lambda e: e.streamable), methods=["POST"]),
+        Route("/mcp", STREAMABLE, methods=["POST"]),
         Route("/mcp/sse", Gate(lambda e: e.sse_stream), methods=["GET"]),
         Mount("/mcp/messages", app=Gate(lambda e: e.sse.handle_post_message)),
     ]
@@ -137,6 +226,9 @@ class Gate:
             await _refuse(scope, receive, send, NotInstalled("/mcp", "mcp"))
             return
         await self.part(ctx.mcp)(scope, receive, send)
+
+
+STREAMABLE = Gate(lambda e: e.streamable)  # POST /mcp, which ``Edge`` answers directly too
 
 
 async def _refuse(scope: Scope, receive: Receive, send: Send, exc: Exception) -> None:
