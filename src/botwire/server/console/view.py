@@ -24,7 +24,7 @@ from ...voice import core, facts
 from ...voice.config import VoiceConfig
 from ...voice.facts import PREFIX as FACT_RECORDS
 from ...voice.phone import InvalidNumber, namespace_for, to_e164
-from ...voice.records import CALLS, CONVERSATION, LAST_CALL, NOTES, OPEN_PREFIX, merge_calls
+from ...voice.records import CALLS, CONVERSATION, NOTES, OPEN_PREFIX, merge_calls
 
 MAX_FACTS = 1000
 TIMELINE_PAGE = 20  # call records a page
@@ -59,29 +59,37 @@ def search_prefix(query: str, config: VoiceConfig) -> str:
     return head + ("+" if mark == "{e164}" else "") + digits
 
 
+ROW_KEYS = 1000  # keys a line of the callers' list reads; beyond, it says "1000+"
+
+
 @dataclass(frozen=True)
 class CallerRow:
     namespace: str
     facts: int
+    more_facts: bool  # over ROW_KEYS keys: ``facts`` counts those read
     calls: int
     last_activity: float | None
 
 
 async def caller_row(engine: Engine, ns: str) -> CallerRow:
-    """A line of the callers' list: a handful of point reads and counts."""
-    count, opened, last, calls, recent = await asyncio.gather(
-        engine.aexecute(ops.Count(ns)),
-        engine.aexecute(ops.Scan(ns, OPEN_PREFIX, None, 1000)),
-        engine.aexecute(ops.Info(ns, (LAST_CALL,))),
+    """A line of the callers' list: its keys' metadata (no values) and its calls' count."""
+    rows, calls = await asyncio.gather(
+        engine.aexecute(ops.Scan(ns, "", None, ROW_KEYS + 1)),
         engine.aexecute(ops.LogCount(ns, CALLS)),
-        engine.aexecute(ops.Recent(ns, 1)),
     )
-    plain = count - len(opened) - (last[0] is not None)
-    return CallerRow(ns, max(plain, 0), calls, recent[0].updated_at if recent else None)
+    more = len(rows) > ROW_KEYS
+    plain = sum(1 for row in rows[:ROW_KEYS] if facts.is_plain(row.key))
+    if more:
+        recent = await engine.aexecute(ops.Recent(ns, 1))
+        last = recent[0].updated_at if recent else None
+    else:
+        last = max((row.updated_at for row in rows), default=None)
+    return CallerRow(ns, plain, more, calls, last)
 
 
 async def caller_rows(engine: Engine, names: list[str]) -> list[CallerRow]:
-    return list(await asyncio.gather(*(caller_row(engine, ns) for ns in names)))
+    # one line after another: a whole page at once only queues for the database's connections
+    return [await caller_row(engine, ns) for ns in names]
 
 
 # -- one caller -------------------------------------------------------------------------------
