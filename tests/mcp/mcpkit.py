@@ -200,7 +200,7 @@ class Served:
         while recorded.get(call_id) is None:
             assert time.monotonic() < deadline, "the call's caller was never recorded"
             await asyncio.sleep(0.02)
-        assert recorded.get(call_id) == {"ns": ns_of(caller), "platform": "vapi"}
+        assert recorded.get(call_id) == {"ns": ns_of(caller), "platform": "vapi", "why": ""}
         return call_id
 
     # -- the SDK's clients -------------------------------------------------------------

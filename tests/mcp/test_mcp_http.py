@@ -416,7 +416,8 @@ async def test_a_call_from_a_withheld_number_binds_no_one(served, admin):
     await asyncio.sleep(0.3)  # a recording would have landed by now
     async with served.tools(bearer(VAPI_SECRET, **{"X-Call-Id": call_id})) as t:
         for name, args in EVERY_TOOL:
-            await t.error(name, args)
+            said = await t.error(name, args)
+            assert "withheld or was not sent, so nothing is remembered" in said, said
     assert served.namespaces() == before
 
 

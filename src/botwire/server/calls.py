@@ -27,18 +27,23 @@ class Bound:
     call_id: str | None = None
 
 
-async def record(engine: Any, platform: str, call_id: str, ns: str) -> None:
-    value = {"ns": ns, "platform": platform}
+async def record(engine: Any, platform: str, call_id: str, ns: str | None, why: str = "") -> None:
+    """The call's caller; ``ns`` None with ``why`` for a call whose caller has no memory (a
+    withheld number, say)."""
+    value = {"ns": ns, "platform": platform, "why": why}
     await AsyncMemory(CALLS_NS, engine=engine).set(call_id, value, ttl=CALL_TTL)
 
 
-async def lookup(engine: Any, call_id: str) -> Bound | None:
-    """The call's caller, or None for a call no verified webhook has named (or long over)."""
+async def lookup(engine: Any, call_id: str) -> Bound | str | None:
+    """The call's caller, why it has none (said to the model), or None for a call no verified
+    webhook has named (or long over)."""
     try:
         check_name(call_id)
     except InvalidInput:
         return None
     found = await AsyncMemory(CALLS_NS, engine=engine).get(call_id)
-    if not isinstance(found, dict) or not isinstance(found.get("ns"), str):
+    if not isinstance(found, dict):
         return None
+    if not isinstance(found.get("ns"), str):
+        return str(found.get("why") or "") or None
     return Bound(found["ns"], str(found.get("platform") or "mcp"), call_id)

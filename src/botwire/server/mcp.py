@@ -286,7 +286,7 @@ async def bind(voice: Voice, headers: Any) -> calls.Bound | str:
     if call_id:
         found = await calls.lookup(voice.engine, call_id)
         if found is not None:
-            return found
+            return found  # the caller, or why the call's caller has no memory
     number = headers.get("x-botwire-caller")
     if number:
         try:

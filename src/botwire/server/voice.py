@@ -332,10 +332,11 @@ async def _answer(voice: Voice, platform: Platform, event: Event, request: Reque
     if isinstance(event, CallStart):
         ns, briefing = await brief(voice, event)
         answer = platform.answer_start(voice.settings, event, briefing, ns)
-        if ns is None or event.call_id is None:
+        if event.call_id is None:
             return response(answer)
-        # after the answer: which caller this call is, for /mcp (calls.py)
-        task = BackgroundTask(calls.record, voice.engine, event.platform, event.call_id, ns)
+        # after the answer: which caller this call is (or why none), for /mcp (calls.py)
+        why = briefing.memory if ns is None else ""
+        task = BackgroundTask(calls.record, voice.engine, event.platform, event.call_id, ns, why)
         return response(answer, task)
     if isinstance(event, list):
         results = [(call, *await run_tool(voice, call)) for call in event]
