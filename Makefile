@@ -10,7 +10,7 @@ CREWAI_PY    := $(CREWAI_VENV)/bin/python
 CREWAI_STAMP := $(CREWAI_VENV)/.installed
 CREWAI_TESTS := tests/adapters/crewai
 
-.PHONY: demo test test-core test-crewai bench bench-server bench-search bench-voice bench-mcp serve lint clean
+.PHONY: demo test test-core test-crewai bench bench-server bench-search bench-voice bench-mcp bench-console screenshots serve lint clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -50,6 +50,12 @@ bench-voice: $(STAMP)  ## the Vapi webhooks under load (50 in flight, 10k caller
 
 bench-mcp: $(STAMP)  ## recall_memory through /mcp next to the Vapi webhook, one server, one run; see BENCHMARKS.md
 	$(PY) bench/bench_mcp.py $(BENCH_ARGS)
+
+bench-console: $(STAMP)  ## /console's pages over a caller with 1000 calls among 100k callers; see docs/console.md
+	$(PY) bench/bench_console.py $(BENCH_ARGS)
+
+screenshots: $(STAMP)  ## the console's pictures in docs/console/, taken by its browser tests (Debian's chromium)
+	BOTWIRE_SCREENSHOTS=1 BOTWIRE_TEST_REQUIRE_BROWSER=1 $(PY) -m pytest tests/console/test_browser.py -q $(PYTEST_ARGS)
 
 serve: $(STAMP)  ## the botwire server on 127.0.0.1:8421 over the embedded SQLite file
 	$(VENV)/bin/botwire serve $(SERVE_ARGS)
