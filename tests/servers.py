@@ -105,3 +105,32 @@ class ServerProcess:
                 self.proc.wait(10)
         code, self.proc = self.proc.returncode, None
         return code
+
+
+class Served:
+    """A ``ServerProcess`` over ``database`` and the test's own engine on the same database
+    (keys made, storage read); ``restart`` keeps the port."""
+
+    def __init__(self, database: str, home: Path, **settings: object) -> None:
+        from botwire.engines import open_engine
+
+        self.database = database
+        self.process = ServerProcess(database, home, **settings)
+        self.engine = open_engine(database)
+
+    def start(self) -> "Served":
+        self.process.start()
+        return self
+
+    def restart(self) -> None:
+        port = self.process.port
+        self.process.stop()
+        self.process.start(port=port)
+
+    def close(self) -> None:
+        self.process.stop()
+        self.engine.close()
+
+    @property
+    def base(self) -> str:
+        return self.process.base

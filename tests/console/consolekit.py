@@ -11,6 +11,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+import servers
 
 from botwire import Memory
 from botwire.engines import open_engine
@@ -154,32 +155,13 @@ def fill(memory: Memory, calls: int = 3, facts_n: int = 0, platform: str = "vapi
 # -- a real server -------------------------------------------------------------------------------
 
 
-class Served:
+class Served(servers.Served):
     """``botwire serve`` over ``database`` (Vapi configured) and the test's own engine on it."""
 
     def __init__(self, database: str, home: Path, **settings: object) -> None:
-        from servers import ServerProcess
-
-        settings = {"writes_per_day": 0, "max_bytes": 0, **VAPI, **settings}
-        self.process = ServerProcess(database, home, **settings)
-        self.engine = open_engine(database)
-
-    def start(self) -> Served:
-        self.process.start()
-        return self
-
-    def restart(self) -> None:
-        port = self.process.port
-        self.process.stop()
-        self.process.start(port=port)
-
-    def close(self) -> None:
-        self.process.stop()
-        self.engine.close()
-
-    @property
-    def base(self) -> str:
-        return self.process.base
+        super().__init__(
+            database, home, **{"writes_per_day": 0, "max_bytes": 0, **VAPI, **settings}
+        )
 
     @property
     def admin(self) -> str:

@@ -22,13 +22,12 @@ from mcp.client.streamable_http import streamable_http_client
 from mcp_types import TextContent
 
 import botwire
-from botwire.engines import open_engine
 from botwire.engines.base import Namespaces, SaveKey
 from botwire.server import calls
 from botwire.server.auth import new_key
 from botwire.voice import core, facts
 from botwire.voice.records import CALLS, CONVERSATION, NOTES
-from servers import ServerProcess
+import servers
 
 VAPI_SECRET = "vapi-mcp-secret"
 ASSISTANT = "asst_mcp"
@@ -89,31 +88,12 @@ class Tools:
         return reply.text
 
 
-class Served:
+class Served(servers.Served):
     """A ``botwire serve`` process over ``database`` with the Vapi secret configured, and the
     test's own engine on the same database (keys made, storage read)."""
 
     def __init__(self, database: str, home: Path, **settings: object) -> None:
-        self.database = database
-        self.process = ServerProcess(database, home, **{**UNLIMITED, **settings})
-        self.engine = open_engine(database)
-
-    def start(self) -> Served:
-        self.process.start()
-        return self
-
-    def restart(self) -> None:
-        port = self.process.port
-        self.process.stop()
-        self.process.start(port=port)
-
-    def close(self) -> None:
-        self.process.stop()
-        self.engine.close()
-
-    @property
-    def base(self) -> str:
-        return self.process.base
+        super().__init__(database, home, **{**UNLIMITED, **settings})
 
     # -- keys and storage --------------------------------------------------------------
 
