@@ -153,8 +153,11 @@ class _MemoryBase(_Owner):
         op = ops.Put(self.namespace, items, check_ttl(ttl), if_version)
         return op, _first
 
-    def _delete(self, key: str) -> Plan[bool]:
-        return ops.Delete(self.namespace, check_name(key)), bool
+    def _delete(self, key: str, if_version: int | None) -> Plan[bool]:
+        key = check_name(key)
+        if if_version is not None:
+            check_int(if_version, "if_version", minimum=1)
+        return ops.Delete(self.namespace, key, if_version), bool
 
     def _exists(self, key: str) -> Plan[bool]:
         return ops.Info(self.namespace, (check_name(key),)), _found
@@ -296,9 +299,10 @@ class Memory(_MemoryBase):
         """Store ``value``; returns the key's new version. See docs/api.md for ttl / if_version."""
         return self._do(*self._set(key, value, ttl, if_version))
 
-    def delete(self, key: str) -> bool:
-        """Delete ``key``; ``True`` if it existed."""
-        return self._do(*self._delete(key))
+    def delete(self, key: str, *, if_version: int | None = None) -> bool:
+        """Delete ``key``; ``True`` if it existed. ``if_version=v``: only while it is at ``v``,
+        else ``VersionConflict`` and nothing is deleted."""
+        return self._do(*self._delete(key, if_version))
 
     def exists(self, key: str) -> bool:
         return self._do(*self._exists(key))
@@ -431,8 +435,8 @@ class AsyncMemory(_NoDunders, _MemoryBase):
     ) -> int:
         return await self._do(*self._set(key, value, ttl, if_version))
 
-    async def delete(self, key: str) -> bool:
-        return await self._do(*self._delete(key))
+    async def delete(self, key: str, *, if_version: int | None = None) -> bool:
+        return await self._do(*self._delete(key, if_version))
 
     async def exists(self, key: str) -> bool:
         return await self._do(*self._exists(key))

@@ -318,3 +318,11 @@ def test_async_memory_in_two_threads_with_their_own_loops(memory, engine_url, ns
         t.join(60)
     assert errors == []
     assert memory.get("c") == 60
+
+
+async def test_delete_if_version(amemory):
+    v = await amemory.set("k", "a")
+    with pytest.raises(VersionConflict):
+        await amemory.delete("k", if_version=v + 1)
+    assert await amemory.delete("k", if_version=v) is True
+    assert await amemory.get("k", MISSING) is MISSING

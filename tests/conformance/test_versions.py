@@ -174,3 +174,46 @@ def test_versions_are_per_namespace_counters_not_per_key(memory):
 
 def test_conflict_error_is_not_a_value_or_key_error():
     assert not issubclass(VersionConflict, (ValueError, KeyError, TypeError))
+
+
+# -- delete(..., if_version=v) ------------------------------------------------------------------
+
+
+def test_delete_if_version_match_deletes(memory):
+    v = memory.set("k", "a")
+    assert memory.delete("k", if_version=v) is True
+    assert memory.get("k", MISSING) is MISSING
+    assert memory.set("k", "again") > v  # the deleted version is never handed out again
+
+
+def test_delete_if_version_mismatch_raises_and_deletes_nothing(memory):
+    v1 = memory.set("k", "a")
+    v2 = memory.set("k", "b")
+    with pytest.raises(VersionConflict) as err:
+        memory.delete("k", if_version=v1)
+    assert err.value.current_version == v2
+    assert err.value.expected == v1
+    assert memory.get("k") == "b"
+    assert memory.info("k").version == v2
+
+
+def test_delete_if_version_of_a_missing_key_reports_zero(memory):
+    with pytest.raises(VersionConflict) as err:
+        memory.delete("absent", if_version=3)
+    assert err.value.current_version == 0
+
+
+def test_delete_if_version_of_an_expired_key_reports_zero(memory):
+    v = memory.set("k", "short", ttl=0.05)
+    time.sleep(0.15)
+    with pytest.raises(VersionConflict) as err:
+        memory.delete("k", if_version=v)
+    assert err.value.current_version == 0
+
+
+@pytest.mark.parametrize("bad", [0, -1, "1", 1.0, True])
+def test_delete_if_version_must_be_a_positive_int(memory, bad):
+    v = memory.set("k", "a")
+    with pytest.raises(InvalidInput, match="if_version"):
+        memory.delete("k", if_version=bad)
+    assert memory.info("k").version == v

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sqlite3
+
 import asyncio
 import hashlib
 import json
@@ -262,6 +264,11 @@ async def test_deleting_a_fact_keeps_its_history(console):
     version = memory(console).info("customer_name").version
     r = await console.post(f"{PAGE}/facts/delete", {"key": "customer_name", "version": "99"})
     assert r.status_code == 409 and memory(console).get("customer_name") == "Ada"
+    r = await console.post(f"{PAGE}/facts/delete", {"key": "customer_name", "version": "0"})
+    assert r.status_code == 400 and "reload the page" in r.text
+    assert memory(console).get("customer_name") == "Ada"
+    # nothing of a failed delete reaches the fact's history
+    assert core.run(facts.history("customer_name"), memory(console)) == []
     data = {"key": "customer_name", "version": str(version)}
     assert (await console.post(f"{PAGE}/facts/delete", data)).status_code == 303
     assert memory(console).get("customer_name") is None
@@ -454,6 +461,15 @@ async def test_usage_against_quotas(make_console):
     row = html.split(">acme:1</a>")[1].split("</tr>")[0]
     assert "1 of 500" in row and "500 writes a day" in html
     assert m.get("customer_name") == "Ada"
+    # reading the page writes nothing: a caller written around the quotas shows 0 and has no
+    # usage row of its own afterwards
+    memory(console, "acme:2").set("k", "v")
+    html = (await console.page("/console/usage")).text
+    assert "0 of 500" in html.split(">acme:2</a>")[1].split("</tr>")[0]
+    conn = sqlite3.connect(console.engine.url.removeprefix("sqlite:///"))
+    days = conn.execute("SELECT ns, writes FROM botwire_usage ORDER BY ns").fetchall()
+    conn.close()
+    assert days == [("acme:1", 1)]
 
 
 async def test_status_shows_the_platforms_and_a_redacted_database(make_console):

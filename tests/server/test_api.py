@@ -82,6 +82,20 @@ async def test_if_match_zero_never_matches(api):
     assert_error(await api.call("GET", k("cas", "absent")), 404, "not_found")
 
 
+async def test_delete_with_if_match(api):
+    path = k("cas", "del")
+    assert (await api.call("PUT", path, content=b"1")).json()["version"] == 1
+    r = await api.call("DELETE", path, headers={"If-Match": '"7"'})
+    assert assert_error(r, 412, "version_conflict")["current_version"] == 1
+    r = await api.call("DELETE", path, headers={"If-None-Match": "*"})
+    assert "If-Match" in assert_error(r, 400, "invalid_input")["message"]
+    assert (await api.call("GET", path)).json() == 1
+    r = await api.call("DELETE", path, headers={"If-Match": '"1"'})
+    assert r.status_code == 200 and r.json() == {"deleted": True}
+    r = await api.call("DELETE", path, headers={"If-Match": '"1"'})
+    assert assert_error(r, 412, "version_conflict")["current_version"] == 0
+
+
 async def test_a_body_cut_short_by_a_disconnect_is_not_stored(api):
     app = api.client._transport.app
     messages = [

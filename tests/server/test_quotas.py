@@ -43,6 +43,10 @@ async def test_write_quota_counts_each_value_and_answers_429(make_api):
     assert (await api.call("PUT", "/v1/namespaces/other/keys/k", content=b"1")).status_code == 200
     metrics = (await api.call("GET", "/metrics")).text
     assert 'botwire_quota_rejections_total{kind="write"} 2.0' in metrics
+    stats = (await api.call("GET", "/v1/namespaces/q")).json()
+    assert stats["writes_today"] == 5
+    assert stats["quotas"] == {"writes_per_day": 5, "max_bytes": 50 * 1024 * 1024}  # the default
+    assert (await api.call("GET", "/v1/namespaces/never-written")).json()["writes_today"] == 0
 
 
 async def test_failed_write_is_refunded(make_api):

@@ -40,6 +40,7 @@ a client, refuses them.
 ``Charge``      ``int | None``, the day's write count after charging ``n``; ``None`` when
                 that would pass ``limit`` (nothing is charged)
 ``Usage``       ``int``, bytes stored by live keys and log entries of the namespace
+``Writes``      ``int``, the writes charged to the namespace on ``day`` (read only)
 ``SaveKey``     ``bool``, whether the key was saved (``only_if_none``: no key exists yet)
 ``FindKey``     ``ApiKey | None``, the unrevoked key with this hash
 ``ListKeys``    ``list[ApiKey]``, every key, revoked ones too, oldest first
@@ -110,6 +111,7 @@ class Put(NamedTuple):
 class Delete(NamedTuple):
     ns: str
     key: str
+    if_version: int | None = None  # delete only a live key at this version (>= 1)
 
 
 class Incr(NamedTuple):
@@ -214,6 +216,11 @@ class Usage(NamedTuple):
     ns: str
 
 
+class Writes(NamedTuple):
+    ns: str
+    day: str  # UTC date, YYYY-MM-DD
+
+
 class SaveKey(NamedTuple):
     key: ApiKey
     only_if_none: bool = False
@@ -258,6 +265,7 @@ Op = Union[
     Search,
     Charge,
     Usage,
+    Writes,
     SaveKey,
     FindKey,
     ListKeys,

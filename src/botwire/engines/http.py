@@ -401,6 +401,10 @@ def put(op: ops.Put) -> Handler:
 
 
 def delete(op: ops.Delete) -> Handler:
+    if op.if_version is not None:
+        headers = {"If-Match": f'"{op.if_version}"'}
+        yield Req("DELETE", _key(op.ns, op.key), headers=headers, idempotent=False, key=op.key)
+        return True
     resp = yield Req("DELETE", _key(op.ns, op.key), missing_ok=True, key=op.key)
     return resp.status_code != 404
 

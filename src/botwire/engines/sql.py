@@ -218,6 +218,8 @@ def incr(op: ops.Incr, now: float) -> Handler:
 
 
 def delete(op: ops.Delete, now: float) -> Handler:
+    if op.if_version is not None:
+        return (yield from _delete_if(op.ns, op.key, op.if_version, now))
     rows = yield Stmt(
         "DELETE FROM botwire_kv WHERE ns = ? AND key = ? RETURNING version, expires_at",
         (op.ns, op.key),
@@ -227,6 +229,20 @@ def delete(op: ops.Delete, now: float) -> Handler:
     version, expires = rows[0]
     yield Stmt(_RAISE_FLOOR, (op.ns, version))
     return expires is None or expires > now
+
+
+def _delete_if(ns: str, key: str, expected: int, now: float) -> Handler:
+    """Delete the key only while it is live at ``expected``, else ``VersionConflict``."""
+    rows = yield Stmt(
+        f"DELETE FROM botwire_kv WHERE ns = ? AND key = ? AND version = ? AND {_LIVE} "
+        "RETURNING version",
+        (ns, key, expected, now),
+    )
+    if not rows:
+        current = yield Stmt(_VERSION, (ns, key, now))
+        raise VersionConflict(key, expected, current[0][0] if current else 0)
+    yield Stmt(_RAISE_FLOOR, (ns, expected))
+    return True
 
 
 def hides_internal(prefix: str, internal: bool) -> bool:
@@ -325,20 +341,25 @@ def log_clear(op: ops.LogClear, now: float) -> Handler:
 
 def namespaces(op: ops.Namespaces, now: float) -> Handler:
     upper = prefix_upper(op.prefix)
-    below, below_n = ("", "") if upper is None else (" AND ns < ?", " AND n.ns < ?")
+    below = "" if upper is None else " AND ns < ?"
     bound = (op.prefix, op.after or "") + (() if upper is None else (upper,))
     hide = hides_internal(op.prefix, op.internal)
     # A loose index scan: one index probe per distinct namespace, however many keys each holds.
     # Internal namespaces are stepped over (one probe each) and left out of the answer.
+    # Each branch stops at the page size, so a page costs about ``limit`` probes, not one per
+    # namespace in the prefix.
     rows = yield Stmt(
         "WITH RECURSIVE n(ns) AS ("
         f"SELECT (SELECT min(ns) FROM botwire_kv WHERE ns >= ? AND ns > ?{below}) UNION ALL "
         f"SELECT (SELECT min(ns) FROM botwire_kv WHERE ns > n.ns{below}) FROM n "
-        f"WHERE n.ns IS NOT NULL) SELECT ns FROM n WHERE ns IS NOT NULL{_visible('ns', hide)} "
-        f"AND EXISTS (SELECT 1 FROM botwire_kv k WHERE k.ns = n.ns AND {_LIVE}) UNION "
-        f"SELECT ns FROM botwire_logs WHERE ns >= ? AND ns > ?{below} AND entry_count > 0"
-        f"{_visible('ns', hide)} ORDER BY ns LIMIT ?",
-        (*bound, *bound[2:], now, *bound, op.limit),
+        "WHERE n.ns IS NOT NULL) SELECT ns FROM ("
+        f"SELECT ns FROM (SELECT ns FROM n WHERE ns IS NOT NULL{_visible('ns', hide)} "
+        f"AND (SELECT 1 FROM botwire_kv k WHERE k.ns = n.ns AND {_LIVE} LIMIT 1) IS NOT NULL "
+        "LIMIT ?) AS kv UNION "
+        f"SELECT ns FROM (SELECT ns FROM botwire_logs WHERE ns >= ? AND ns > ?{below} "
+        f"AND entry_count > 0{_visible('ns', hide)} ORDER BY ns LIMIT ?) AS lg"
+        ") AS found ORDER BY ns LIMIT ?",
+        (*bound, *bound[2:], now, op.limit, *bound, op.limit, op.limit),
     )
     return [r[0] for r in rows]
 
@@ -643,6 +664,11 @@ def usage(op: ops.Usage, now: float) -> Handler:
     return int(rows[0][0])
 
 
+def writes(op: ops.Writes, now: float) -> Handler:
+    rows = yield Stmt("SELECT writes FROM botwire_usage WHERE ns = ? AND day = ?", (op.ns, op.day))
+    return int(rows[0][0]) if rows else 0
+
+
 def save_key(op: ops.SaveKey, now: float) -> Handler:
     """``only_if_none``: the first-start key. Replicas racing to create it all use one fixed
     id, so exactly one insert lands."""
@@ -725,6 +751,7 @@ _HANDLERS: dict[type, tuple[Callable[[Any, float], Handler], int]] = {
     ops.Search: (search, READ),
     ops.Charge: (charge, ATOMIC),
     ops.Usage: (usage, READ),
+    ops.Writes: (writes, READ),
     ops.SaveKey: (save_key, ATOMIC),
     ops.FindKey: (find_key, READ),
     ops.ListKeys: (list_keys, READ),

@@ -22,8 +22,10 @@ from .. import _codec, _search
 from .._codec import check_name, check_ttl, decode, encode
 from .._wire import make_cursor, read_cursor
 from ..engines import base as ops
-from ..errors import InvalidInput, NotFound, PermissionDenied, StorageUnavailable, UnsupportedValue
-from .auth import MAX_QUOTA, Principal, new_key, secret_from_headers
+from ..engines.sql import utc_day
+from ..errors import InvalidInput, NotFound, UnsupportedValue
+from . import keys
+from .auth import MAX_QUOTA, Principal, secret_from_headers
 from .errors import InvalidCursor, MalformedJson, NotAnInteger, documented
 from .state import Context
 
@@ -306,12 +308,17 @@ async def put_key(
 @router.delete(
     "/namespaces/{ns}/keys/{key}",
     summary="Delete a key",
-    responses=documented(*READ, "not_found"),
+    responses=documented(*READ, "not_found", "version_conflict"),
 )
 async def delete_key(request: Request, ns: str, key: str, who: Who) -> Response:
+    """`If-Match: "<version>"` deletes only that version; a mismatch (or a missing key) is
+    412 with `current_version` in the error."""
     ns, key = name(ns, "namespace"), name(key)
     who.require(ns, "write")
-    if not await ctx_of(request).engine.aexecute(ops.Delete(ns, key)):
+    if request.headers.get("if-none-match") is not None:
+        raise InvalidInput('a delete takes If-Match: "<version>", not If-None-Match')
+    if_version = version_condition(request.headers)
+    if not await ctx_of(request).engine.aexecute(ops.Delete(ns, key, if_version)):
         raise NotFound(f"key {key!r} not found")
     return reply({"deleted": True})
 
@@ -502,19 +509,25 @@ async def list_namespaces(
 
 @router.get(
     "/namespaces/{ns}",
-    summary="A namespace's key count and stored bytes",
+    summary="A namespace's key count, stored bytes and writes today, with its quotas",
     responses=documented(*READ),
 )
 async def namespace_stats(
     request: Request, ns: str, who: Who, internal: bool = False
 ) -> Response:
-    """`keys` counts the keys a listing shows: with a leading `~` only if `internal=true`."""
+    """`keys` counts the keys a listing shows: with a leading `~` only if `internal=true`.
+    `writes_today` counts the writes charged today (UTC) when a daily write quota applies;
+    `quotas` are the limits this key's writes meet (null: unlimited)."""
     ns = name(ns, "namespace")
     who.require(ns, "read")
-    engine = ctx_of(request).engine
-    count = await engine.aexecute(ops.Count(ns, internal))
-    used = await engine.aexecute(ops.Usage(ns))
-    return reply({"namespace": ns, "keys": count, "bytes": used})
+    ctx = ctx_of(request)
+    count = await ctx.engine.aexecute(ops.Count(ns, internal))
+    used = await ctx.engine.aexecute(ops.Usage(ns))
+    writes = await ctx.engine.aexecute(ops.Writes(ns, utc_day(time.time())))
+    limits = dict(zip(("writes_per_day", "max_bytes"), ctx.quotas.limits(who), strict=True))
+    quotas = {k: v or None for k, v in limits.items()}
+    body = {"namespace": ns, "keys": count, "bytes": used, "writes_today": writes}
+    return reply({**body, "quotas": quotas})
 
 
 @router.delete(
@@ -636,49 +649,16 @@ NEW_KEY = json_object_of(
 async def create_key(request: Request, who: Who) -> Response:
     """Body `{"prefixes": ["acme:"], "rights": "write", "name": "...", "writes_per_day": null,
     "max_bytes": null}`. The new key's prefixes must lie within the caller's."""
-    who.require_right("admin")
     body = await json_object(request, "prefixes", "rights")
     prefixes = _list(body.get("prefixes"), "prefixes")
     if not all(isinstance(p, str) for p in prefixes):
         raise InvalidInput('"prefixes" must be strings')
-    rights = body.get("rights", "read")
-    who.require_cover(prefixes, rights)
-    ctx = ctx_of(request)
     limits = json_int(body.get("writes_per_day")), json_int(body.get("max_bytes"))
-    writes, stored = _child_limits(ctx, who, *limits)
-    secret, record = new_key(
-        body.get("name", ""),
-        prefixes,
-        rights,
-        writes_per_day=writes,
-        max_bytes=stored,
+    who.require_right("admin")
+    secret, record = await keys.create(
+        ctx_of(request), who, body.get("name", ""), prefixes, body.get("rights", "read"), *limits
     )
-    if not await ctx.engine.aexecute(ops.SaveKey(record)):
-        raise StorageUnavailable("the new key could not be saved; try again")
     return reply({**key_json(record), "key": secret}, status=201)
-
-
-def _child_limits(ctx: Context, who: Principal, writes: Any, stored: Any) -> tuple[Any, Any]:
-    """A key gets no more quota than its maker: limits it leaves out are inherited, and it
-    cannot ask for more (or for 0, unlimited) than the maker has. Only an admin of every
-    namespace with no limit of its own (the operator's key) hands out any limit."""
-    out = []
-    for given, own, effective, default in zip(
-        (writes, stored),
-        (who.key.writes_per_day, who.key.max_bytes),
-        ctx.quotas.limits(who),
-        (ctx.settings.writes_per_day, ctx.settings.max_bytes),
-        strict=True,
-    ):
-        if own is None and who.covers(""):
-            out.append(given)
-            continue
-        value = own if given is None else given
-        wanted = default if value is None else value
-        if effective and isinstance(wanted, int) and (wanted == 0 or wanted > effective):
-            raise PermissionDenied("a key cannot get a larger quota than the key that makes it")
-        out.append(value)
-    return out[0], out[1]
 
 
 @router.get(
@@ -687,10 +667,7 @@ def _child_limits(ctx: Context, who: Principal, writes: Any, stored: Any) -> tup
     responses=documented(*ANY, "forbidden"),
 )
 async def list_api_keys(request: Request, who: Who) -> Response:
-    who.require_right("admin")
-    keys = await ctx_of(request).engine.aexecute(ops.ListKeys())
-    mine = [k for k in keys if all(who.covers(p) for p in k.prefixes)]
-    return reply({"keys": [key_json(k) for k in mine]})
+    return reply({"keys": [key_json(k) for k in await keys.listed(ctx_of(request), who)]})
 
 
 @router.delete(
@@ -700,12 +677,5 @@ async def list_api_keys(request: Request, who: Who) -> Response:
 )
 async def revoke_api_key(request: Request, key_id: str, who: Who) -> Response:
     who.require_right("admin")
-    key_id = name(key_id, "key id")
-    ctx = ctx_of(request)
-    keys = await ctx.engine.aexecute(ops.ListKeys())
-    target = next((k for k in keys if k.id == key_id and k.revoked_at is None), None)
-    if target is None or not all(who.covers(p) for p in target.prefixes):
-        raise NotFound(f"no active key {key_id!r} within this key's prefixes")
-    revoked = await ctx.engine.aexecute(ops.RevokeKey(key_id, time.time()))
-    ctx.keyring.forget_cached()
+    revoked = await keys.revoke(ctx_of(request), who, name(key_id, "key id"))
     return reply({"revoked": revoked})

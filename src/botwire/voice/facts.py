@@ -195,11 +195,11 @@ def _always(value: Any) -> Callable[[Any], Any]:
     return lambda _: value
 
 
-def delete(key: str, origin: Origin) -> Plan[bool]:
+def delete(key: str, origin: Origin, expected: int | None = None) -> Plan[bool]:
     """Remove a fact; its record keeps the removal (last in the life it ends), so the value can
-    still be seen."""
+    still be seen. ``expected``: remove only that version, else ``VersionConflict``."""
     info = yield lambda m: m.info(key)
-    existed = bool((yield lambda m: m.delete(key)))
+    existed = bool((yield lambda m: m.delete(key, if_version=expected)))
     if existed:
         born = info.created_at if info is not None else None
         yield from _note(key, {**origin.entry(None, deleted=True), "born": born})

@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import secrets
 import time
-from collections.abc import Callable, Coroutine, Mapping
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -45,8 +45,8 @@ from ...memory import AsyncMemory
 from ...voice import core, facts
 from ...voice.facts import Origin
 from ...voice.platforms.registry import BY_NAME
-from .. import v1
-from ..auth import Principal, TooManyFailures, new_key
+from .. import keys, v1
+from ..auth import Principal, TooManyFailures
 from ..errors import code_for, count, for_exception
 from ..state import Context
 from . import render, view
@@ -413,52 +413,15 @@ def version_of(raw: str | None) -> int:
     return int(raw)
 
 
-class Guarded:
-    """The memory a console edit's ``voice.facts`` plan runs on: its fact is changed only while
-    it is at ``version`` (0: absent), the version the form showed. Reading another version
-    raises ``VersionConflict``, and the fact's own write is conditional on that version, so a
-    change that lands in between is a conflict too; nothing is written then. Everything else
-    goes to ``memory`` as it is."""
-
-    def __init__(self, memory: AsyncMemory, key: str, version: int) -> None:
-        self.memory, self.key, self.version = memory, key, version
-        self.written = False
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.memory, name)
-
-    async def info(self, key: str) -> Any:
-        found = await self.memory.info(key)
-        if key == self.key and not self.written:
-            current = found.version if found is not None else 0
-            if current != self.version:
-                raise VersionConflict(key, self.version, current)
-        return found
-
-    async def set(self, key: str, value: Any, **options: Any) -> int:
-        if key != self.key or self.written:
-            return await self.memory.set(key, value, **options)
-        version = await self.memory.set(key, value, **{**options, "if_version": self.version})
-        self.written = True
-        return version
-
-    async def set_many(self, mapping: Mapping[str, Any], **options: Any) -> dict[str, int]:
-        if self.key not in mapping or self.written:
-            return await self.memory.set_many(mapping, **options)
-        rest = {k: v for k, v in mapping.items() if k != self.key}
-        versions = {self.key: await self.set(self.key, mapping[self.key], **options)}
-        return {**versions, **(await self.memory.set_many(rest, **options) if rest else {})}
-
-
 async def edit_fact(
     ctx: Context, who: Principal, ns: str, key: str, value: Any, version: int
 ) -> None:
-    """Compare-and-set one fact through ``facts.write``, recorded as the console's, charged
-    against the namespace's quotas like any write."""
-    memory = Guarded(memory_of(ctx, ns), key, version)
+    """Compare-and-set one fact over the version the form showed (0: absent), recorded as the
+    console's, charged against the namespace's quotas like any write; another version is
+    ``VersionConflict`` and nothing is written."""
     cost = core.cost([value, core.Provenance(CONSOLE.entry(value))])
-    plan = facts.write({key: value}, CONSOLE)
-    await ctx.quotas.charged(who, ns, cost, lambda: core.arun(plan, memory))
+    plan = facts.put(key, lambda _: value, CONSOLE, expected=version)
+    await ctx.quotas.charged(who, ns, cost, lambda: core.arun(plan, memory_of(ctx, ns)))
 
 
 def fact_key(raw: str | None) -> str:
@@ -492,11 +455,11 @@ async def delete_fact(request: Request, ns: str) -> Response:
     name = namespace(ns, who, "write")
     key = fact_key(form.get("key"))
     version = version_of(form.get("version"))
+    if version < 1:
+        raise InvalidInput("the form names no version of the fact to delete: reload the page")
     memory = memory_of(ctx_of(request), name)
     try:
-        guarded = Guarded(memory, key, version)
-        await guarded.info(key)  # the plan may not read it first
-        await core.arun(facts.delete(key, CONSOLE), guarded)
+        await core.arun(facts.delete(key, CONSOLE, expected=version), memory)
     except VersionConflict:
         now = [f for f in await view.fact_views(memory) if f.fact.key == key]
         conflict = {"key": key, "mine": None, "now": now[0] if now else None}
@@ -554,10 +517,10 @@ async def usage(request: Request, q: str = "", cursor: str | None = None) -> Res
     ctx = ctx_of(request)
     day = utc_day(time.time())
     rows = []
-    for ns in names:  # the day's writes are read by charging nothing: the quotas' own counter
-        writes = await ctx.engine.aexecute(ops.Charge(ns, day, 0, 0))
+    for ns in names:  # the quotas' own counters: the day's writes and the bytes stored
+        writes = await ctx.engine.aexecute(ops.Writes(ns, day))
         stored = await ctx.engine.aexecute(ops.Usage(ns))
-        rows.append((ns, writes or 0, stored))
+        rows.append((ns, writes, stored))
     writes_limit, bytes_limit = ctx.quotas.limits(who.who)
     return page(
         request,
@@ -577,14 +540,12 @@ async def usage(request: Request, q: str = "", cursor: str | None = None) -> Res
 
 async def keys_page(request: Request, who: Visitor, status: int = 200, **values: Any) -> Response:
     """The keys within the visitor's prefixes, as ``GET /v1/keys`` lists them."""
-    who.who.require_right("admin")
-    keys = await ctx_of(request).engine.aexecute(ops.ListKeys())
-    mine = [k for k in keys if all(who.who.covers(p) for p in k.prefixes)]
+    mine = await keys.listed(ctx_of(request), who.who)
     return page(request, "keys.html", status, who=who, keys=mine[::-1], **values)
 
 
 @router.get("/keys")
-async def keys(request: Request) -> Response:
+async def keys_index(request: Request) -> Response:
     who = await visitor(request)
     return await keys_page(request, who, revoked=request.query_params.get("revoked"))
 
@@ -606,19 +567,12 @@ async def create_key(request: Request) -> Response:
     who.who.require_right("admin")
     prefixes = [p.strip() for p in form.get("prefixes", "").replace(",", "\n").splitlines()]
     prefixes = [p for p in prefixes if p] or ([""] if form.get("every") == "on" else [])
-    rights = form.get("rights", "read")
-    who.who.require_cover(prefixes, rights)
-    ctx = ctx_of(request)
     limits = (
         _optional_int(form.get("writes_per_day"), "writes per day"),
         _optional_int(form.get("max_bytes"), "max bytes"),
     )
-    writes, stored = v1._child_limits(ctx, who.who, *limits)
-    secret, record = new_key(
-        form.get("name", ""), prefixes, rights, writes_per_day=writes, max_bytes=stored
-    )
-    if not await ctx.engine.aexecute(ops.SaveKey(record)):
-        raise StorageUnavailable("the new key could not be saved; try again")
+    rights, name = form.get("rights", "read"), form.get("name", "")
+    secret, record = await keys.create(ctx_of(request), who.who, name, prefixes, rights, *limits)
     return await keys_page(request, who, 201, created=record, secret=secret)
 
 
@@ -628,13 +582,7 @@ async def revoke_key(request: Request, key_id: str) -> Response:
     who, _ = await posted(request)
     who.who.require_right("admin")
     key_id = v1.name(key_id, "key id")
-    ctx = ctx_of(request)
-    found = await ctx.engine.aexecute(ops.ListKeys())
-    target = next((k for k in found if k.id == key_id and k.revoked_at is None), None)
-    if target is None or not all(who.who.covers(p) for p in target.prefixes):
-        raise NotFound(f"no active key {key_id!r} within this key's prefixes")
-    await ctx.engine.aexecute(ops.RevokeKey(key_id, time.time()))
-    ctx.keyring.forget_cached()
+    await keys.revoke(ctx_of(request), who.who, key_id)
     return to(request, "/keys", revoked=key_id)
 
 
