@@ -669,12 +669,12 @@ def check_api_keys(ctx: Context) -> Iterator[Finding]:
         yield fail(
             f"all {len(ctx.keys)} API keys are revoked: nothing can call the server, and a "
             "first-start admin key is made only for a database with no keys",
-            "make an admin key in the database (docs/doctor.md, 'API keys')",
+            "make an admin key in the database (docs/doctor.md, api_keys)",
         )
     elif not admins:
         yield warn(
             f"{len(live)} API key(s), none with the admin right: no key can create or revoke keys",
-            "make an admin key in the database (docs/doctor.md, 'API keys')",
+            "make an admin key in the database (docs/doctor.md, api_keys)",
         )
     else:
         yield ok(f"{len(live)} API key(s) in use, {len(admins)} with the admin right")
@@ -763,7 +763,8 @@ def _platform(ctx: Context, platform: Any) -> Iterator[Finding]:
         routes = [r.path for r in platform.routes if r.secret == secret]
         flag = next((o.flag for o in platform.options if o.setting == secret), "")
         how = f"botwire voice configure {name} {flag} (asks for it), or set {env_name(secret)}"
-        what = f"voice {name}: {secret} is not set, so {', '.join(routes)} answer 404"
+        verb = "answers" if len(routes) == 1 else "answer"
+        what = f"voice {name}: {secret} is not set, so {', '.join(routes)} {verb} 404"
         yield warn(what, how) if have else fail(f"{what} (yet {', '.join(own)} is set)", how)
     if have:
         where = ", ".join(f"{s} from {_secret_source(s)}" for s in have)

@@ -326,7 +326,7 @@ def test_a_voice_platform_set_up_without_its_secret_fails_naming_how_to_set_it(h
     write_voice(home, vapi_assistant_id="asst_123")
     code, doc = report()
     assert code == 1
-    found = one(doc, "fail", "voice vapi", "vapi_secret is not set", "/voice/vapi answer 404")
+    found = one(doc, "fail", "voice vapi", "vapi_secret is not set", "/voice/vapi answers 404")
     assert "vapi_assistant_id is set" in found["what"]
     assert found["fix"] == (
         "botwire voice configure vapi --secret (asks for it), or set BOTWIRE_VAPI_SECRET"
@@ -345,7 +345,7 @@ def test_enabled_platforms_say_where_their_secret_comes_from_and_never_show_it(h
     assert f"ok    voice retell: enabled (retell_api_key from {voice_file})" in out
     assert (
         "warn  voice elevenlabs: elevenlabs_webhook_secret is not set, so "
-        "/voice/elevenlabs/post-call answer 404"
+        "/voice/elevenlabs/post-call answers 404"
     ) in out
     assert "twilio, telnyx not configured" in out
     for secret in (VAPI_SECRET, RETELL_SECRET, "tool-s3cr3t"):
