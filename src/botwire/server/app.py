@@ -17,7 +17,8 @@ from contextlib import asynccontextmanager, nullcontext
 from typing import Any
 
 from fastapi import FastAPI, Request
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST
+from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 from starlette.routing import Match
 
@@ -29,6 +30,7 @@ from ..voice.settings import VoiceSettings
 from . import console, docs, errors, fast, legacy, mcp, v1, voice
 from .config import Settings
 from .errors import BodyTooLarge, error_response
+from .metrics import method_label
 from .state import REQUEST_ID, Context
 
 Scope = dict[str, Any]
@@ -143,7 +145,8 @@ def _add_health(app: FastAPI) -> None:
         responses={200: PROMETHEUS_TEXT, **errors.documented(*v1.ANY)},
     )
     async def metrics(request: Request, who: v1.Who) -> Response:
-        body = generate_latest(v1.ctx_of(request).metrics.registry)
+        # every worker's sum, read from files in multiprocess mode: off the event loop
+        body = await run_in_threadpool(v1.ctx_of(request).metrics.render)
         return Response(body, media_type=CONTENT_TYPE_LATEST)
 
 
@@ -229,7 +232,7 @@ class Edge:
             return
         # the template, never the path: paths hold namespace names
         template = scope.get("route_template") or _template(app, scope)
-        method = scope["method"]
+        method = method_label(scope["method"])  # any token is a method: a bounded label
         ctx.metrics.requests.labels(method, template, str(status)).inc()
         ctx.metrics.latency.labels(method, template).observe(seconds)
         if ctx.settings.access_log:

@@ -6,6 +6,8 @@ requests finish (up to ``timeout_graceful_shutdown``) before the application clo
 Every acknowledged write was committed before its answer was sent. Connections are bounded in
 number (``max_connections``) and in the time they may take to send a request
 (``server.protocol``); ``X-Forwarded-For`` is believed only from ``forwarded_allow_ips``.
+Several workers keep their metrics in one directory made before they start, so ``/metrics``
+sums them all (``server.metrics``).
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from ..voice.platforms.registry import BY_NAME
 from ..voice.settings import VoiceSettings
 from .auth import bootstrap_op
 from .config import Settings
+from .metrics import shared_by_workers
 
 ADMIN_KEY_FILE = "admin.key"
 log = logging.getLogger("botwire.server")
@@ -92,13 +95,20 @@ def _first_admin_key(settings: Settings) -> str | None:
 
 
 def serve(settings: Settings) -> None:
-    import uvicorn
-
     logging_config = log_config()
     logging.config.dictConfig(logging_config)
     announce(settings)
     bootstrap(settings)
     os.environ.update(settings.environ())  # the workers read their settings from here
+    with shared_by_workers(settings.workers) as metrics_dir:  # set before the workers start
+        if metrics_dir is not None:
+            log.info("metrics: kept in %s (multiprocess mode: /metrics sums them)", metrics_dir)
+        run_uvicorn(settings, logging_config)
+
+
+def run_uvicorn(settings: Settings, logging_config: dict[str, Any]) -> None:
+    import uvicorn
+
     uvicorn.run(
         "botwire.server.app:app_from_env",
         factory=True,

@@ -4,7 +4,8 @@ One pipeline serves every route: read the raw body, verify it by the platform's 
 before anything is parsed, read or written), refuse a signed request seen before (the replay
 window), parse the payload into a platform-neutral event and run the shared plan (``voice.core``)
 on the caller's namespace; the platform shapes the answer. A summariser, when configured, runs
-after the answer.
+after the answer. Every request's outcome is counted by platform and event
+(``botwire_webhooks_total``, :class:`Outcome`).
 """
 
 from __future__ import annotations
@@ -21,10 +22,18 @@ from urllib.parse import unquote
 
 from fastapi import APIRouter, Request
 from starlette.background import BackgroundTask
+from starlette.requests import ClientDisconnect
 from starlette.responses import JSONResponse, Response
 
 from ..engines.base import ApiKey, Engine
-from ..errors import AuthenticationFailed, InvalidInput, NotFound, QuotaExceeded, VersionConflict
+from ..errors import (
+    AuthenticationFailed,
+    InvalidInput,
+    NotFound,
+    QuotaExceeded,
+    StorageUnavailable,
+    VersionConflict,
+)
 from ..memory import AsyncMemory
 from ..voice import core
 from ..voice.call import summarise_into
@@ -52,6 +61,14 @@ VOICE = Principal(ApiKey("voice", "", "voice webhooks", ("",), "write", None, No
 
 class Unauthorized(AuthenticationFailed):
     """A webhook's signature or secret was missing, forged, stale or replayed."""
+
+
+class Replayed(Unauthorized):
+    """A signed request seen before."""
+
+
+class NotConfigured(NotFound):
+    """The platform's secret is not set on this server."""
 
 
 class Voices:
@@ -132,7 +149,7 @@ def _secret(voice: Voice, platform: str, setting: str) -> str:
     """The platform's secret; 404 when it is not set (no secret, no endpoint)."""
     value: str = getattr(voice.settings, setting)
     if not value:
-        raise NotFound(
+        raise NotConfigured(
             f"{platform} webhooks are not configured on this server. To enable them, run "
             f"'botwire voice configure {platform}' where the server runs (a running server "
             f"picks it up within a second, no restart), or set {env_name(setting)} and restart"
@@ -159,7 +176,7 @@ async def replay_guard(voice: Voice, platform: Platform, token: str | None) -> A
     try:
         await memory.set(key, int(time.time()), ttl=platform.replay_ttl, if_version=0)
     except VersionConflict:
-        raise Unauthorized("this signed request was already received (replay)") from None
+        raise Replayed("this signed request was already received (replay)") from None
     try:
         yield
     except BaseException:
@@ -248,7 +265,9 @@ def _refusal(exc: Exception) -> tuple[str, str]:
     return "write", "is used up for today (UTC)"
 
 
-async def store_end_or_drop(voice: Voice, ns: str, event: CallEnd, metrics: Metrics) -> set[str]:
+async def store_end_or_drop(
+    voice: Voice, ns: str, event: CallEnd, metrics: Metrics, seen: Outcome | None = None
+) -> set[str]:
     """``store_end``, but a call a quota refuses is dropped (nothing of it is stored: quotas
     are admitted before writing), logged and counted instead of raised. A platform sends a
     finished call once (Vapi) or retries it within seconds (Retell), and ElevenLabs requires a
@@ -259,6 +278,8 @@ async def store_end_or_drop(voice: Voice, ns: str, event: CallEnd, metrics: Metr
     except (QuotaExceeded, OverDailyWriteQuota) as exc:
         kind, why = _refusal(exc)
         metrics.quota_rejections.labels(kind).inc()
+        if seen is not None:
+            seen.outcome = "dropped"
         log.warning(
             "%s call %s (%s): not stored, the caller's %s quota %s; the webhook is acknowledged",
             event.platform,
@@ -270,7 +291,9 @@ async def store_end_or_drop(voice: Voice, ns: str, event: CallEnd, metrics: Metr
         return set()
 
 
-async def finish(voice: Voice, event: CallEnd | None, metrics: Metrics) -> BackgroundTask | None:
+async def finish(
+    voice: Voice, event: CallEnd | None, metrics: Metrics, seen: Outcome | None = None
+) -> BackgroundTask | None:
     """Store a finished call (idempotently; dropped with a warning when a quota refuses it).
     Returns the summariser's task, to run after the answer is sent."""
     if event is None:
@@ -280,7 +303,7 @@ async def finish(voice: Voice, event: CallEnd | None, metrics: Metrics) -> Backg
         return None
     if event.ended_at is None:
         event = dataclasses.replace(event, ended_at=time.time())
-    wrote = await store_end_or_drop(voice, ns, event, metrics)
+    wrote = await store_end_or_drop(voice, ns, event, metrics, seen)
     # once per call: with the delivery that stored the transcript (Retell sends it twice)
     if "transcript" in wrote and voice.config.summarizer is not None:
         return BackgroundTask(_summarise_later, voice, ns, event, metrics)
@@ -297,19 +320,74 @@ def metrics_of(request: Request) -> Metrics:
     return request.app.state.ctx.metrics  # type: ignore[no-any-return]
 
 
+# -- outcomes: botwire_webhooks_total{platform, event, outcome} ------------------------------
+
+# a route's event before its body is parsed ("unknown" for one endpoint that takes every event)
+_EVENT_OF_KIND = {"start": "call-start", "tool": "tool-calls", "end": "call-end"}
+_OUTCOMES: tuple[tuple[type[BaseException], str], ...] = (
+    (Replayed, "replay"),
+    (Unauthorized, "bad_signature"),
+    (NotConfigured, "not_configured"),
+    (BodyTooLarge, "too_large"),
+    (InvalidInput, "malformed"),
+    (ClientDisconnect, "disconnected"),
+    (StorageUnavailable, "unavailable"),
+)
+
+
+@dataclasses.dataclass
+class Outcome:
+    """What became of one webhook request: ``ok`` (acted on), ``ignored`` (an event not acted
+    on), ``dropped`` (a finished call a quota refused: acknowledged, nothing stored), or why it
+    was refused (``_OUTCOMES``; ``error`` for anything else)."""
+
+    platform: str
+    event: str
+    outcome: str = "error"
+
+    def parsed(self, event: Event) -> None:
+        self.event = _event_name(event)
+        self.outcome = "ignored" if event is None else "ok"
+
+    def failed(self, exc: BaseException) -> None:
+        self.outcome = next((o for cls, o in _OUTCOMES if isinstance(exc, cls)), "error")
+
+
+def _event_name(event: Event) -> str:
+    if isinstance(event, CallStart):
+        return "call-start"
+    if isinstance(event, list):
+        return "tool-calls"
+    if isinstance(event, CallEnd):
+        return "call-end"
+    return "other"
+
+
 # -- the one pipeline: verify -> replay guard -> parse -> plan -> answer ---------------------
 
 
 def endpoint(platform: Platform, route: Route) -> Handler:
     async def handle(request: Request) -> Response:
-        voice = voice_of(request)
-        _secret(voice, platform.name, route.secret)
-        inbound, token = await _verified(voice, platform, route, request)
-        async with replay_guard(voice, platform, token):
-            event = platform.parse(voice.settings, inbound)
-            return await _answer(voice, platform, event, request)
+        seen = Outcome(platform.name, _EVENT_OF_KIND.get(route.kind, "unknown"))
+        try:
+            return await _handle(platform, route, request, seen)
+        except Exception as exc:
+            seen.failed(exc)
+            raise
+        finally:
+            metrics_of(request).webhooks.labels(seen.platform, seen.event, seen.outcome).inc()
 
     return handle
+
+
+async def _handle(platform: Platform, route: Route, request: Request, seen: Outcome) -> Response:
+    voice = voice_of(request)
+    _secret(voice, platform.name, route.secret)
+    inbound, token = await _verified(voice, platform, route, request)
+    async with replay_guard(voice, platform, token):
+        event = platform.parse(voice.settings, inbound)
+        seen.parsed(event)
+        return await _answer(voice, platform, event, request, seen)
 
 
 async def _verified(
@@ -328,7 +406,9 @@ async def _verified(
     return inbound, _check(mac.verify)
 
 
-async def _answer(voice: Voice, platform: Platform, event: Event, request: Request) -> Response:
+async def _answer(
+    voice: Voice, platform: Platform, event: Event, request: Request, seen: Outcome
+) -> Response:
     if isinstance(event, CallStart):
         ns, briefing = await brief(voice, event)
         answer = platform.answer_start(voice.settings, event, briefing, ns)
@@ -341,7 +421,7 @@ async def _answer(voice: Voice, platform: Platform, event: Event, request: Reque
     if isinstance(event, list):
         results = [(call, *await run_tool(voice, call)) for call in event]
         return response(platform.answer_tools(results))
-    return response(platform.ack, await finish(voice, event, metrics_of(request)))
+    return response(platform.ack, await finish(voice, event, metrics_of(request), seen))
 
 
 def response(answer: Answer, task: BackgroundTask | None = None) -> Response:
