@@ -107,7 +107,7 @@ def sqlite_path(url: str | None, *, command: str, path: str) -> str:
 def pg_dump_command(url: str, path: str) -> str:
     """The ``pg_dump`` command that backs up what botwire stores at ``url`` into ``path``."""
     conninfo, schema = _libpq_url(url)
-    what = f"--schema={shlex.quote(schema)}" if schema else "--table='public.botwire_*'"
+    what = f"--schema={shlex.quote(_pattern(schema))}" if schema else "--table='public.botwire_*'"
     return f"pg_dump --format=custom {what} --file={shlex.quote(path)} {shlex.quote(conninfo)}"
 
 
@@ -136,6 +136,11 @@ def _first_schema(options: str) -> str | None:
     found = re.search(r"search_path\s*=\s*(\S+)", options)
     names = [n.strip().strip('"') for n in found.group(1).split(",")] if found else []
     return next((n for n in names if n and n not in ("$user", "public")), None)
+
+
+def _pattern(name: str) -> str:
+    """A schema name as a pg_dump pattern: double-quoted unless lower case (patterns fold case)."""
+    return name if re.fullmatch(r"[a-z_][a-z0-9_]*", name) else '"' + name.replace('"', '""') + '"'
 
 
 def _postgres_advice(url: str, command: str, path: str) -> str:
@@ -181,7 +186,7 @@ def backup(path: str, url: str | None = None, *, force: bool = False) -> Copied:
         _botwire_version(src, source)
         tmp = _temp_beside(dest)
         try:
-            copied = _copy_to(src, tmp, source)
+            copied = _copy_to(src, tmp, source)  # checked
             version = _botwire_version(src, source)
             if copied.schema_version != version:
                 raise BackupError(
@@ -202,7 +207,10 @@ def _check_destination(dest: str, source: str, force: bool) -> None:
         raise BackupError(f"{dest} is a folder: name the backup file (e.g. {dest}/botwire.db)")
     if not os.path.isdir(os.path.dirname(dest)):
         raise BackupError(f"the folder {os.path.dirname(dest)} does not exist: create it first")
-    near = {source + s for s in ("", "-wal", "-shm", "-journal", "-botwire.lock")}
+    near = {
+        source + s
+        for s in ("", "-wal", "-shm", "-journal", "-botwire.lock", "-botwire.lock-waiters")
+    }
     if dest in near or (os.path.exists(dest) and os.path.samefile(dest, source)):
         raise BackupError(f"{dest} is the database itself (or one of its files): back up elsewhere")
     if os.path.lexists(dest) and not force:
@@ -211,8 +219,11 @@ def _check_destination(dest: str, source: str, force: bool) -> None:
 
 def _copy_to(src: sqlite3.Connection, tmp: str, source: str) -> Copied:
     with closing(sqlite3.connect(tmp, isolation_level=None)) as dst:
-        src.backup(dst)  # pages=-1: all of it in one read transaction (the module docstring)
-        dst.execute("PRAGMA journal_mode=DELETE")  # standalone: no -wal to depend on
+        try:
+            src.backup(dst)  # pages=-1: all in one read transaction (the module docstring)
+            dst.execute("PRAGMA journal_mode=DELETE")  # standalone: no -wal to depend on
+        except sqlite3.Error as exc:
+            raise BackupError(f"copying {source} failed, no backup was written: {exc}") from None
         try:
             return inspect_connection(dst, tmp, name=f"the copy of {source}")
         except BackupError as exc:  # a page-for-page copy: the database itself is so
@@ -270,10 +281,12 @@ def restore(path: str, url: str | None = None, *, force: bool = False) -> Copied
             )
         with closing(_take(target)) as dst:
             _check_target(dst, target, force)
-            src.backup(dst)  # one journaled write transaction on the target
-            dst.execute("PRAGMA journal_mode=DELETE")  # as the backup may have been WAL
-            _integrity(dst, target)
-    now = _open_as_botwire(target)
+            try:
+                src.backup(dst)  # one journaled write transaction on the target
+                dst.execute("PRAGMA journal_mode=DELETE")  # as the backup may have been WAL
+            except sqlite3.Error as exc:
+                raise BackupError(f"the restore failed, {target} is as it was: {exc}") from None
+    now = _open_as_botwire(target)  # checked again, as every process will open it
     older = held.schema_version if held.schema_version < now.schema_version else None
     return replace(now, seconds=time.monotonic() - started, migrated_from=older)
 
@@ -413,7 +426,7 @@ def _need_database_file(path: str, missing: str) -> None:
         head = f.read(len(_MAGIC))
     if head != _MAGIC:
         what = "an empty file" if not head else "not a SQLite database"
-        raise BackupError(f"{path} is {what} (a botwire backup is a SQLite file)")
+        raise BackupError(f"{path} is {what} (it does not start with 'SQLite format 3')")
 
 
 def _connect_ro(path: str, what: str) -> sqlite3.Connection:

@@ -11,12 +11,13 @@ import sys
 import threading
 import time
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
 from click.testing import CliRunner
 
 import botwire
-from botwire.backup import SCHEMA_VERSION, inspect
+from botwire.backup import SCHEMA_VERSION, inspect, pg_dump_command
 from botwire.cli import main
 from botwire.engines import sqlite as sqlite_engine
 
@@ -226,7 +227,9 @@ def test_backup_names_each_mistake(home, tmp_path):
     assert f"the folder {tmp_path / 'no'} does not exist" in nowhere
     itself = cli("backup", str(tmp_path / "db.db"), "--url", url, "--force", ok=False)
     assert "is the database itself" in itself
-    assert "Traceback" not in missing + other + text + folder + nowhere + itself
+    bad_url = cli("backup", "b.db", "--url", f"sqlite:///{tmp_path}/none/db.db", ok=False)
+    assert f"the folder {str(tmp_path / 'none')!r} does not exist" in bad_url  # as every command
+    assert "Traceback" not in missing + other + text + folder + nowhere + itself + bad_url
 
 
 def test_a_corrupt_database_gives_no_backup(home, tmp_path):
@@ -275,12 +278,18 @@ def test_backup_and_restore_of_a_server_url_say_where_to_run_them(home, monkeypa
 
 
 @pytest.mark.postgres
-def test_the_pg_dump_recipe_backs_up_and_restores(home, tmp_path, fresh_postgres_url):
+@pytest.mark.parametrize("form", ["--schema", "--table"])
+def test_the_pg_dump_recipe_backs_up_and_restores(home, tmp_path, fresh_postgres_url, form):
     url = fresh_postgres_url
     before = fill(url)
     dump = tmp_path / "botwire.dump"
     out = cli("backup", str(dump), "--url", url, ok=False)
-    subprocess.run(shlex.split(out.splitlines()[1]), check=True, timeout=120)
+    command = shlex.split(out.splitlines()[1])
+    schema = next(a for a in command if a.startswith("--schema=")).partition("=")[2]
+    if form == "--table":  # the public schema's form, on this test's own schema
+        table = f"--table={schema}.botwire_*"
+        command = [table if a.startswith("--schema=") else a for a in command]
+    subprocess.run(command, check=True, timeout=120)
     with botwire.Memory("cust-1", url=url) as m:
         m.set("k0", "changed")
         m.set("new", 1)
@@ -292,6 +301,16 @@ def test_the_pg_dump_recipe_backs_up_and_restores(home, tmp_path, fresh_postgres
         calls = m.log("calls")
         assert [e.value for e in calls.read()] == [{"call": 1}, {"call": 2}]
         assert calls.append({"call": 3}) == 3  # the log's sequence came back too
+
+
+def test_the_pg_dump_schema_is_the_first_of_the_search_path():
+    def dump(options: str) -> str:
+        return pg_dump_command(f"postgresql://app@db/app?options={quote(options)}", "f.dump")
+
+    assert "--schema=tenant_a " in dump("-c search_path=tenant_a,public")
+    assert "--schema=tenant_a " in dump('--search_path="$user",tenant_a')
+    assert """--schema='"Tenant"' """ in dump("-csearch_path=Tenant")  # patterns fold case
+    assert "--table='public.botwire_*' " in dump("-csearch_path=public -cstatement_timeout=5s")
 
 
 # --- restore ----------------------------------------------------------------------------------
