@@ -311,6 +311,9 @@ def check_database_url(ctx: Context) -> Iterator[Finding]:
             f"the library's BOTWIRE_MAX_VALUE_BYTES={raw!r} is not a size in bytes",
             "set it to a whole number of bytes (1048576, the default) or unset it",
         )
+    if ctx.is_postgres and importlib.util.find_spec("psycopg") is None:
+        yield fail(f"database {ctx.shown} needs the postgres extra", install_hint("postgres"))
+        return
     try:
         open_engine(ctx.url).close()  # parses and checks the URL; connects nothing
     except ConfigurationError as exc:
@@ -940,7 +943,7 @@ def check_extras(ctx: Context) -> Iterator[Finding]:
         yield fail(f"the server extra is missing ({', '.join(missing)})", install_hint("server"))
     else:
         yield ok("server extra not installed (only botwire serve needs it)")
-    if ctx.is_postgres:
+    if ctx.is_postgres and ctx.url_ok:  # without psycopg, the database URL line said so
         missing = [m for m in ("psycopg", "psycopg_pool") if importlib.util.find_spec(m) is None]
         if missing:
             yield fail(

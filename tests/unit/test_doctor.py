@@ -646,3 +646,39 @@ def test_a_certificate_about_to_expire_is_a_warning(home, tmp_path, health_serve
     code, doc = report("--public-url", base)
     assert code == 0
     assert one(doc, "warn", "TLS certificate expires in")["fix"] == "renew the certificate"
+
+
+WITHOUT_EXTRAS = """
+import sys
+for name in ('fastapi', 'uvicorn', 'psycopg', 'psycopg_pool', 'mcp', 'mcp_types'):
+    sys.modules[name] = None
+from botwire.cli import main
+main(['doctor', '--json', *sys.argv[1:]])
+"""
+
+
+def test_without_the_extras_the_doctor_runs_and_names_what_to_install(tmp_path):
+    env = {"PATH": os.environ.get("PATH", ""), "BOTWIRE_HOME": str(tmp_path / "home")}
+
+    def run(*args: str) -> tuple[int, dict]:
+        done = subprocess.run(
+            [sys.executable, "-c", WITHOUT_EXTRAS, *args],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=60,
+        )
+        assert "Traceback" not in done.stderr, done.stderr
+        return done.returncode, json.loads(done.stdout)
+
+    code, doc = run()
+    assert code == 0
+    one(doc, "ok", "server settings not read: the server extra is not installed")
+    one(doc, "ok", "server extra not installed (only botwire serve needs it)")
+    one(doc, "ok", "mcp extra not installed")
+
+    code, doc = run("--url", f"postgresql://u:{PG_PASSWORD}@127.0.0.1:{free_port()}/x")
+    assert code == 1
+    found = one(doc, "fail", "database postgresql://u@127.0.0.1", "needs the postgres extra")
+    assert 'pip install "./botwire[postgres]"' in found["fix"]
+    assert PG_PASSWORD not in json.dumps(doc)
