@@ -34,6 +34,7 @@ CODES: dict[str, tuple[int, type[errors.BotWireError]]] = {
     # the request did not arrive in time (server/protocol.py): the link, not the request, failed
     "request_timeout": (408, errors.StorageUnavailable),
     "not_an_integer": (409, errors.UnsupportedValue),
+    "namespace_not_empty": (409, errors.NamespaceNotEmpty),
     "version_conflict": (412, errors.VersionConflict),
     "value_too_large": (413, errors.ValueTooLarge),
     "body_too_large": (413, errors.InvalidInput),
@@ -94,6 +95,8 @@ def raise_for_error(status: int, body: bytes, headers: Any, *, key: str = "") ->
         )
     if cls is errors.ValueTooLarge:
         raise errors.ValueTooLarge(int(err.get("size", 0)), int(err.get("limit", 0)))
+    if cls is errors.NamespaceNotEmpty:
+        raise errors.NamespaceNotEmpty(str(err.get("namespace", "")), message)
     if cls is errors.QuotaExceeded:
         raise errors.QuotaExceeded(message, retry_after=retry_after(headers))
     exc = cls(message)

@@ -204,13 +204,15 @@ def _split(value: str | None) -> tuple[str, ...] | None:
     return None if value is None else tuple(v.strip() for v in value.split(",") if v.strip())
 
 
+from .backup_cli import backup, restore  # noqa: E402  (`botwire backup` / `restore`, SQLite)
+from .doctor import doctor  # noqa: E402  (`botwire doctor`)
 from .keys_cli import keys  # noqa: E402  (the `botwire keys ...` group)
 from .mcp_cli import mcp  # noqa: E402  (`botwire mcp`, stdio)
+from .transfer_cli import export, import_, migrate  # noqa: E402  (`botwire export | import | migrate`)
 from .voice_cli import voice  # noqa: E402  (the `botwire voice ...` group)
 
-main.add_command(keys)
-main.add_command(mcp)
-main.add_command(voice)
+for command in (backup, restore, doctor, keys, mcp, export, import_, migrate, voice):
+    main.add_command(command)
 
 
 if __name__ == "__main__":  # pragma: no cover

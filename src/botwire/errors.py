@@ -9,6 +9,7 @@
     ├── UnsupportedValue (TypeError)     not a JSON value; ``incr`` on a value that is not an int
     ├── NotFound (KeyError)              ``m[key]`` / ``del m[key]`` on a missing key
     ├── VersionConflict                  compare-and-set lost; ``.current_version``
+    ├── NamespaceNotEmpty                an import found other data in a namespace; ``.namespace``
     ├── QuotaExceeded                    a quota is used up; ``.retry_after`` (seconds or None)
     ├── StorageUnavailable               database or server down, locked past the timeout
     ├── AuthenticationFailed             the server did not accept the API key (HTTP 401)
@@ -32,6 +33,7 @@ __all__ = [
     "UnsupportedValue",
     "NotFound",
     "VersionConflict",
+    "NamespaceNotEmpty",
     "QuotaExceeded",
     "StorageUnavailable",
     "AuthenticationFailed",
@@ -86,6 +88,18 @@ class VersionConflict(BotWireError):
         self.key = key
         self.expected = expected
         self.current_version = current_version
+
+
+class NamespaceNotEmpty(BotWireError):
+    """An import would overwrite a namespace that holds other data; nothing was written."""
+
+    def __init__(self, namespace: str, message: str | None = None) -> None:
+        super().__init__(
+            message
+            or f"namespace {namespace!r} already holds different data; "
+            "import with --replace (replace=True) to overwrite it"
+        )
+        self.namespace = namespace
 
 
 class QuotaExceeded(BotWireError):

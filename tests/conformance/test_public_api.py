@@ -34,6 +34,7 @@ ERRORS = [
     "UnsupportedValue",
     "NotFound",
     "VersionConflict",
+    "NamespaceNotEmpty",
     "QuotaExceeded",
     "StorageUnavailable",
     "AuthenticationFailed",

@@ -26,6 +26,12 @@ PHASES = "examples,coverage,fuzzing,stateful"
 # A cursor is opaque: only a ``next_cursor`` the server made is one (any other string is 400
 # ``invalid_cursor``, which JSON Schema cannot tell apart), so schemathesis is given a real one.
 ST_CONFIG = f'[parameters]\n"query.cursor" = "{make_cursor("")}"\n'
+# A restore's body is an export's block, checked by its counts and checksum, which no schema
+# can say: a schema-valid string is still refused with 400 (its other answers are checked).
+ST_CONFIG += (
+    '\n[[operations]]\ninclude-path = "/v1/namespaces/{ns}/restore"\n'
+    "checks.positive_data_acceptance.enabled = false\n"
+)
 
 
 @pytest.fixture(scope="module")

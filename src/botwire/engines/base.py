@@ -25,6 +25,10 @@ Results per operation:
 ``Forget``      ``bool``, whether the namespace held anything
 ``Search``      ``list[Hit]``, the live keys and log entries matching any of ``terms``, most
                 relevant first, at most ``limit``
+``Logs``        ``list[LogInfo]``, the namespace's logs after ``after`` by name, at most ``limit``
+``Floor``       ``int``, the namespace's version floor: the highest version ever removed
+``Restore``     ``str``, "imported" or "unchanged" (it held exactly this); all or nothing;
+                ``NamespaceNotEmpty`` when it holds other data and ``replace`` is not set
 ==============  ============================================================================
 
 Names starting with ``INTERNAL`` (``~``) are botwire's own bookkeeping (``~call/...`` keys,
@@ -75,6 +79,23 @@ class Entry(NamedTuple):
     seq: int
     value: str
     ts: float
+
+
+class LogInfo(NamedTuple):
+    """One log of a namespace: ``last_seq`` is the last number handed out (cleared entries
+    included), ``entry_count`` the entries it holds."""
+
+    name: str
+    last_seq: int
+    entry_count: int
+
+
+class LogDump(NamedTuple):
+    """A log as ``Restore`` writes it: its entries keep their numbers and times."""
+
+    name: str
+    last_seq: int
+    entries: tuple[Entry, ...]
 
 
 class Hit(NamedTuple):
@@ -191,6 +212,31 @@ class Search(NamedTuple):
     internal: bool = False
 
 
+class Logs(NamedTuple):
+    """``internal``: also logs whose names start with ``~``."""
+
+    ns: str
+    after: str | None = None
+    limit: int = 1000
+    internal: bool = False
+
+
+class Floor(NamedTuple):
+    ns: str
+
+
+class Restore(NamedTuple):
+    """Write a namespace exactly as exported: keys with their versions and times, logs with
+    their numbers. ``floor``: the namespace's version floor. ``replace``: overwrite whatever it
+    holds."""
+
+    ns: str
+    keys: tuple[Row, ...]
+    logs: tuple[LogDump, ...]
+    floor: int = 0
+    replace: bool = False
+
+
 class ApiKey(NamedTuple):
     """A server API key as stored: only the SHA-256 of the secret, never the secret."""
 
@@ -263,6 +309,9 @@ Op = Union[
     Namespaces,
     Forget,
     Search,
+    Logs,
+    Floor,
+    Restore,
     Charge,
     Usage,
     Writes,

@@ -516,6 +516,31 @@ def search(op: ops.Search) -> Handler:
     ]
 
 
+def logs(op: ops.Logs) -> Handler:
+    params: dict[str, Any] = {"limit": min(op.limit, _BATCH)}
+    if op.after is not None:
+        params["after"] = op.after
+    if op.internal:
+        params["internal"] = "true"
+    resp = yield Req("GET", f"{_ns(op.ns)}/logs", params)
+    return [ops.LogInfo(g["name"], g["last_seq"], g["count"]) for g in resp.json()["logs"]]
+
+
+def floor(op: ops.Floor) -> Handler:
+    resp = yield Req("GET", _ns(op.ns), {"internal": "true"})
+    return resp.json()["version_floor"]
+
+
+def restore(op: ops.Restore) -> Handler:
+    from ..transfer import render  # the block's lines, as in an export file
+
+    body = "\n".join(render(op)) + "\n"
+    headers = {"Content-Type": "application/x-ndjson"}
+    params = {"replace": "true"} if op.replace else None
+    resp = yield Req("POST", f"{_ns(op.ns)}/restore", params, body, headers, idempotent=True)
+    return resp.json()["result"]
+
+
 _HANDLERS = {
     ops.Get: get,
     ops.Info: info,
@@ -532,6 +557,9 @@ _HANDLERS = {
     ops.Namespaces: namespaces,
     ops.Forget: forget,
     ops.Search: search,
+    ops.Logs: logs,
+    ops.Floor: floor,
+    ops.Restore: restore,
 }
 
 

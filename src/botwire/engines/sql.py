@@ -33,7 +33,7 @@ from typing import Any, Callable, NamedTuple
 
 from .. import _search
 from .._codec import decode
-from ..errors import StorageUnavailable, UnsupportedValue, VersionConflict
+from ..errors import NamespaceNotEmpty, StorageUnavailable, UnsupportedValue, VersionConflict
 from . import base as ops
 from .base import Entry, Row, adrive, drive  # noqa: F401  (the engines' drivers)
 
@@ -376,6 +376,96 @@ def forget(op: ops.Forget, now: float) -> Handler:
     keys = yield from clear(ops.Clear(op.ns), now)
     yield Stmt("DELETE FROM botwire_namespaces WHERE ns = ?", (op.ns,))  # no trace is left
     return entries > 0 or keys > 0
+
+
+# -- export and import --------------------------------------------------------------------------
+
+
+def logs(op: ops.Logs, now: float) -> Handler:
+    rows = yield Stmt(
+        "SELECT name, last_seq, entry_count FROM botwire_logs WHERE ns = ? AND name > ?"
+        f"{_visible('name', not op.internal)} ORDER BY name LIMIT ?",
+        (op.ns, op.after or "", op.limit),
+    )
+    return [ops.LogInfo(*r) for r in rows]
+
+
+def floor(op: ops.Floor, now: float) -> Handler:
+    rows = yield Stmt("SELECT floor FROM botwire_namespaces WHERE ns = ?", (op.ns,))
+    return int(rows[0][0]) if rows else 0
+
+
+def restore(op: ops.Restore, now: float) -> Handler:
+    """Compare with what the namespace holds, then (unless it holds exactly this) forget it and
+    insert the rows as given, in one transaction. The floor also covers every version the
+    namespace held before, so no version a reader saw there is handed out again."""
+    live = (r for r in op.keys if r.expires_at is None or r.expires_at > now)
+    keys = tuple(sorted(r._replace(size=_size(r.value or "")) for r in live))
+    logs = tuple(sorted(op.logs))
+    held = yield Stmt(
+        "SELECT (SELECT count(*) FROM botwire_kv WHERE ns = ?), "
+        "(SELECT max(version) FROM botwire_kv WHERE ns = ?), "
+        "(SELECT count(*) FROM botwire_logs WHERE ns = ?)",
+        (op.ns, op.ns, op.ns),
+    )
+    rows, highest, log_rows = held[0]
+    old_floor = yield from floor(ops.Floor(op.ns), now)
+    if rows or log_rows:
+        if (yield from _holds(op.ns, keys, logs, now)):
+            return "unchanged"
+        live = yield from count(ops.Count(op.ns, internal=True), now)
+        if (live or log_rows) and not op.replace:
+            raise NamespaceNotEmpty(op.ns)
+        yield from forget(ops.Forget(op.ns), now)
+    yield from _insert(op.ns, keys, logs, now)
+    top = max(op.floor, old_floor, highest or 0)
+    if top:
+        yield Stmt(_RAISE_FLOOR, (op.ns, top))
+    return "imported"
+
+
+def _holds(ns: str, keys: tuple[Row, ...], logs: tuple[ops.LogDump, ...], now: float) -> Handler:
+    """Whether the namespace holds exactly ``keys`` (live) and ``logs``."""
+    rows = yield Stmt(
+        f"SELECT {_COLS.format(value='value')} FROM botwire_kv WHERE ns = ? AND {_LIVE} "
+        "ORDER BY key",
+        (ns, now),
+    )
+    if tuple(Row(*r) for r in rows) != keys:
+        return False
+    found = yield Stmt(
+        "SELECT id, name, last_seq FROM botwire_logs WHERE ns = ? ORDER BY name", (ns,)
+    )
+    if [(name, last) for _, name, last in found] != [(g.name, g.last_seq) for g in logs]:
+        return False
+    for (log_id, _, _), given in zip(found, logs, strict=True):
+        entries = yield Stmt(
+            "SELECT seq, value, ts FROM botwire_entries WHERE log_id = ? ORDER BY seq", (log_id,)
+        )
+        if tuple(Entry(*e) for e in entries) != given.entries:
+            return False
+    return True
+
+
+def _insert(ns: str, keys: tuple[Row, ...], logs: tuple[ops.LogDump, ...], now: float) -> Handler:
+    if keys:
+        yield Stmt(
+            f"{_INTO} VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            [(ns, *r) for r in keys],
+            many=True,
+        )
+    for log in logs:
+        made = yield Stmt(
+            "INSERT INTO botwire_logs (ns, name, last_seq, entry_count) VALUES (?, ?, ?, ?) "
+            "RETURNING id",
+            (ns, log.name, log.last_seq, len(log.entries)),
+        )
+        if log.entries:
+            yield Stmt(
+                "INSERT INTO botwire_entries (log_id, seq, value, ts, size) VALUES (?, ?, ?, ?, ?)",
+                [(made[0][0], e.seq, e.value, e.ts, _size(e.value)) for e in log.entries],
+                many=True,
+            )
 
 
 # -- keyword search -----------------------------------------------------------------------------
@@ -749,6 +839,9 @@ _HANDLERS: dict[type, tuple[Callable[[Any, float], Handler], int]] = {
     ops.Namespaces: (namespaces, READ),
     ops.Forget: (forget, TXN),
     ops.Search: (search, READ),
+    ops.Logs: (logs, READ),
+    ops.Floor: (floor, READ),
+    ops.Restore: (restore, TXN),
     ops.Charge: (charge, ATOMIC),
     ops.Usage: (usage, READ),
     ops.Writes: (writes, READ),

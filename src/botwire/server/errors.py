@@ -26,6 +26,7 @@ from ..errors import (
     BotWireError,
     InvalidInput,
     InvalidKey,
+    NamespaceNotEmpty,
     NotFound,
     PermissionDenied,
     QuotaExceeded,
@@ -45,6 +46,7 @@ _BY_CLASS: tuple[tuple[type[BaseException], str], ...] = (
     (UnsupportedValue, "unsupported_value"),
     (NotFound, "not_found"),
     (VersionConflict, "version_conflict"),
+    (NamespaceNotEmpty, "namespace_not_empty"),
     (QuotaExceeded, "write_quota_exceeded"),
     (StorageUnavailable, "storage_unavailable"),
     (AuthenticationFailed, "unauthorized"),
@@ -109,6 +111,8 @@ def for_exception(exc: BaseException) -> Response:
     extra: dict[str, Any] = {}
     if isinstance(exc, VersionConflict):
         extra = {"current_version": exc.current_version, "expected": exc.expected}
+    elif isinstance(exc, NamespaceNotEmpty):
+        extra = {"namespace": exc.namespace}
     elif isinstance(exc, ValueTooLarge):
         extra = {"size": exc.size, "limit": exc.limit}
     elif getattr(exc, "retry_after", None) is not None:

@@ -526,8 +526,76 @@ async def namespace_stats(
     writes = await ctx.engine.aexecute(ops.Writes(ns, utc_day(time.time())))
     limits = dict(zip(("writes_per_day", "max_bytes"), ctx.quotas.limits(who), strict=True))
     quotas = {k: v or None for k, v in limits.items()}
+    floor = await ctx.engine.aexecute(ops.Floor(ns))
     body = {"namespace": ns, "keys": count, "bytes": used, "writes_today": writes}
-    return reply({**body, "quotas": quotas})
+    return reply({**body, "quotas": quotas, "version_floor": floor})
+
+
+@router.get(
+    "/namespaces/{ns}/logs",
+    summary="List a namespace's logs by name (paged with after)",
+    responses=documented(*READ),
+)
+async def list_logs(
+    request: Request,
+    ns: str,
+    who: Who,
+    after: Annotated[str, Query(json_schema_extra={**NAME, "minLength": 0})] = "",
+    limit: PageLimit = 100,
+    internal: bool = False,
+) -> Response:
+    """Each log with `last_seq` (the last number handed out) and `count` (entries held);
+    `after`: the last name of the previous page."""
+    ns = name(ns, "namespace")
+    who.require(ns, "read")
+    if after:
+        check_name(after, "after")
+    op = ops.Logs(ns, after or None, page_limit(limit), internal)
+    found = await ctx_of(request).engine.aexecute(op)
+    logs = [{"name": g.name, "last_seq": g.last_seq, "count": g.entry_count} for g in found]
+    return reply({"logs": logs})
+
+
+@router.post(
+    "/namespaces/{ns}/restore",
+    summary="Write a namespace exactly as exported (admin); all or nothing",
+    responses=documented(*WRITE, "namespace_not_empty"),
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "description": "JSON Lines (sent as application/x-ndjson; any type is read)",
+            "content": {"text/plain": {"schema": {"type": "string"}}},
+        }
+    },
+)
+async def restore_namespace(
+    request: Request, ns: str, who: Who, replace: bool = False
+) -> Response:
+    """The body is the namespace's block of a `botwire export` file (JSON Lines, from its
+    `{"ns": ...}` line to its `{"end": ...}` line). Answers `{"result": "imported"}`, or
+    `"unchanged"` when the namespace already holds exactly this; 409 `namespace_not_empty`
+    when it holds other data and `replace=true` is not given."""
+    from ..transfer import one_block
+
+    ns = name(ns, "namespace")
+    who.require(ns, "admin")
+    ctx = ctx_of(request)
+    try:
+        text = (await request.body()).decode("utf-8")
+    except UnicodeDecodeError:
+        raise InvalidInput("the body must be UTF-8 JSON Lines") from None
+    dump = one_block(text.splitlines(), ctx.settings.max_value_bytes)
+    if dump.ns != ns:
+        raise InvalidInput(f"the block is namespace {dump.ns!r}, the URL names {ns!r}")
+    added = sum(_size(r.value) for r in dump.keys) + sum(
+        _size(e.value) for g in dump.logs for e in g.entries
+    )
+    result = await write(ctx, who, dump.op(replace), ns, len(dump.keys) + dump.entries, added)
+    return reply({"result": result})
+
+
+def _size(text: str | None) -> int:
+    return len((text or "").encode())
 
 
 @router.delete(
