@@ -14,8 +14,9 @@
     ├── StorageUnavailable               database or server down, locked past the timeout
     ├── AuthenticationFailed             the server did not accept the API key (HTTP 401)
     ├── PermissionDenied                 the API key may not do this here (HTTP 403)
-    └── ConfigurationError               bad URL or setting
-        └── MissingDependency (ImportError)  an optional extra is not installed; names the extra
+    ├── ConfigurationError               bad URL or setting
+    │   └── MissingDependency (ImportError)  an optional extra is not installed; names the extra
+    └── BackupError (botwire.backup)     a backup or restore refused or failed
 
 Errors a subclass of a builtin can be caught either way: ``except ValueError`` catches
 ``InvalidKey``. Driver errors (``sqlite3``, ``psycopg``) never escape an engine: they are
