@@ -301,6 +301,9 @@ class Reader:
                 self._last(obj)
             elif current is None:
                 current, digest = self._start(obj), Digest()
+            elif "end_of_export" in obj:
+                message = f"the block of namespace {current.ns!r} (from line {current.line}) "
+                raise BadExport(self.n, message + "has no end line: cut short?")
             elif "end" in obj:
                 self._end(obj, current, digest)
                 yield current
