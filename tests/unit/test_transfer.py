@@ -270,3 +270,18 @@ def test_migrate_sqlite_to_postgres_and_back_is_byte_identical(tmp_path, pg_url)
     run("export", "--url", source, "--out", str(a), "--all")
     run("export", "--url", back, "--out", str(b), "--all")
     assert a.read_text().splitlines()[1:] == b.read_text().splitlines()[1:]  # no TTLs here
+
+
+def test_export_and_import_on_postgres(tmp_path, sqlite_url, pg_url):
+    fill(sqlite_url)
+    a, b = tmp_path / "a.jsonl", tmp_path / "b.jsonl"
+    run("export", "--url", sqlite_url, "--out", str(a), "--all")
+    result = run("import", str(a), "--url", pg_url)
+    assert "3 namespaces imported (15 keys, 9 log entries)" in result.stderr
+    assert "3 unchanged" in run("import", str(a), "--url", pg_url).stderr
+    run("export", "--url", pg_url, "--out", str(b), "--all")
+    assert body(a) == body(b)
+    Memory("caller-00000", url=pg_url).set("fact-0000", "changed")
+    result = run("import", str(a), "--url", pg_url, ok=False)
+    assert result.exit_code == 1 and "'caller-00000'" in result.output
+    assert Memory("caller-00000", url=pg_url).get("fact-0000") == "changed"
