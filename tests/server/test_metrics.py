@@ -9,6 +9,8 @@ import re
 import shutil
 import signal
 import stat
+import subprocess
+import sys
 import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
@@ -23,7 +25,10 @@ from servers import ServerProcess
 from botwire.voice.signatures import sign_retell
 
 pytestmark = pytest.mark.processes
-FIXTURES = Path(__file__).parent.parent / "voice" / "fixtures"
+VOICE_TESTS = Path(__file__).parent.parent / "voice"
+FIXTURES = VOICE_TESTS / "fixtures"
+MAX_BODY = 65536
+DOC = Path(__file__).parents[2] / "docs" / "metrics.md"
 KEY_ROUTE = "/v1/namespaces/{ns}/keys/{key}"
 VOICE = {"vapi_secret": "vapi-secret", "vapi_assistant_id": "asst_1", "retell_api_key": "rk"}
 CALLER = "phone:+14155550123"  # the caller of the Vapi fixtures
@@ -54,9 +59,21 @@ def serve(tmp_path: Path, name: str = "home", workers: int = 2, **settings) -> S
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    """One server for the tests whose labels no other of them touches."""
-    proc = serve(tmp_path_factory.mktemp("shared"), **VOICE)
+    """One server for the tests whose labels no other of them touches; its summariser waits
+    for the file ``proc.gate``."""
+    home = tmp_path_factory.mktemp("shared")
+    gate = home / "gate"
+    path = os.pathsep.join(p for p in (str(VOICE_TESTS), os.environ.get("PYTHONPATH")) if p)
+    proc = serve(
+        home,
+        max_body_bytes=MAX_BODY,
+        voice_summarizer="gated_summarizer:summarise",
+        extra_env={"VOICE_TEST_GATE": str(gate), "PYTHONPATH": path},
+        **VOICE,
+    )
+    proc.gate = gate
     yield proc
+    gate.touch()
     proc.stop()
 
 
@@ -162,6 +179,9 @@ def test_labels_are_templates_never_paths(server):
     spread([("PROPFIND", f"{base}/healthz", {}) for _ in range(4)])  # WebDAV
     r = httpx.get(base + "/v1/namespaces/secret-tenant/keys/x")  # no key: 401
     assert r.status_code == 401
+    auth = {"Authorization": f"Bearer {server.admin_key}"}
+    r = httpx.put(base + "/v1/namespaces/big/keys/x", content=b"x" * (MAX_BODY + 1), headers=auth)
+    assert r.status_code == 413  # refused by its Content-Length, before any route
     samples = scrape(server)
     assert (
         value(samples, "botwire_requests_total", method="GET", route="unmatched", status="404")
@@ -180,6 +200,10 @@ def test_labels_are_templates_never_paths(server):
     assert (
         value(samples, "botwire_requests_total", method="GET", route=KEY_ROUTE, status="401") == 1
     )
+    assert (
+        value(samples, "botwire_requests_total", method="PUT", route=KEY_ROUTE, status="413") == 1
+    )
+    assert value(samples, "botwire_errors_total", code="body_too_large") == 1
 
 
 def test_metrics_need_a_key(server):
@@ -224,6 +248,9 @@ def test_webhook_outcomes_by_platform_and_event(server):
     assert [r.status_code for r in spread([signed] * 5, threads=1)] == [200, 401, 401, 401, 401]
     r = httpx.post(server.base + "/voice/elevenlabs/post-call", content=b"{}")
     assert r.status_code == 404  # not configured on this server
+    # a finished call: answered, counted and timed while its summariser still waits
+    end = (FIXTURES / "vapi/end-of-call-report.json").read_bytes()
+    assert [r.status_code for r in spread([vapi(server, end)])] == [200]
 
     expected = {
         ("vapi", "call-start", "ok"): 20,
@@ -233,6 +260,7 @@ def test_webhook_outcomes_by_platform_and_event(server):
         ("retell", "call-start", "ok"): 1,
         ("retell", "unknown", "replay"): 4,
         ("elevenlabs", "call-end", "not_configured"): 1,
+        ("vapi", "call-end", "ok"): 1,
     }
     for _ in range(SCRAPES):
         samples = scrape(server)
@@ -242,6 +270,11 @@ def test_webhook_outcomes_by_platform_and_event(server):
             if name == "botwire_webhooks_total"
         }
         assert seen == expected
+        route = {"method": "POST", "route": "/voice/vapi"}
+        assert value(samples, "botwire_requests_total", status="200", **route) == 27
+        assert value(samples, "botwire_request_duration_seconds_count", **route) == 27 + 12 + 3
+    assert not server.gate.exists()  # the summariser of the finished call is still waiting
+    server.gate.touch()
 
 
 # -- quota refusals -----------------------------------------------------------------------------
@@ -264,6 +297,7 @@ def test_quota_refusals_add_up_over_both_workers(tmp_path):
             assert value(samples, "botwire_webhooks_total", **labels) == 8
             statuses = {"method": "PUT", "route": KEY_ROUTE}
             assert value(samples, "botwire_requests_total", status="429", **statuses) == 30
+        assert shown(proc) == documented()  # every metric is here by now: each one in the doc
     finally:
         proc.stop()
 
@@ -357,3 +391,61 @@ def test_one_worker_keeps_its_metrics_in_memory(tmp_path):
         assert value(samples, "botwire_workers") == 1
     finally:
         proc.stop()
+
+
+# -- docs/metrics.md ------------------------------------------------------------------------------
+
+
+def blocks(lang: str) -> list[str]:
+    return re.findall(rf"```{lang}\n(.*?)```", DOC.read_text(), re.S)
+
+
+def documented() -> dict[str, tuple[str, set[str]]]:
+    """The doc's table of metrics: {name: (type, label names)}."""
+    rows = re.findall(r"^\| `(botwire_\w+)` \| (\w+) \|([^|]*)\|", DOC.read_text(), re.M)
+    return {name: (kind, set(re.findall(r"`(\w+)`", labels))) for name, kind, labels in rows}
+
+
+def shown(proc: ServerProcess) -> dict[str, tuple[str, set[str]]]:
+    """The same, from what the server shows."""
+    r = httpx.get(proc.base + "/metrics", headers={"Authorization": f"Bearer {proc.admin_key}"})
+    out = {}
+    for family in text_string_to_metric_families(r.text):
+        name = family.name + ("_total" if family.type == "counter" else "")
+        labels = {k for sample in family.samples for k in sample.labels if k != "le"}
+        out[name] = (family.type, labels)
+    return out
+
+
+def test_the_documented_key_and_curl_scrape(server, tmp_path):
+    (script,) = [b for b in blocks("bash") if "botwire keys create" in b]
+    key_file = tmp_path / "botwire.key"
+    script = script.replace("http://127.0.0.1:8421", server.base)
+    script = script.replace("/etc/prometheus/botwire.key", str(key_file))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BOTWIRE_")}
+    env["BOTWIRE_HOME"] = str(server.home)  # the saved admin key, as on the server's host
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
+    run = subprocess.run(
+        ["bash", "-euo", "pipefail", "-c", script],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert run.returncode == 0, run.stderr
+    assert run.stdout == "botwire_workers 2.0\n"
+    assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
+    key = key_file.read_text().strip()
+    assert value(scrape(server, key), "botwire_workers") == 2
+    r = httpx.get(server.base + "/v1/namespaces/m/keys/k0", headers={"X-API-Key": key})
+    assert r.status_code == 403  # it reads nothing stored
+
+
+def test_the_documented_scrape_config_sends_the_key_file():
+    yaml = pytest.importorskip("yaml")
+    (config,) = blocks("yaml")
+    (job,) = yaml.safe_load(config)["scrape_configs"]
+    assert job["metrics_path"] == "/metrics"
+    key_file = "/etc/prometheus/botwire.key"  # the file the bash block writes
+    assert job["authorization"] == {"type": "Bearer", "credentials_file": key_file}
+    assert job["static_configs"] == [{"targets": ["127.0.0.1:8421"]}]

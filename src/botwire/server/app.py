@@ -170,18 +170,26 @@ class Edge:
         token = REQUEST_ID.set(request_id)
         start = time.perf_counter()
         status = [500]
+        observed = [False]
+
+        def observe() -> None:  # once, at the answer's last byte: work after it is not timed
+            if not observed[0]:
+                observed[0] = True
+                self._observe(scope, request_id, status[0], time.perf_counter() - start)
 
         async def send_tagged(message: Any) -> None:
             if message["type"] == "http.response.start":
                 status[0] = message["status"]
                 message = {**message, "headers": [*message.get("headers", ()), tag]}
             await send(message)
+            if message["type"] == "http.response.body" and not message.get("more_body"):
+                observe()
 
         try:
             await self._dispatch(scope, receive, send_tagged)
         finally:
             REQUEST_ID.reset(token)
-            self._observe(scope, request_id, status[0], time.perf_counter() - start)
+            observe()
 
     async def _dispatch(self, scope: Scope, receive: Any, send: Any) -> None:
         declared = _content_length(scope)
@@ -193,6 +201,11 @@ class Edge:
         streamed = webhook is not None and webhook[2] in voice.STREAMED  # limits its own body
         if declared is not None and declared > self.max_body and not streamed:
             reply = error_response("body_too_large", self._too_large())
+            known = fast.KEY_ROUTE if hot is not None else webhook[2] if webhook else None
+            if known is not None:  # the metrics' label; other routes are found by _template
+                scope["route_template"] = known
+            if ctx is not None:
+                errors.count(ctx, "body_too_large")
             await reply(scope, receive, send)
         elif hot is not None and ctx is not None:
             scope["route_template"] = fast.KEY_ROUTE
