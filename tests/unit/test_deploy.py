@@ -650,19 +650,32 @@ def listening_pids(port: int) -> list[int]:
 # -- the docs and the changelog ------------------------------------------------------------------
 
 
-def test_the_deploy_docs_name_files_that_exist_and_commands_that_parse():
-    text = (ROOT / "docs" / "deploy.md").read_text()
-    for path in set(re.findall(r"\bdeploy/[A-Za-z0-9_.-]+", text)):
-        assert (ROOT / path).exists(), path
+def bench_capacity():
     sys.path.insert(0, str(ROOT / "bench"))
     try:
         import bench_capacity
     finally:
         sys.path.remove(str(ROOT / "bench"))
+    return bench_capacity
+
+
+def test_the_sizing_benchmark_reports_both_tables(capsys):
+    small = ["--no-postgres", "--no-http", "--seconds", "0.2", "--reps", "1", "--callers", "20"]
+    assert bench_capacity().main([*small, "--voice-callers", "2"]) == 0
+    report = capsys.readouterr().out
+    assert "| SQLite, Memory.set, 1 thread |" in report
+    assert re.search(r"\| SQLite \| plain \| 20 \| [0-9,]+ \| \*\*[0-9,]+\*\* \|", report)
+    assert re.search(r"\| SQLite \| voice \| 2 \| [0-9,]+ \|", report)
+
+
+def test_the_deploy_docs_name_files_that_exist_and_commands_that_parse():
+    text = (ROOT / "docs" / "deploy.md").read_text()
+    for path in set(re.findall(r"\bdeploy/[A-Za-z0-9_.-]+", text)):
+        assert (ROOT / path).exists(), path
     runs = re.findall(r"python bench/bench_capacity\.py([^\n`]*)", text)
     assert runs, "docs/deploy.md does not say how to reproduce the sizing figures"
     for args in runs:
-        bench_capacity.parse_args(shlex.split(args.split("#")[0]))
+        bench_capacity().parse_args(shlex.split(args.split("#")[0]))
 
 
 def test_the_changelog_starts_at_the_current_version():
