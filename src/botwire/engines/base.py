@@ -49,6 +49,8 @@ a client, refuses them.
 ``FindKey``     ``ApiKey | None``, the unrevoked key with this hash
 ``ListKeys``    ``list[ApiKey]``, every key, revoked ones too, oldest first
 ``RevokeKey``   ``bool``, whether an unrevoked key was revoked
+``TouchKey``    ``bool``, whether the key's ``last_used_at`` moved forward to ``at`` (it never
+                moves back)
 ``Recent``      ``list[Row]``, the most recently written keys, newest first (no values)
 ==============  ============================================================================
 """
@@ -249,6 +251,7 @@ class ApiKey(NamedTuple):
     max_bytes: int | None
     created_at: float
     revoked_at: float | None = None
+    last_used_at: float | None = None  # as the server last recorded a use (see ``TouchKey``)
 
 
 class Charge(NamedTuple):
@@ -281,6 +284,13 @@ class ListKeys(NamedTuple):
 
 
 class RevokeKey(NamedTuple):
+    id: str
+    at: float
+
+
+class TouchKey(NamedTuple):
+    """Record that key ``id`` was used at ``at``: one statement, by primary key."""
+
     id: str
     at: float
 
@@ -319,6 +329,7 @@ Op = Union[
     FindKey,
     ListKeys,
     RevokeKey,
+    TouchKey,
     Recent,
 ]
 

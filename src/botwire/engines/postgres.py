@@ -86,7 +86,11 @@ _MIGRATIONS: list[tuple[str, ...]] = [
         f"({_tsvector('value')}) STORED",
         "CREATE INDEX botwire_entries_tsv ON botwire_entries USING gin (tsv)",
     ),
+    (  # 4: when the server last saw each API key used (``TouchKey``); NULL: never
+        "ALTER TABLE botwire_api_keys ADD COLUMN last_used_at double precision",
+    ),
 ]
+SCHEMA_VERSION = len(_MIGRATIONS)  # the newest schema this code knows (botwire_schema)
 _OPTIONS = {"pool_min": 1, "pool_max": 10, "pool_timeout": 10.0}
 PROBE_INTERVAL = 0.5  # seconds between attempts to connect while the database is unreachable
 RETRY_AFTER = 1  # seconds, what a StorageUnavailable suggests waiting (a server's Retry-After)

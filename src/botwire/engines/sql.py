@@ -722,7 +722,10 @@ def purge(now: float, limit: int) -> Handler:
 
 # -- server ops: quota counters and API keys ----------------------------------------------------
 
-_KEY_COLS = "id, hash, name, prefixes, rights, writes_per_day, max_bytes, created_at, revoked_at"
+_KEY_COLS = (
+    "id, hash, name, prefixes, rights, writes_per_day, max_bytes, created_at, revoked_at, "
+    "last_used_at"
+)
 
 
 def utc_day(ts: float) -> str:
@@ -782,7 +785,9 @@ def find_key(op: ops.FindKey, now: float) -> Handler:
 
 
 def list_keys(op: ops.ListKeys, now: float) -> Handler:
-    rows = yield Stmt(f"SELECT {_KEY_COLS} FROM botwire_api_keys ORDER BY created_at, id")
+    """``*``: migrations only append columns, in ``ApiKey``'s order, so a schema from before
+    the last-use column (which ``botwire doctor`` reads without migrating) lists as well."""
+    rows = yield Stmt("SELECT * FROM botwire_api_keys ORDER BY created_at, id")
     return [_api_key(r) for r in rows]
 
 
@@ -790,6 +795,16 @@ def revoke_key(op: ops.RevokeKey, now: float) -> Handler:
     count = yield Stmt(
         "UPDATE botwire_api_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL",
         (op.at, op.id),
+    )
+    return count == 1
+
+
+def touch_key(op: ops.TouchKey, now: float) -> Handler:
+    """One indexed UPDATE; a use older than the one recorded (another replica's) is a no-op."""
+    count = yield Stmt(
+        "UPDATE botwire_api_keys SET last_used_at = ? WHERE id = ? "
+        "AND (last_used_at IS NULL OR last_used_at < ?)",
+        (op.at, op.id, op.at),
     )
     return count == 1
 
@@ -805,7 +820,9 @@ def recent(op: ops.Recent, now: float) -> Handler:
 
 
 def _api_key(row: Any) -> ops.ApiKey:
-    return ops.ApiKey._make((*row[:3], tuple(json.loads(row[3])), *row[4:]))
+    values = (*row[:3], tuple(json.loads(row[3])), *row[4:])
+    missing = len(ops.ApiKey._fields) - len(values)  # an older schema: None, as the defaults
+    return ops.ApiKey._make(values + (None,) * missing)
 
 
 def prefix_upper(prefix: str) -> str | None:
@@ -849,5 +866,6 @@ _HANDLERS: dict[type, tuple[Callable[[Any, float], Handler], int]] = {
     ops.FindKey: (find_key, READ),
     ops.ListKeys: (list_keys, READ),
     ops.RevokeKey: (revoke_key, ATOMIC),
+    ops.TouchKey: (touch_key, ATOMIC),
     ops.Recent: (recent, READ),
 }

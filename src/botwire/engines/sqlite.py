@@ -151,7 +151,11 @@ _MIGRATIONS: list[tuple[str, ...]] = [
         # in whichever write crossed its threshold: 20-40 ms holding the write lock.
         *(f"INSERT INTO {t} ({t}, rank) VALUES ('automerge', 0)" for t in _FTS_TABLES),
     ),
+    (  # 5: when the server last saw each API key used (``TouchKey``); NULL: never
+        "ALTER TABLE botwire_api_keys ADD COLUMN last_used_at REAL",
+    ),
 ]
+SCHEMA_VERSION = len(_MIGRATIONS)  # the newest schema this code knows (PRAGMA user_version)
 log = logging.getLogger(__name__)
 _SYNCHRONOUS = {"off": "OFF", "normal": "NORMAL", "full": "FULL", "extra": "EXTRA"}
 

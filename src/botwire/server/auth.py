@@ -8,6 +8,8 @@ on one is refused with 403 before anything is read, and listings are filtered.
 Keys are 256 random bits, so a fast hash is the right one (a slow password hash protects
 guessable secrets; these are not guessable). Lookups are cached for ``key_cache_seconds``; a
 revocation applies at once on the replica that made it and within that time on the others.
+Each lookup in the database also records the key's use (``TouchKey``), at most once per key per
+``key_cache_seconds`` (and per second) in each process: ``last_used_at`` is that exact.
 Clients that keep presenting bad keys are refused with 429 for the rest of the window; a valid
 key is never refused, so one misconfigured agent cannot lock out the others behind its address.
 """
@@ -18,6 +20,7 @@ import base64
 import binascii
 import hashlib
 import hmac
+import logging
 import secrets
 import time
 from collections import OrderedDict, deque
@@ -26,11 +29,19 @@ from typing import Any
 
 from .._codec import check_name
 from .._wire import API_KEY_PREFIX
-from ..engines.base import ApiKey, Engine, FindKey, SaveKey
-from ..errors import AuthenticationFailed, InvalidInput, PermissionDenied
+from ..engines.base import ApiKey, Engine, FindKey, ListKeys, RevokeKey, SaveKey, TouchKey
+from ..errors import (
+    AuthenticationFailed,
+    ConfigurationError,
+    InvalidInput,
+    PermissionDenied,
+    StorageUnavailable,
+)
 
 RIGHTS = ("read", "write", "admin")
 BOOTSTRAP_ID = "admin"
+TOUCH_EVERY = 1.0  # seconds: a key's use is written at most this often per process, at least
+log = logging.getLogger("botwire.server")
 
 
 def hash_secret(secret: str) -> str:
@@ -163,6 +174,7 @@ class KeyRing:
         self._cache: dict[str, tuple[float, ApiKey]] = {}
         self._misses: OrderedDict[str, float] = OrderedDict()
         self._failed: OrderedDict[str, deque[float]] = OrderedDict()
+        self._touched: dict[str, float] = {}  # key id -> when its next use may be written
 
     async def authenticate(self, secret: str | None, client: str) -> Principal:
         now = time.monotonic()
@@ -188,8 +200,26 @@ class KeyRing:
             found = None
         else:
             found = await self.engine.aexecute(FindKey(digest))
+            if found is not None and hmac.compare_digest(found.hash, digest):
+                found = await self._touch(found, now)
             self._remember(digest, found, now + self.cache_seconds)
         return found if found is not None and hmac.compare_digest(found.hash, digest) else None
+
+    async def _touch(self, key: ApiKey, now: float) -> ApiKey:
+        """Record a use of ``key`` (once per ``key_cache_seconds``, and per second, at most) and
+        return it with that use. A failed write is logged at debug: it never fails a request."""
+        if self._touched.get(key.id, 0.0) > now:
+            return key
+        if len(self._touched) > 10_000:
+            self._touched.clear()
+        self._touched[key.id] = now + max(self.cache_seconds, TOUCH_EVERY)
+        at = time.time()
+        try:
+            moved = await self.engine.aexecute(TouchKey(key.id, at))
+        except Exception as exc:  # noqa: BLE001 - the use goes unrecorded, the request goes on
+            log.debug("the use of API key %s was not recorded: %s", key.id, exc)
+            return key
+        return key._replace(last_used_at=at) if moved else key
 
     def _remember(self, digest: str, found: ApiKey | None, until: float) -> None:
         if found is not None:
@@ -243,3 +273,30 @@ def bootstrap_op() -> tuple[str, SaveKey]:
     database holds no key at all (the op answers whether it did)."""
     secret, record = new_key("bootstrap admin", [""], "admin", key_id=BOOTSTRAP_ID)
     return secret, SaveKey(record, only_if_none=True)
+
+
+def recover_admin(
+    engine: Engine, *, name: str = "recovered admin", revoke_others: bool = False
+) -> tuple[str, ApiKey, list[str]]:
+    """A new admin key for every namespace, saved straight into the server's database (for a
+    lost admin key); returns its secret, its record and the ids it revoked. ``revoke_others``
+    (for a leaked key): then every other active admin key for every namespace is revoked, once
+    the new one is saved. A database with no key at all is refused: it is not a server's, or
+    the server's next start makes the first admin key itself."""
+    before = engine.execute(ListKeys())
+    if not before:
+        raise ConfigurationError(
+            "this database holds no API key: it is not the one the botwire server uses, or "
+            "the server has not started on it yet (its first start makes an admin key)"
+        )
+    secret, record = new_key(name, [""], "admin")
+    if not engine.execute(SaveKey(record)):
+        raise StorageUnavailable("the new admin key could not be saved; try again")
+    revoked = []
+    if revoke_others:
+        now = time.time()
+        for key in before:
+            if key.revoked_at is None and key.rights == "admin" and "" in key.prefixes:
+                if engine.execute(RevokeKey(key.id, now)):
+                    revoked.append(key.id)
+    return secret, record, revoked

@@ -693,6 +693,7 @@ def key_json(key: ops.ApiKey) -> dict[str, Any]:
         "max_bytes": key.max_bytes,
         "created_at": key.created_at,
         "revoked_at": key.revoked_at,
+        "last_used_at": key.last_used_at,
     }
 
 
@@ -736,6 +737,16 @@ async def create_key(request: Request, who: Who) -> Response:
 )
 async def list_api_keys(request: Request, who: Who) -> Response:
     return reply({"keys": [key_json(k) for k in await keys.listed(ctx_of(request), who)]})
+
+
+@router.get(
+    "/keys/me",
+    summary="The calling API key: its id, prefixes, rights and quotas (any key; no secret)",
+    responses=documented(*ANY),
+)
+async def my_api_key(who: Who) -> Response:
+    """What `botwire keys rotate` copies into the new key before revoking this one."""
+    return reply(key_json(who.key))
 
 
 @router.delete(
