@@ -310,9 +310,13 @@ class Server:
                 stderr=out,
                 stdin=subprocess.DEVNULL,
             )
-        self._wait_ready()
-        with open(os.path.join(self.home, "admin.key")) as f:
-            self.key = f.read().strip()
+        try:
+            self._wait_ready()
+            with open(os.path.join(self.home, "admin.key")) as f:
+                self.key = f.read().strip()
+        except BaseException:
+            self.stop()  # never leave a server behind
+            raise
         return self
 
     def _wait_ready(self) -> None:
