@@ -21,7 +21,7 @@ import re
 import shutil
 import tempfile
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest, values
 from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
@@ -115,7 +115,8 @@ def forget_dead(path: str) -> None:
     their counters and histograms stay in the sums."""
     for pid in {int(m[1]) for f in os.listdir(path) if (m := _LIVE_FILE.fullmatch(f))}:
         if not _alive(pid):
-            mark_process_dead(pid, path)
+            with suppress(FileNotFoundError):  # another worker's scrape removed it first
+                mark_process_dead(pid, path)
 
 
 def _alive(pid: int) -> bool:
