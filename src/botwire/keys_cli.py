@@ -232,7 +232,7 @@ def rotate(no_save: bool, server: str | None, api_key: str | None) -> None:
     then the old one revoked. Rewrites admin.key when it held the old key; prints the new
     secret, shown only this once."""
     api = Api(server, api_key)
-    me = api.call("GET", "/v1/keys/me")
+    me = api.call("GET", "/v1/whoami")
     if me["rights"] != "admin":
         raise PermissionDenied(
             f"key {me['id']} (from {api.source}) holds {me['rights']}, and only an admin key can "
@@ -258,7 +258,7 @@ def _check_and_save(api: Api, made: dict[str, Any], secret: str, no_save: bool) 
     """Check that the new key works, and write admin.key when it held the old key; on any
     failure revoke the new key (with the old one), so nothing has changed."""
     try:
-        if api.call("GET", "/v1/keys/me", key=secret)["id"] != made["id"]:
+        if api.call("GET", "/v1/whoami", key=secret)["id"] != made["id"]:
             raise StorageUnavailable("the server took the new key for another one")
         if no_save or _saved_key() != api.key:
             return "; admin.key not changed"

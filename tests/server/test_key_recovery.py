@@ -108,7 +108,7 @@ def test_recover_when_every_admin_key_is_gone_then_after_a_leak(server, database
     assert (home / "admin.key").read_text().strip() == first
     assert mode_of(home / "admin.key") == 0o600
     assert get(server, "/v1/keys", first).status_code == 200  # accepted at once
-    assert get(server, "/v1/keys/me", first).json()["prefixes"] == [""]
+    assert get(server, "/v1/whoami", first).json()["prefixes"] == [""]
 
     # the recovered key leaked: a new one, in a real process, revoking every other admin key
     # for every namespace. The database is found without --database this time.
@@ -190,14 +190,14 @@ def test_recover_refuses_a_database_without_keys(tmp_path):
 def test_rotate_the_admin_key_from_admin_key_file(server):
     env = clean_env(server.home, BOTWIRE_PORT=str(server.port))
     old = server.admin_key
-    before = get(server, "/v1/keys/me", old).json()
+    before = get(server, "/v1/whoami", old).json()
     done = cli(env, "keys", "rotate")
     new = done.stdout.strip()
     assert SECRET.fullmatch(new) and new != old
     assert (server.home / "admin.key").read_text().strip() == new
     assert mode_of(server.home / "admin.key") == 0o600
     assert get(server, "/v1/keys", old).status_code == 401  # revoked on this server: at once
-    me = get(server, "/v1/keys/me", new).json()
+    me = get(server, "/v1/whoami", new).json()
     same = ("name", "prefixes", "rights", "writes_per_day", "max_bytes")
     assert {f: me[f] for f in same} == {f: before[f] for f in same}
     assert me["id"] != before["id"] and f"replaces {before['id']}" in done.stderr
@@ -219,9 +219,9 @@ def test_rotate_a_scoped_key_keeps_its_scope_and_quotas(server):
     file_before = (server.home / "admin.key").read_text()
     done = cli(env, "keys", "rotate", "--api-key", made["key"])
     new = done.stdout.strip()
-    me = get(server, "/v1/keys/me", new).json()
+    me = get(server, "/v1/whoami", new).json()
     assert {k: me[k] for k in body} == body
-    assert get(server, "/v1/keys/me", made["key"]).status_code == 401
+    assert get(server, "/v1/whoami", made["key"]).status_code == 401
     assert (server.home / "admin.key").read_text() == file_before  # not the file's key
     assert "admin.key not changed" in done.stderr
 
@@ -236,7 +236,7 @@ def test_rotate_refuses_a_key_that_is_not_admin_and_changes_nothing(server):
     done = cli(env, "keys", "rotate", "--api-key", made["key"], ok=False)
     assert "holds write" in done.output and "only an admin key" in done.output
     assert made["key"] not in done.output
-    assert get(server, "/v1/keys/me", made["key"]).status_code == 200
+    assert get(server, "/v1/whoami", made["key"]).status_code == 200
     assert len(get(server, "/v1/keys", server.admin_key).json()["keys"]) == count
 
 
@@ -260,12 +260,12 @@ def test_key_commands_explain_a_wrong_key_and_an_unreachable_server(server, tmp_
     assert "cannot reach the botwire server at http://127.0.0.1:1" in done.output
 
 
-# -- /v1/keys/me -----------------------------------------------------------------------------
+# -- /v1/whoami ------------------------------------------------------------------------------
 
 
-async def test_keys_me_answers_the_callers_own_key_without_secrets(api):
+async def test_whoami_answers_the_callers_own_key_without_secrets(api):
     reader = api.make_key(["acme:"], "read")
-    r = await api.call("GET", "/v1/keys/me", key=reader)
+    r = await api.call("GET", "/v1/whoami", key=reader)
     assert r.status_code == 200
     me = r.json()
     assert me["prefixes"] == ["acme:"] and me["rights"] == "read"
@@ -281,10 +281,10 @@ async def test_keys_me_answers_the_callers_own_key_without_secrets(api):
         "last_used_at",
     }
     assert reader not in r.text and "hash" not in me
-    assert (await api.call("GET", "/v1/keys/me", key=False)).status_code == 401
-    assert (await api.call("GET", "/v1/keys/me", key="bw_nope")).status_code == 401
+    assert (await api.call("GET", "/v1/whoami", key=False)).status_code == 401
+    assert (await api.call("GET", "/v1/whoami", key="bw_nope")).status_code == 401
     document = (await api.call("GET", "/openapi.json", key=False)).json()
-    assert "get" in document["paths"]["/v1/keys/me"]
+    assert "get" in document["paths"]["/v1/whoami"]
 
 
 # -- last use --------------------------------------------------------------------------------
@@ -468,3 +468,19 @@ def test_an_older_postgres_schema_gains_the_column(fresh_postgres_url):
 def test_no_secret_in_a_key_records_repr():
     secret, record = new_key("agent", ["a:"], "write")
     assert secret not in repr(record) and secret not in str(record)
+
+
+def test_docs_name_every_keys_command_and_error():
+    from botwire.keys_cli import keys
+
+    text = (Path(__file__).resolve().parents[2] / "docs" / "keys.md").read_text()
+    for name in keys.commands:
+        assert f"| `botwire keys {name}" in text, name
+    for phrase in (
+        "no API key given",
+        "only an admin key can make its own replacement",
+        "is a server's API",
+        "no SQLite database at",
+        "cannot reach the botwire server",
+    ):
+        assert phrase in text, phrase

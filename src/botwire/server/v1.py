@@ -740,12 +740,13 @@ async def list_api_keys(request: Request, who: Who) -> Response:
 
 
 @router.get(
-    "/keys/me",
+    "/whoami",
     summary="The calling API key: its id, prefixes, rights and quotas (any key; no secret)",
     responses=documented(*ANY),
 )
 async def my_api_key(who: Who) -> Response:
-    """What `botwire keys rotate` copies into the new key before revoking this one."""
+    """What `botwire keys rotate` copies into the new key before revoking this one. (Not
+    `/v1/keys/me`: that path is also `DELETE /v1/keys/{key_id}`'s.)"""
     return reply(key_json(who.key))
 
 
