@@ -49,7 +49,7 @@ from .errors import BotWireError
 
 __all__ = ["BackupError", "Copied", "backup", "inspect", "pg_dump_command", "restore"]
 
-SCHEMA_VERSION = len(sqlite_engine._MIGRATIONS)  # the newest schema this code knows
+SCHEMA_VERSION = sqlite_engine.SCHEMA_VERSION  # the newest schema this code knows
 LOCK_WAIT = 1.0  # seconds a restore waits for the target's lock before it says it is in use
 _MAGIC = b"SQLite format 3\x00"
 _TABLES = ("botwire_kv", "botwire_logs", "botwire_entries", "botwire_namespaces")

@@ -411,9 +411,9 @@ def check_database(ctx: Context) -> Iterator[Finding]:
 
 
 def _sqlite_database(ctx: Context) -> Iterator[Finding]:
-    from .engines.sqlite import _MIGRATIONS
+    from .engines.sqlite import SCHEMA_VERSION
 
-    ctx.expected = len(_MIGRATIONS)
+    ctx.expected = SCHEMA_VERSION
     if not os.path.isfile(ctx.path) or not os.access(ctx.path, os.R_OK):
         return  # the file check says why
     try:
@@ -429,12 +429,12 @@ def _sqlite_database(ctx: Context) -> Iterator[Finding]:
 
 
 def _postgres_database(ctx: Context) -> Iterator[Finding]:
-    from .engines.postgres import _MIGRATIONS, psycopg
+    from .engines.postgres import SCHEMA_VERSION, psycopg
 
     if psycopg is None:
         yield fail(f"database {ctx.shown} needs the postgres extra", install_hint("postgres"))
         return
-    ctx.expected = len(_MIGRATIONS)
+    ctx.expected = SCHEMA_VERSION
     try:
         with postgres_reader(ctx.url) as conn:
             version, server = _postgres_state(ctx, conn)
@@ -672,12 +672,12 @@ def check_api_keys(ctx: Context) -> Iterator[Finding]:
         yield fail(
             f"all {len(ctx.keys)} API keys are revoked: nothing can call the server, and a "
             "first-start admin key is made only for a database with no keys",
-            "make an admin key in the database (docs/doctor.md, api_keys)",
+            "run `botwire keys recover` on the server's machine (docs/keys.md)",
         )
     elif not admins:
         yield warn(
             f"{len(live)} API key(s), none with the admin right: no key can create or revoke keys",
-            "make an admin key in the database (docs/doctor.md, api_keys)",
+            "run `botwire keys recover` on the server's machine (docs/keys.md)",
         )
     else:
         yield ok(f"{len(live)} API key(s) in use, {len(admins)} with the admin right")

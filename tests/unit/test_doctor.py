@@ -214,7 +214,7 @@ def test_admin_key_readable_by_others_fails_and_a_revoked_one_is_a_warning(home)
     conn.close()
     code, doc = report()
     assert code == 1
-    one(doc, "fail", "all 1 API keys are revoked", "docs/doctor.md")
+    one(doc, "fail", "all 1 API keys are revoked", "botwire keys recover")
     one(doc, "warn", "the key in", "was revoked")
 
 

@@ -7,7 +7,8 @@ import time
 
 import pytest
 
-from botwire import Memory, StorageUnavailable
+from botwire.engines.postgres import SCHEMA_VERSION
+from botwire import ConfigurationError, Memory, StorageUnavailable
 
 
 @pytest.fixture
@@ -28,8 +29,29 @@ def test_schema_is_versioned(url, ns):
             "WHERE table_schema = %s AND table_name = 'botwire_kv' AND column_name = 'key'",
             (schema_opts,),
         ).fetchone()
-    assert versions == [1, 2, 3]
+    assert versions == list(range(1, SCHEMA_VERSION + 1))
     assert collation == ("C",)
+
+
+def test_a_schema_from_a_newer_botwire_is_refused(postgres_server_url, ns):
+    import secrets
+
+    import psycopg
+
+    schema = f"botwire_newer_{secrets.token_hex(4)}"
+    with psycopg.connect(postgres_server_url, autocommit=True) as conn:
+        conn.execute(f'CREATE SCHEMA "{schema}"')
+    url = f"{postgres_server_url}?options=-csearch_path%3D{schema}"
+    try:
+        with Memory(ns, url=url) as m:
+            m.set("k", 1)
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute("INSERT INTO botwire_schema (version) VALUES (%s)", (SCHEMA_VERSION + 1,))
+        with pytest.raises(ConfigurationError, match="newer than this botwire knows"):
+            Memory(ns, url=url).get("k")
+    finally:
+        with psycopg.connect(postgres_server_url, autocommit=True) as conn:
+            conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
 
 
 def test_engines_starting_together_migrate_once(postgres_server_url, ns):
@@ -62,7 +84,8 @@ def test_engines_starting_together_migrate_once(postgres_server_url, ns):
     try:
         assert not errors
         with psycopg.connect(url) as conn:
-            assert conn.execute("SELECT count(*) FROM botwire_schema").fetchone()[0] == 3
+            applied = conn.execute("SELECT count(*) FROM botwire_schema").fetchone()[0]
+            assert applied == SCHEMA_VERSION
     finally:
         with psycopg.connect(postgres_server_url, autocommit=True) as conn:
             conn.execute(f'DROP SCHEMA "{schema}" CASCADE')

@@ -10,7 +10,8 @@ import time
 
 import pytest
 
-from botwire import Memory, StorageUnavailable
+from botwire.engines.sqlite import SCHEMA_VERSION
+from botwire import ConfigurationError, Memory, StorageUnavailable
 from botwire.engines.sqlite import SQLiteEngine
 
 
@@ -52,9 +53,26 @@ def test_database_is_in_wal_mode_with_current_schema(url, tmp_path):
         m.set("k", 1)
     conn = sqlite3.connect(tmp_path / "botwire.db")
     assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-    assert conn.execute("PRAGMA user_version").fetchone()[0] == 4
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
     tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
     assert {"botwire_kv", "botwire_logs", "botwire_entries"} <= tables
+
+
+def test_a_database_from_a_newer_botwire_is_refused(url, tmp_path):
+    with Memory("ns", url=url) as m:
+        m.set("k", "kept")
+    conn = sqlite3.connect(tmp_path / "botwire.db")
+    conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    conn.close()
+    with pytest.raises(ConfigurationError) as err:
+        Memory("ns", url=url).get("k")
+    message = str(err.value)
+    newer = f"version {SCHEMA_VERSION + 1}, newer than this botwire knows ({SCHEMA_VERSION})"
+    assert newer in message
+    assert "Upgrade botwire" in message
+    conn = sqlite3.connect(tmp_path / "botwire.db")  # nothing was changed
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION + 1
+    conn.close()
 
 
 def test_upgrading_a_version_2_file_indexes_what_it_already_holds(tmp_path):

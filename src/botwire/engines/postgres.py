@@ -568,6 +568,7 @@ def _migrate(conn: Any) -> None:
             "applied_at timestamptz NOT NULL DEFAULT now())"
         )
         current = conn.execute("SELECT coalesce(max(version), 0) FROM botwire_schema").fetchone()[0]
+        sql.check_schema(current, SCHEMA_VERSION)
         for version, statements in enumerate(_MIGRATIONS[current:], start=current + 1):
             for statement in statements:
                 conn.execute(statement)

@@ -33,9 +33,25 @@ from typing import Any, Callable, NamedTuple
 
 from .. import _search
 from .._codec import decode
-from ..errors import NamespaceNotEmpty, StorageUnavailable, UnsupportedValue, VersionConflict
+from ..errors import (
+    ConfigurationError,
+    NamespaceNotEmpty,
+    StorageUnavailable,
+    UnsupportedValue,
+    VersionConflict,
+)
 from . import base as ops
 from .base import Entry, Row, adrive, drive  # noqa: F401  (the engines' drivers)
+
+
+def check_schema(found: int, known: int) -> None:
+    """Refuse a database a newer botwire has migrated: this code would misread what it keeps."""
+    if found > known:
+        raise ConfigurationError(
+            f"the database's schema is version {found}, newer than this botwire knows "
+            f"({known}): a newer botwire has used it. Upgrade botwire here, or restore a "
+            "backup made before the upgrade (docs/deploy.md, Upgrades)"
+        )
 
 
 class Stmt(NamedTuple):

@@ -615,11 +615,14 @@ def _flock(fd: int, waiters: int, timeout: float | None) -> bool:
 
 def _migrate(conn: sqlite3.Connection, timeout: float) -> None:
     _use_wal(conn, timeout)
-    if conn.execute("PRAGMA user_version").fetchone()[0] >= len(_MIGRATIONS):
+    found = conn.execute("PRAGMA user_version").fetchone()[0]
+    if found >= SCHEMA_VERSION:
+        sql.check_schema(found, SCHEMA_VERSION)
         return
     conn.execute("BEGIN IMMEDIATE")
     try:
         current = conn.execute("PRAGMA user_version").fetchone()[0]
+        sql.check_schema(current, SCHEMA_VERSION)
         for version, statements in enumerate(_MIGRATIONS[current:], start=current + 1):
             for statement in statements:
                 conn.execute(statement)
