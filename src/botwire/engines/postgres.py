@@ -245,7 +245,7 @@ class PostgresEngine:
     # -- sync -------------------------------------------------------------------------------
 
     def execute(self, op: Op) -> Any:
-        handler, mode = sql.handle(op, time.time())
+        handler, mode = sql.handle(op, time.time(), postgres=True)
         with _mapped(self._hide):
             pool = self._sync_pool()
             try:
@@ -384,7 +384,7 @@ class PostgresEngine:
     # -- async ------------------------------------------------------------------------------
 
     async def aexecute(self, op: Op) -> Any:
-        handler, mode = sql.handle(op, time.time())
+        handler, mode = sql.handle(op, time.time(), postgres=True)
         with _mapped(self._hide):
             pool = await self._async_pool()
             try:

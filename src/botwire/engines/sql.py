@@ -133,8 +133,13 @@ def handle_mode(op: ops.Op) -> int:
     return mode
 
 
-def handle(op: ops.Op, now: float) -> tuple[Handler, int]:
-    """The handler for ``op`` and how to run it (``READ``, ``ATOMIC`` or ``TXN``)."""
+def handle(op: ops.Op, now: float, postgres: bool = False) -> tuple[Handler, int]:
+    """The handler for ``op`` and how to run it (``READ``, ``ATOMIC`` or ``TXN``).
+    ``postgres``: where PostgreSQL does in one statement what SQLite needs several for."""
+    if postgres:
+        one = _ONE_STATEMENT.get(type(op))
+        if one is not None and (type(op) is not ops.Append or len(op.entries) <= _IN_CHUNK):  # type: ignore[attr-defined]
+            return one(op, now), ATOMIC
     handler, mode = _HANDLERS[type(op)]
     if mode < 0:  # a Put: one item is one statement
         mode = ATOMIC if len(op.items) == 1 else TXN  # type: ignore[union-attr]
@@ -231,6 +236,63 @@ def incr(op: ops.Incr, now: float) -> Handler:
             continue
         return value
     raise StorageUnavailable(f"incr on {op.key!r} kept losing to other writers; try again")
+
+
+# PostgreSQL: incr as one INSERT ... ON CONFLICT DO UPDATE whose arithmetic the database does on
+# the locked row (numeric, so any int is exact), a live key's TTL kept, an expired one replaced.
+# Parameters: ns, key, value, ns, created_at, updated_at, expires_at, size (as _ROW), by, by.
+_INT_TEXT = "'^-{0,1}[0-9]+$'"  # JSON text of an int, as the codec writes it
+_SUM = "(botwire_kv.value::numeric + ?)::text"
+_INCR_ONE = (
+    f"{_INSERT}value = CASE WHEN {_EXPIRED} THEN excluded.value ELSE {_SUM} END, "
+    "updated_at = excluded.updated_at, version = botwire_kv.version + 1, "
+    f"expires_at = CASE WHEN {_EXPIRED} THEN NULL ELSE botwire_kv.expires_at END, "
+    f"size = CASE WHEN {_EXPIRED} THEN excluded.size ELSE octet_length({_SUM}) END, "
+    f"created_at = CASE WHEN {_EXPIRED} THEN excluded.created_at ELSE botwire_kv.created_at END "
+    f"WHERE {_EXPIRED} OR botwire_kv.value ~ {_INT_TEXT} RETURNING value"
+)
+
+
+def incr_one(op: ops.Incr, now: float) -> Handler:
+    text = str(op.by)
+    params = (op.ns, op.key, text, op.ns, now, now, None, len(text), op.by, op.by)
+    rows = yield Stmt(_INCR_ONE, params)
+    if rows:
+        return int(rows[0][0])
+    held = yield Stmt(_GET_ONE, (op.ns, op.key, now))
+    kind = type(decode(held[0][0])).__name__ if held else "value"
+    raise UnsupportedValue(f"incr needs an int, but {op.key!r} holds a {kind}; nothing changed")
+
+
+def append_one(op: ops.Append, now: float) -> Handler:
+    """PostgreSQL: the log row's numbers taken and the entries written in one statement."""
+    n = len(op.entries)
+    if n == 0:
+        return []
+    rows = ", ".join(["(?::bigint, ?, ?::integer)"] * n)
+    params: list[Any] = [op.ns, op.log, n, n, n, now]
+    for i, text in enumerate(op.entries, 1):
+        params += (i, text, _size(text))
+    found = yield Stmt(
+        "WITH l AS (INSERT INTO botwire_logs (ns, name, last_seq, entry_count) "
+        "VALUES (?, ?, ?, ?) ON CONFLICT (ns, name) DO UPDATE SET "
+        "last_seq = botwire_logs.last_seq + excluded.last_seq, "
+        "entry_count = botwire_logs.entry_count + excluded.entry_count RETURNING id, last_seq), "
+        "e AS (INSERT INTO botwire_entries (log_id, seq, value, ts, size) "
+        "SELECT l.id, l.last_seq - ? + v.i, v.value, ?, v.size "
+        f"FROM l, (VALUES {rows}) AS v (i, value, size)) "
+        "SELECT last_seq FROM l",
+        params,
+        prepare=n == 1,
+    )
+    last = found[0][0]
+    return list(range(last - n + 1, last + 1))
+
+
+_ONE_STATEMENT: dict[type, Callable[[Any, float], Handler]] = {
+    ops.Incr: incr_one,
+    ops.Append: append_one,
+}
 
 
 def delete(op: ops.Delete, now: float) -> Handler:
