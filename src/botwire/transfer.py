@@ -26,7 +26,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -65,14 +65,21 @@ def footer(namespaces: int) -> str:
     return _dumps({"end_of_export": True, "namespaces": namespaces})
 
 
-def namespaces(engine: Engine, prefix: str = "", internal: bool = False) -> Iterator[str]:
-    after = None
+def _paged(
+    engine: Engine, op: Callable[[Any], Any], last: Callable[[Any], Any], after: Any = None
+) -> Iterator[Any]:
+    """Every item of a listing op, fetched ``PAGE`` at a time: ``op(after)`` makes the op for
+    the page after ``after``, ``last(item)`` is what the next page starts after."""
     while True:
-        page = engine.execute(ops.Namespaces(prefix, after, PAGE, internal))
+        page = engine.execute(op(after))
         yield from page
         if len(page) < PAGE:
             return
-        after = page[-1]
+        after = last(page[-1])
+
+
+def namespaces(engine: Engine, prefix: str = "", internal: bool = False) -> Iterator[str]:
+    return _paged(engine, lambda a: ops.Namespaces(prefix, a, PAGE, internal), lambda ns: ns)
 
 
 @dataclass
@@ -133,16 +140,10 @@ def block(engine: Engine, ns: str, internal: bool = False) -> Iterator[str]:
     digest = Digest()
     floor = engine.execute(ops.Floor(ns))
     yield _dumps({"ns": ns, "floor": floor})
-    after = None
-    while True:
-        rows = engine.execute(ops.Scan(ns, "", after, PAGE, values=True, internal=internal))
-        for r in rows:
-            r = r._replace(value=canonical(r.value or "null"))
-            digest.key(r)
-            yield key_line(r, now)
-        if len(rows) < PAGE:
-            break
-        after = rows[-1].key
+    for r in _keys(engine, ns, internal):
+        r = r._replace(value=canonical(r.value or "null"))
+        digest.key(r)
+        yield key_line(r, now)
     for log in _logs(engine, ns, internal):
         digest.log(log.name, log.last_seq)
         yield _dumps({"log": log.name, "last_seq": log.last_seq, "count": log.entry_count})
@@ -170,24 +171,17 @@ def render(op: ops.Restore, now: float | None = None) -> Iterator[str]:
     yield _dumps(digest.end(op.ns))
 
 
+def _keys(engine: Engine, ns: str, internal: bool) -> Iterator[Row]:
+    scan = lambda a: ops.Scan(ns, "", a, PAGE, values=True, internal=internal)  # noqa: E731
+    return _paged(engine, scan, lambda r: r.key)
+
+
 def _logs(engine: Engine, ns: str, internal: bool) -> Iterator[ops.LogInfo]:
-    after = None
-    while True:
-        page = engine.execute(ops.Logs(ns, after, PAGE, internal))
-        yield from page
-        if len(page) < PAGE:
-            return
-        after = page[-1].name
+    return _paged(engine, lambda a: ops.Logs(ns, a, PAGE, internal), lambda g: g.name)
 
 
 def _entries(engine: Engine, ns: str, log: str) -> Iterator[Entry]:
-    after = 0
-    while True:
-        page = engine.execute(ops.Read(ns, log, after, PAGE))
-        yield from page
-        if len(page) < PAGE:
-            return
-        after = page[-1].seq
+    return _paged(engine, lambda a: ops.Read(ns, log, a, PAGE), lambda e: e.seq, after=0)
 
 
 def export(

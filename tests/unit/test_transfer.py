@@ -13,6 +13,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
 from click.testing import CliRunner
@@ -60,12 +61,11 @@ def sqlite_url(tmp_path) -> str:
 def pg_url(postgres_server_url):
     import psycopg
 
-    from conftest import with_query_param
-
     schema = f"botwire_test_transfer_{secrets.token_hex(6)}"
     with psycopg.connect(postgres_server_url, autocommit=True) as conn:
         conn.execute(f'CREATE SCHEMA "{schema}"')
-    yield with_query_param(postgres_server_url, "options", f"-csearch_path={schema}")
+    sep = "&" if "?" in postgres_server_url else "?"
+    yield f"{postgres_server_url}{sep}options={quote(f'-csearch_path={schema}', safe='')}"
     with psycopg.connect(postgres_server_url, autocommit=True) as conn:
         conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
 
