@@ -183,7 +183,7 @@ def server(tmp_path_factory):
 async def test_a_server_url_with_a_scoped_key_refuses_other_callers(server, tmp_path, given):
     key = server.key(["phone:+1415"], "write")
     mine, theirs = number("415"), number("212")
-    server.memory(ns_of(theirs)).set("pin", "pin-2468-theirs")
+    server.memory(ns_of(theirs)).set("pin", "pin-xyzzy-theirs")
     before = server.snapshot(ns_of(theirs))
     host = f"127.0.0.1:{server.process.port}"
     args = ["--url", f"http://{key}@{host}"] if given == "url" else ["--url", f"http://{host}"]
@@ -201,7 +201,7 @@ async def test_a_server_url_with_a_scoped_key_refuses_other_callers(server, tmp_
         ]:
             said = await t.error(name, {"caller": theirs, **args_})
             assert said.startswith("this API key has no "), said
-            assert "access to namespace" in said and "2468" not in said
+            assert "access to namespace" in said and "xyzzy" not in said
     assert server.memory(ns_of(mine)).get("plan") == "gold"
     plan = server.fact(ns_of(mine), "plan")
     assert (plan.source, plan.platform) == ("mcp", "desktop")
