@@ -11,6 +11,7 @@ from frameworks import need
 need("pipecat", "pipecat")
 
 import json  # noqa: E402
+from collections.abc import Iterator  # noqa: E402
 from typing import Any  # noqa: E402
 
 import pytest  # noqa: E402
@@ -64,6 +65,7 @@ class ScriptedLLM(LLMService):
         super().__init__()
         self.script = list(script)
         self.seen: list[list[dict[str, Any]]] = []
+        self.replies = 0  # text replies pushed: each scripted turn ends with one
 
     async def process_frame(self, frame, direction):
         await super().process_frame(frame, direction)
@@ -80,29 +82,43 @@ class ScriptedLLM(LLMService):
         await self.push_frame(LLMFullResponseStartFrame())
         await self.push_frame(LLMTextFrame(step))
         await self.push_frame(LLMFullResponseEndFrame())
+        self.replies += 1
 
 
-def said(*texts: str) -> list:
+def said(*texts: str) -> list[list]:
     """The frames of the caller saying each text as one turn (turns decided externally)."""
-    frames: list = []
-    for text in texts:
-        frames += [
+    return [
+        [
             UserStartedSpeakingFrame(),
             TranscriptionFrame(text, "caller", "now"),
             SleepFrame(0.05),
             UserStoppedSpeakingFrame(),
-            SleepFrame(0.4),
         ]
-    return frames
+        for text in texts
+    ]
+
+
+def one_turn_at_a_time(turns: list[list], llm: ScriptedLLM) -> Iterator:
+    """The turns' frames, each turn sent once the model has answered the one before: a fixed
+    pause is not enough on a loaded machine, where the next turn would reach the shared context
+    while the memory is still being read for this one."""
+    for number, frames in enumerate(turns):
+        yield from frames
+        waited = 0.0
+        while llm.replies <= number and waited < 30:
+            yield SleepFrame(0.02)
+            waited += 0.02
+        yield SleepFrame(0.1)  # the assistant aggregator adds the reply to the context
 
 
 async def run_call(
-    memory: BotWireMemoryProcessor, llm: ScriptedLLM, frames: list, tools: list | None = None
+    memory: BotWireMemoryProcessor, llm: ScriptedLLM, turns: list[list], tools: list | None = None
 ) -> LLMContext:
     context = LLMContext([dict(SYSTEM)], tools=tools) if tools else LLMContext([dict(SYSTEM)])
-    turns = LLMUserAggregatorParams(user_turn_strategies=ExternalUserTurnStrategies())
-    pair = LLMContextAggregatorPair(context, user_params=turns)
-    await run_test(Pipeline([pair.user(), memory, llm, pair.assistant()]), frames_to_send=frames)
+    params = LLMUserAggregatorParams(user_turn_strategies=ExternalUserTurnStrategies())
+    pair = LLMContextAggregatorPair(context, user_params=params)
+    pipeline = Pipeline([pair.user(), memory, llm, pair.assistant()])
+    await run_test(pipeline, frames_to_send=one_turn_at_a_time(turns, llm))  # type: ignore[arg-type]
     return context
 
 
