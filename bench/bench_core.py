@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
-"""Core-operation benchmark: botwire (SQLite, PostgreSQL) side by side with diskcache and redis-py.
+"""Core-operation benchmark: botwire (SQLite, PostgreSQL) side by side with diskcache, redis-py
+and a raw-sqlite3 floor.
 
 Run with ``make bench`` (or ``python bench/bench_core.py [--quick] [...]``); see ``--help``.
+``--sections goals`` (with ``--quick``: a few seconds) measures only the rows of the Goals table.
 
 What is measured (one workload, the same for every subject):
 
@@ -31,6 +33,34 @@ read last 20  ``log.read(         ``c.peek(name, 'back')``  ``[loads(x) for x in
 botwire takes and returns Python values and does its own JSON encoding/decoding, so the peers are
 given the JSON text of the same values (``json.dumps`` on the way in, ``json.loads`` on the way
 out, inside the timed call): every subject does equal work.
+
+``sqlite-raw`` is the floor under botwire-sqlite, for ``get`` and ``set`` only: Python's
+``sqlite3`` on a table ``bench_raw_kv (k TEXT PRIMARY KEY, v TEXT NOT NULL) WITHOUT ROWID`` in
+botwire-sqlite's own database file, with the pragmas botwire's engine sets on its connections
+(WAL, ``synchronous=NORMAL``, ``temp_store``, ``mmap_size``, ``cache_size``,
+``wal_autocheckpoint=0``; the report says whether they match the engine's connection), in
+autocommit. ``set`` is ``INSERT INTO bench_raw_kv (k, v) VALUES (?, ?) ON CONFLICT (k) DO
+UPDATE SET v = excluded.v`` of ``json.dumps(v)`` (committed when ``execute`` returns); ``get``
+is ``SELECT v FROM bench_raw_kv WHERE k = ?`` and ``json.loads``. It holds the same keys and
+values and is timed in the same interleaved slices as the other subjects.
+
+The report ends with two verdict tables, both computed from this run's measurements: Targets
+(botwire next to the peers) and Goals (botwire p50 / floor p50 at each key count):
+
+======================================================  ============================  =======
+row                                                     floor                         goal
+======================================================  ============================  =======
+embedded ``set`` p50 (SQLite, search index on)          sqlite-raw ``set``            <= 1.3x
+embedded ``get`` p50 (SQLite)                           sqlite-raw ``get``            <= 1.2x
+PostgreSQL ``incr`` p50                                 botwire-postgres ``set``      <= 1.3x
+PostgreSQL log ``append`` p50 (10-entry log)            botwire-postgres ``set``      <= 1.3x
+======================================================  ============================  =======
+
+(botwire's SQLite engine always keeps its keyword-search index: a write queues the change for
+it in the same transaction.) ``--sections`` picks what is measured: ``kv`` (every key-value
+row), ``logs`` (the log-length section), ``goals`` (only the four rows above, at each key
+count, and by default only the subjects they need: botwire-sqlite, sqlite-raw,
+botwire-postgres); the default is ``kv,logs``.
 
 diskcache has no "newest N entries of a queue" call. ``push(prefix=name)`` names the entries
 ``"{name}-{n:015d}"`` with consecutive ``n`` (documented in ``Cache.push``), so the closest
@@ -80,6 +110,11 @@ READ_LOGS = 100  # short logs that only get read
 N_COUNTERS = 100
 SET_MANY = 100
 LAST = 20
+
+APPEND_ROW = f"log append ({LOG_SHORT}-entry log)"
+GOAL_ROWS = ("get", "set", "incr", APPEND_ROW)  # the kv rows the Goals table is computed from
+GOAL_SUBJECTS = ("botwire-sqlite", "sqlite-raw", "botwire-postgres")
+SECTIONS = ("kv", "logs", "goals")
 
 dumps = json.dumps
 loads = json.loads
@@ -132,7 +167,11 @@ class Subject:
     """One store under test. Methods take Python values; peers JSON-encode them."""
 
     name = "?"
-    kind = "?"  # "botwire" / "peer"
+    kind = "?"  # "botwire" / "peer" / "floor"
+    methods: frozenset[str] | None = None  # the ops it has (None: all of them)
+
+    def supports(self, method: str) -> bool:
+        return self.methods is None or method in self.methods
 
     def open(self) -> None: ...
 
@@ -230,6 +269,108 @@ class BotwireSubject(Subject):
 class BotwireSQLite(BotwireSubject):
     def __init__(self, tmpdir: str) -> None:
         super().__init__("botwire-sqlite", f"sqlite:///{tmpdir}/bench.db")
+
+
+# the pragmas SQLiteEngine._open sets on each of its connections (src/botwire/engines/sqlite.py);
+# journal_mode=WAL is the file's, set once by its migration
+SQLITE_PRAGMAS = (
+    "PRAGMA synchronous=NORMAL",
+    "PRAGMA temp_store=MEMORY",
+    "PRAGMA mmap_size=268435456",
+    "PRAGMA cache_size=-16000",
+    "PRAGMA wal_autocheckpoint=0",
+)
+RAW_TABLE = "bench_raw_kv"
+RAW_UPSERT = (
+    f"INSERT INTO {RAW_TABLE} (k, v) VALUES (?, ?) ON CONFLICT (k) DO UPDATE SET v = excluded.v"
+)
+RAW_SELECT = f"SELECT v FROM {RAW_TABLE} WHERE k = ?"
+
+
+class SQLiteRaw(Subject):
+    """The floor under botwire-sqlite: Python's sqlite3 on a table of its own in the SAME
+    database file, with the same pragmas, in autocommit (each statement is its own
+    transaction, committed before ``execute`` returns). ``set`` is one upsert of the value's
+    JSON text, ``get`` one indexed SELECT and ``json.loads``. Only ``get`` and ``set``: the
+    other rows have no floor here."""
+
+    name = "sqlite-raw"
+    kind = "floor"
+    methods = frozenset({"get", "set"})
+
+    def __init__(self, tmpdir: str) -> None:
+        self.path = os.path.join(tmpdir, "bench.db")  # botwire-sqlite's file
+        self.conn: sqlite3.Connection | None = None
+
+    def open(self) -> None:
+        conn = sqlite3.connect(self.path, timeout=30.0, isolation_level=None)
+        if conn.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
+            conn.execute("PRAGMA journal_mode=WAL")  # botwire-sqlite left out of the run
+        for pragma in SQLITE_PRAGMAS:
+            conn.execute(pragma)
+        # one B-tree keyed by the key, as botwire_kv (PRIMARY KEY (ns, key) WITHOUT ROWID)
+        conn.execute(
+            f"CREATE TABLE IF NOT EXISTS {RAW_TABLE} (k TEXT PRIMARY KEY, v TEXT NOT NULL) "
+            "WITHOUT ROWID"
+        )
+        self.conn = conn
+
+    def populate(self, start: int, end: int) -> None:
+        conn = self.conn
+        assert conn is not None
+        for b in range(start, end, POPULATE_BATCH):
+            conn.execute("BEGIN IMMEDIATE")
+            conn.executemany(
+                RAW_UPSERT,
+                [(kv_key(i), dumps(kv_value(i))) for i in range(b, min(b + POPULATE_BATCH, end))],
+            )
+            conn.execute("COMMIT")
+        # what botwire's background thread does after its writes (wal_autocheckpoint is 0),
+        # so that the loaded keys do not stay in the WAL that both subjects read through
+        conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+
+    def get(self, key: str) -> Any:
+        row = self.conn.execute(RAW_SELECT, (key,)).fetchone()  # type: ignore[union-attr]
+        return None if row is None else loads(row[0])
+
+    def set(self, key: str, value: Any) -> Any:
+        self.conn.execute(RAW_UPSERT, (key, dumps(value)))  # type: ignore[union-attr]
+
+    def check(self) -> None:
+        conn = self.conn
+        assert conn is not None
+        mode = conn.execute("PRAGMA journal_mode").fetchone()[0]
+        assert mode.lower() == "wal", f"journal_mode {mode}"
+        assert conn.execute("PRAGMA synchronous").fetchone()[0] == 1, "synchronous NORMAL"
+        self.set("check:key", {"a": 1})
+        assert self.get("check:key") == {"a": 1}, "get after set"
+        assert not conn.in_transaction, "autocommit"
+        self.set("check:key", [1, 2])
+        assert self.get("check:key") == [1, 2], "set replaces"
+        assert self.get("check:absent") is None, "get of a missing key"
+
+    def compare_pragmas(self, other: sqlite3.Connection | None) -> str:
+        """One line for the report: this connection's pragmas next to botwire-sqlite's."""
+        assert self.conn is not None
+        names = ("journal_mode", *(p.split()[1].split("=")[0] for p in SQLITE_PRAGMAS))
+
+        def read(conn: sqlite3.Connection) -> dict[str, Any]:
+            return {n: conn.execute(f"PRAGMA {n}").fetchone()[0] for n in names}
+
+        mine = read(self.conn)
+        text = ", ".join(f"{k}={v}" for k, v in mine.items())
+        if other is None:
+            return f"sqlite-raw pragmas: {text} (botwire-sqlite's connection not compared)"
+        theirs = read(other)
+        if theirs == mine:
+            return f"sqlite-raw pragmas: {text}, the same as botwire-sqlite's connection"
+        diff = ", ".join(f"{k} {mine[k]} vs {theirs[k]}" for k in names if mine[k] != theirs[k])
+        return f"**sqlite-raw pragmas differ from botwire-sqlite's connection**: {diff}"
+
+    def close(self) -> None:
+        if self.conn is not None:
+            self.conn.close()
+            self.conn = None
 
 
 class BotwirePostgres(BotwireSubject):
@@ -490,8 +631,17 @@ class Runner:
         self._log_group = 0
         self.too_slow: dict[str, str] = {}  # subject -> why it is left out of larger key counts
         self.section_notes: dict[str, list[str]] = {}
+        self.row_methods: dict[str, dict[str, str]] = {}  # section -> row -> Subject method
+        self.notes: list[str] = []  # for the head of the report
 
     # -- helpers -----------------------------------------------------------------------------
+
+    def subject(self, name: str) -> Subject:
+        return next(s for s in self.subjects if s.name == name)
+
+    @staticmethod
+    def with_logs(subjects: list[Subject]) -> list[Subject]:
+        return [s for s in subjects if s.supports("append") or s.supports("read_last")]
 
     def live(self) -> list[Subject]:
         return [s for s in self.subjects if s.name not in self.dead]
@@ -530,7 +680,10 @@ class Runner:
             plans = []  # (row, subject, cell, fn, slices, latencies)
             for row in rows:
                 cells = table.setdefault(row.label, {})
+                self.row_methods.setdefault(section, {})[row.label] = row.method
                 for s in order:
+                    if not s.supports(row.method):
+                        continue  # no such op (a floor has only the ops it is the floor of)
                     cell = cells.setdefault(s.name, Cell())
                     if cell.error:
                         continue
@@ -575,7 +728,7 @@ class Runner:
         self._each(
             f"prefill {count} logs x {LOG_SHORT} entries",
             lambda s: [s.prefill_log(n, LOG_SHORT) for n in names],
-            self.kv_subjects(),
+            self.with_logs(self.kv_subjects()),
         )
         return names
 
@@ -635,7 +788,8 @@ class Runner:
         n_append_logs = max(1, math.ceil(total_appends / APPENDS_PER_SHORT_LOG))
         self._log_group += 1
         g = self._log_group
-        read_logs = self.short_logs(f"r{g}", READ_LOGS)
+        full = "kv" in a.sections  # else only the rows the goals are about
+        read_logs = self.short_logs(f"r{g}", READ_LOGS) if full else []
         append_logs = self.short_logs(f"a{g}", n_append_logs)
         append_iters = {
             s.name: _round_robin(append_logs, random.Random(SEED + g)) for s in self.subjects
@@ -673,11 +827,13 @@ class Runner:
             OpPlan("set", "set", key_values, a.ops, a.warm),
             OpPlan(f"set_many({SET_MANY})", "set_many", batches, a.ops_many, a.warm_many),
             OpPlan("incr", "incr", counters, a.ops, a.warm),
-            OpPlan(f"log append ({LOG_SHORT}-entry log)", "append", appends, a.ops, a.warm),
+            OpPlan(APPEND_ROW, "append", appends, a.ops, a.warm),
             OpPlan(
                 f"log read(last={LAST}) ({LOG_SHORT}-entry log)", "read_last", reads, a.ops, a.warm
             ),
         ]
+        if not full:
+            rows = [r for r in rows if r.label in GOAL_ROWS]
         log(f"== {human(size)} keys: measuring")
         self.run_rows(sec, rows, kv=True)
 
@@ -700,6 +856,7 @@ class Runner:
                 self._each(
                     f"prefill {n_logs} logs x {length} entries",
                     lambda s, names=names, length=length: [s.prefill_log(n, length) for n in names],
+                    self.with_logs(self.live()),
                 )
                 read_names = [f"R{g}-{i}" for i in range(READ_LOGS)]
                 self._each(
@@ -707,6 +864,7 @@ class Runner:
                     lambda s, names=read_names, length=length: [
                         s.prefill_log(n, length) for n in names
                     ],
+                    self.with_logs(self.live()),
                 )
             else:
                 log(f"== a log of {human(length)} entries: prefilling")
@@ -714,6 +872,7 @@ class Runner:
                 self._each(
                     f"prefill 1 log x {human(length)} entries",
                     lambda s, names=names, length=length: s.prefill_log(names[0], length),
+                    self.with_logs(self.live()),
                 )
                 read_names = names
             iters = {s.name: _round_robin(names, random.Random(SEED + g)) for s in self.subjects}
@@ -810,11 +969,19 @@ def render(runner: Runner, meta: dict[str, Any]) -> str:
         w(f"- **{sname} skipped**: {why}")
     for sname, why in runner.dead.items():
         w(f"- **{sname} dropped during the run**: {why}")
-    if meta["skipped"] or runner.dead:
+    for note in runner.notes:
+        w(f"- {note}")
+    if meta["skipped"] or runner.dead or runner.notes:
         w("")
 
     for sec, rows in res.items():
         title = runner.section_titles[sec]
+        methods = runner.row_methods.get(sec, {})
+        names = [
+            s.name
+            for s in runner.subjects
+            if any(s.supports(methods.get(r, r)) for r in rows)  # no column of only "–"
+        ]
         w(f"## {title}\n")
         for note in runner.section_notes.get(sec, []):
             w(f"- {note}")
@@ -828,7 +995,9 @@ def render(runner: Runner, meta: dict[str, Any]) -> str:
             for n in names:
                 c = cells.get(n)
                 st = c.median() if c else None
-                if st is None:
+                if c is None and not runner.subject(n).supports(methods.get(row, row)):
+                    line += " – | – | – |"
+                elif st is None:
                     err = c.error if c and c.error else "not measured"
                     line += f" {_short(err)} | | |"
                 else:
@@ -867,13 +1036,113 @@ def render(runner: Runner, meta: dict[str, Any]) -> str:
                 w(line)
             w("")
 
-    w("## Targets\n")
-    w("| target | subject / where | numbers | result |")
-    w("|---|---|---|---|")
-    for t in evaluate_targets(runner):
-        w(f"| {t['target']} | {t['where']} | {t['numbers']} | {t['result']} |")
-    w("")
+    targets = evaluate_targets(runner)
+    if targets and ("kv" in runner.a.sections or "logs" in runner.a.sections):
+        w("## Targets\n")
+        w("| target | subject / where | numbers | result |")
+        w("|---|---|---|---|")
+        for t in targets:
+            w(f"| {t['target']} | {t['where']} | {t['numbers']} | {t['result']} |")
+        w("")
+
+    goals = evaluate_goals(runner)
+    if goals:
+        w("## Goals\n")
+        w(
+            "Each botwire p50 next to its floor's p50, both from the section named in the row "
+            "(the same keys, values and interleaved slices, in this run). ratio = botwire p50 / "
+            "floor p50, from the medians over the repetitions; per rep = the same ratio in "
+            "each repetition. The floor of the embedded rows is `sqlite-raw` (Python's sqlite3 "
+            f"on a `{RAW_TABLE}` table in botwire-sqlite's own file, the same pragmas; `set`: "
+            "one `INSERT ... ON CONFLICT (k) DO UPDATE` in autocommit; `get`: one "
+            "`SELECT v ... WHERE k = ?` and `json.loads`); the floor of the PostgreSQL rows is "
+            "botwire-postgres's own `set`.\n"
+        )
+        w("| row | botwire p50 | floor | floor p50 | ratio | per rep | goal | verdict |")
+        w("|---|---:|---|---:|---:|---|---:|---|")
+        for g in goals:
+            w(
+                f"| {g['row']} | {g['botwire_p50']} | {g['floor']} | {g['floor_p50']} | "
+                f"{g['ratio']} | {g['per_rep']} | {g['goal']} | {g['verdict']} |"
+            )
+        w("")
     return "\n".join(out)
+
+
+# (row, botwire subject, botwire row, floor subject, floor row, goal: at most this ratio)
+GOALS: tuple[tuple[str, str, str, str, str, float], ...] = (
+    (
+        "embedded `set` p50 (SQLite, search index on)",
+        "botwire-sqlite",
+        "set",
+        "sqlite-raw",
+        "set",
+        1.3,
+    ),
+    ("embedded `get` p50 (SQLite)", "botwire-sqlite", "get", "sqlite-raw", "get", 1.2),
+    ("PostgreSQL `incr` p50", "botwire-postgres", "incr", "botwire-postgres", "set", 1.3),
+    (
+        f"PostgreSQL log `append` p50 ({LOG_SHORT}-entry log)",
+        "botwire-postgres",
+        APPEND_ROW,
+        "botwire-postgres",
+        "set",
+        1.3,
+    ),
+)
+
+
+def evaluate_goals(runner: Runner) -> list[dict[str, Any]]:
+    """The Goals table: one row per goal and key count, computed from this run's cells."""
+    res = runner.results
+    have = {s.name for s in runner.subjects}
+    out: list[dict[str, Any]] = []
+    for sec in [s for s in res if s.startswith("kv-")]:
+        title = runner.section_titles[sec]
+        for label, subj, row, fsubj, frow, goal in GOALS:
+            g: dict[str, Any] = {
+                "row": f"{label} @ {title}",
+                "section": sec,
+                "subject": subj,
+                "subject_row": row,
+                "floor": f"{fsubj} `{frow}`",
+                "goal": f"<= {goal:g}x",
+                "goal_ratio": goal,
+                "botwire_p50": "n/a",
+                "floor_p50": "n/a",
+                "botwire_p50_us": None,
+                "floor_p50_us": None,
+                "ratio": "n/a",
+                "ratio_value": None,
+                "per_rep": "",
+                "verdict": "n/a",
+            }
+            out.append(g)
+            missing = [n for n in (subj, fsubj) if n not in have]
+            if missing:
+                g["verdict"] = f"n/a ({', '.join(sorted(set(missing)))} not in the run)"
+                continue
+            cb = res.get(sec, {}).get(row, {}).get(subj)
+            cf = res.get(sec, {}).get(frow, {}).get(fsubj)
+            sb = cb.median() if cb else None
+            sf = cf.median() if cf else None
+            if sb:
+                g["botwire_p50"], g["botwire_p50_us"] = f"{fmt_us(sb.p50)} us", sb.p50
+            if sf:
+                g["floor_p50"], g["floor_p50_us"] = f"{fmt_us(sf.p50)} us", sf.p50
+            if not (sb and sf):
+                why = [c.error for c in (cb, cf) if c and c.error]
+                g["verdict"] = "n/a (" + (_short(why[0]) if why else "not measured") + ")"
+                continue
+            ratio = sb.p50 / sf.p50
+            g["ratio"] = fmt_ratio(ratio)
+            g["ratio_value"] = ratio
+            if cb and cf and len(cb.reps) == len(cf.reps):
+                g["per_rep"] = ", ".join(
+                    f"{b.p50 / f.p50:.2f}" for b, f in zip(cb.reps, cf.reps, strict=True)
+                )
+            g["verdict"] = "**met**" if ratio <= goal else "**not met**"
+    return out
 
 
 def _short(text: str, n: int = 60) -> str:
@@ -1055,6 +1324,7 @@ def to_json(runner: Runner, meta: dict[str, Any]) -> dict[str, Any]:
             for sec, rows in runner.results.items()
         },
         "targets": evaluate_targets(runner),
+        "goals": evaluate_goals(runner),
         "dropped": runner.dead,
     }
 
@@ -1104,7 +1374,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--redis", default="127.0.0.1:6379", help="host:port of the local Redis")
     p.add_argument(
         "--subjects",
-        help="comma-separated subset of botwire-sqlite,botwire-postgres,diskcache,redis-py",
+        help="comma-separated subset of botwire-sqlite,sqlite-raw,botwire-postgres,diskcache,"
+        "redis-py (default: all; with --sections goals alone: " + ",".join(GOAL_SUBJECTS) + ")",
+    )
+    p.add_argument(
+        "--sections",
+        default="kv,logs",
+        help="comma-separated subset of kv (every key-value row at each key count), logs (the "
+        "log-length section), goals (only the rows of the Goals table: get, set, incr and "
+        "log append at each key count; kv includes them). Default kv,logs. "
+        "`--quick --sections goals` is the short check of the goals",
     )
     p.add_argument("--ops", type=int, help="timed calls per measurement (default 2000; quick 500)")
     p.add_argument("--reps", type=int, help="repetitions (default 3)")
@@ -1136,7 +1415,12 @@ def main(argv: list[str] | None = None) -> int:
     a.warm = max(20, a.ops // 10)
     a.ops_many = max(50, a.ops // 10)
     a.warm_many = max(5, a.ops_many // 10)
+    a.sections = {t.strip() for t in a.sections.split(",") if t.strip()}
+    if not a.sections or a.sections - set(SECTIONS):
+        p.error(f"--sections: a comma-separated subset of {','.join(SECTIONS)}")
     wanted = set(a.subjects.split(",")) if a.subjects else None
+    if wanted is None and a.sections == {"goals"}:
+        wanted = set(GOAL_SUBJECTS)
 
     global SOURCE_DIGEST
     with contextlib.suppress(OSError):
@@ -1158,6 +1442,7 @@ def main(argv: list[str] | None = None) -> int:
 
     candidates: list[tuple[str, Callable[[], Subject], str | None]] = [
         ("botwire-sqlite", lambda: BotwireSQLite(tmp), botwire_problem),
+        ("sqlite-raw", lambda: SQLiteRaw(tmp), None),  # after botwire-sqlite: its file
         (
             "botwire-postgres",
             lambda: BotwirePostgres(a.postgres_url, not a.postgres_shared_schema),
@@ -1194,12 +1479,23 @@ def main(argv: list[str] | None = None) -> int:
         return 1
 
     runner = Runner(a, subjects)
+    raw = next((s for s in subjects if isinstance(s, SQLiteRaw)), None)
+    if raw is not None:
+        bw = next((s for s in subjects if isinstance(s, BotwireSQLite)), None)
+        other = None
+        with contextlib.suppress(Exception):  # the engine's own connection, if it is at hand
+            other = bw.m.engine._connection() if bw else None
+        runner.notes.append(raw.compare_pragmas(other))
+        log(runner.notes[-1])
     interrupted = False
     try:
-        for size in a.sizes:
+        kv = bool(a.sections & {"kv", "goals"})
+        for size in a.sizes if kv else []:
             runner.kv_section(size)
-            if size == a.sizes[0]:
+            if size == a.sizes[0] and "logs" in a.sections:
                 runner.log_section(a.log_sizes)
+        if not kv and "logs" in a.sections:
+            runner.log_section(a.log_sizes)
     except KeyboardInterrupt:
         interrupted = True
         log("interrupted: reporting what was measured so far")
