@@ -407,10 +407,10 @@ def test_the_http_engine_refuses_touch_key(server):
 def test_an_older_sqlite_file_gains_the_column_and_keeps_its_keys(tmp_path):
     path = tmp_path / "old.db"
     conn = sqlite3.connect(path)
-    for statements in sqlite_engine._MIGRATIONS[:-1]:
+    for statements in sqlite_engine._MIGRATIONS[:4]:  # before last_used_at (migration 5)
         for statement in statements:
             conn.execute(statement)
-    conn.execute(f"PRAGMA user_version={sqlite_engine.SCHEMA_VERSION - 1}")
+    conn.execute("PRAGMA user_version=4")
     conn.execute(
         "INSERT INTO botwire_api_keys VALUES ('k1', 'h', 'old', '[\"\"]', 'admin', NULL, NULL, 1.0,"
         " NULL)"
@@ -430,7 +430,7 @@ def test_an_older_sqlite_file_gains_the_column_and_keeps_its_keys(tmp_path):
 def test_an_older_sqlite_file_lists_its_keys_unmigrated(tmp_path):
     """As botwire doctor reads a database before the server migrates it."""
     conn = sqlite3.connect(tmp_path / "old.db")
-    for statements in sqlite_engine._MIGRATIONS[:-1]:
+    for statements in sqlite_engine._MIGRATIONS[:4]:  # before last_used_at (migration 5)
         for statement in statements:
             conn.execute(statement)
     conn.execute(

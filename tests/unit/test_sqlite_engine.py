@@ -21,16 +21,23 @@ def url(tmp_path):
 
 
 def assert_index_matches_the_rows(path) -> None:
-    """With the queue applied, the FTS5 indexes hold exactly the stored keys and entries: every
-    (term, document, column, offset) equals what indexing the rows afresh gives."""
+    """Once the queued documents are forgotten, the FTS5 indexes hold exactly what the rows say
+    they hold: each key with a doc (under its text, or under ``stale`` if it changed since),
+    each entry up to its log's ``indexed_seq`` -- every (term, document, column, offset) equal
+    to what indexing those afresh gives."""
     from botwire.engines.sql import ENTRY_DOC
 
+    engine = SQLiteEngine(str(path))
+    engine._index_pending()  # forgets the queue (no namespace was searched by this engine)
+    engine.close()
     conn = sqlite3.connect(path)
     assert conn.execute("SELECT count(*) FROM botwire_fts_queue").fetchone()[0] == 0
     docs = {
-        "botwire_kv_fts": "SELECT doc, ns, key || ' ' || value FROM botwire_kv",
+        "botwire_kv_fts": "SELECT doc, ns, COALESCE(stale, key || ' ' || value) FROM botwire_kv "
+        "WHERE doc IS NOT NULL",
         "botwire_entries_fts": f"SELECT e.log_id * {ENTRY_DOC} + e.seq, l.ns, e.value "
-        "FROM botwire_entries e JOIN botwire_logs l ON l.id = e.log_id",
+        "FROM botwire_entries e JOIN botwire_logs l ON l.id = e.log_id "
+        "WHERE e.seq <= l.indexed_seq",
     }
     for table, rows in docs.items():
         conn.execute(f"INSERT INTO {table} ({table}) VALUES ('integrity-check')")
@@ -46,6 +53,17 @@ def assert_index_matches_the_rows(path) -> None:
         for name in ("v_live", "v_fresh", "fresh"):
             conn.execute(f"DROP TABLE temp.{name}")
     conn.close()
+
+
+LACKING = (  # what the index lacks or still holds in excess: rows to index, documents to forget
+    "SELECT (SELECT count(*) FROM botwire_fts_queue) + (SELECT count(*) FROM botwire_kv "
+    "WHERE doc IS NULL OR stale IS NOT NULL) + (SELECT count(*) FROM botwire_entries e "
+    "JOIN botwire_logs l ON l.id = e.log_id WHERE e.seq > l.indexed_seq)"
+)
+
+
+def lacking(conn) -> int:
+    return conn.execute(LACKING).fetchone()[0]
 
 
 def test_database_is_in_wal_mode_with_current_schema(url, tmp_path):
@@ -104,10 +122,67 @@ def test_upgrading_a_version_2_file_indexes_what_it_already_holds(tmp_path):
     assert_index_matches_the_rows(path)
 
 
+def test_upgrading_a_version_5_file_keeps_its_index_and_what_its_queue_said(tmp_path):
+    """A file whose writers queued a row per change (schema 5), part of the queue applied:
+    after the upgrade every search through the index finds what the rows hold, and the index
+    holds exactly what the rows say it does."""
+    from botwire.engines import sqlite as engine_module
+
+    path = tmp_path / "v5.db"
+    conn = sqlite3.connect(path, isolation_level=None)
+    for statements in engine_module._MIGRATIONS[:5]:
+        for statement in statements:
+            conn.execute(statement)
+    conn.execute("PRAGMA user_version=5")
+    row = "INSERT INTO botwire_kv VALUES ('ns', ?, ?, 1, 0, 0, NULL, 8, NULL)"
+    for key, text in [("a", "almond"), ("b", "brazil"), ("c", "cashew"), ("d", "date")]:
+        conn.execute(row, (key, f'"{text}"'))
+    conn.execute("INSERT INTO botwire_logs VALUES (7, 'ns', 'calls', 2, 2)")
+    conn.execute("INSERT INTO botwire_entries VALUES (7, 1, '\"elder\"', 0, 7)")
+    conn.execute("INSERT INTO botwire_entries VALUES (7, 2, '\"fig\"', 0, 5)")
+    # the queue applied for a, b, c and entry 1, as schema 5's slices did
+    for doc, key in enumerate(["a", "b", "c"], 1):
+        conn.execute("UPDATE botwire_kv SET doc = ? WHERE key = ?", (doc, key))
+        conn.execute(
+            "INSERT INTO botwire_kv_fts (rowid, ns, body) SELECT doc, ns, key || ' ' || value "
+            "FROM botwire_kv WHERE key = ?",
+            (key,),
+        )
+    conn.execute(
+        f"INSERT INTO botwire_entries_fts (rowid, ns, body) VALUES ({7 << 32 | 1}, 'ns', "
+        "'\"elder\"')"
+    )
+    conn.execute("UPDATE botwire_fts_next SET doc = 3")
+    conn.execute(
+        "DELETE FROM botwire_fts_queue WHERE key IN ('a', 'b', 'c') OR (log_id = 7 AND seq = 1)"
+    )
+    conn.execute("UPDATE botwire_kv SET value = '\"acorn\"' WHERE key = 'a'")  # forget + index
+    conn.execute("DELETE FROM botwire_kv WHERE key = 'b'")  # forget
+    conn.execute("UPDATE botwire_kv SET value = '\"chestnut\"' WHERE key = 'c'")
+    conn.execute(  # c's forget row applied by a slice, its index row not yet
+        "INSERT INTO botwire_kv_fts (botwire_kv_fts, rowid, ns, body) "
+        "SELECT 'delete', doc, ns, body FROM botwire_fts_queue WHERE doc = 3"
+    )
+    conn.execute("DELETE FROM botwire_fts_queue WHERE doc = 3")
+    conn.close()
+    with Memory("ns", url=f"sqlite:///{path}") as m:
+        m.engine.search_direct_max = 0  # every search goes through the index
+        assert [h.key for h in m.search("acorn")] == ["a"]
+        assert m.search("almond") == [] and m.search("brazil") == [] and m.search("cashew") == []
+        assert [h.key for h in m.search("chestnut")] == ["c"]
+        assert [h.key for h in m.search("date")] == ["d"]
+        assert [(h.log, h.seq) for h in m.search("elder fig")] in (
+            [("calls", 1), ("calls", 2)],
+            [("calls", 2), ("calls", 1)],
+        )
+    assert_index_matches_the_rows(path)
+
+
 def test_search_indexes_stay_consistent_through_every_write(url, tmp_path):
     with Memory("ns", url=url) as m:
         m.engine.search_direct_max = 0  # every search goes through the index
         m.set_many({f"k{i}": f"word{i % 7} shared" for i in range(200)})
+        assert len(m.search("shared", limit=500)) == 200  # indexed: later writes change it
         for i in range(0, 200, 3):
             m.set(f"k{i}", {"changed": f"word{i % 5}"})
         for i in range(0, 200, 7):
@@ -116,6 +191,7 @@ def test_search_indexes_stay_consistent_through_every_write(url, tmp_path):
         m.set("t", "short lived", ttl=0.01)
         log = m.log("l")
         log.extend([f"entry word{i}" for i in range(50)])
+        assert len(m.search("entry", limit=500)) == 50
         log.clear()
         log.extend(["after clear"])
         m.clear()
@@ -428,10 +504,10 @@ def test_search_matches_a_model_through_random_writes_and_searches(path, tmp_pat
             elif action < 0.82:
                 log.clear()
                 entries.clear()
-            elif action < 0.95:  # one slice of the queue, as the background applies it
-                top = engine._drive(sql.sqlite_queue_top(), sql.READ)
-                if top is not None:
-                    engine._drive(sql.sqlite_index_pending(engine.index_slice, top), sql.TXN)
+            elif action < 0.9:  # one slice of indexing, as a search or the background does
+                engine._drive(sql.sqlite_index_namespace("ns", engine.index_slice), sql.TXN)
+            elif action < 0.95:  # one slice of forgetting, as the background does
+                engine._drive(sql.sqlite_forget_queued(engine.index_slice), sql.TXN)
             if rng.random() < 0.1 or step == 799:
                 word = rng.choice(words)
                 hits = m.search(word, limit=1000)
@@ -440,8 +516,6 @@ def test_search_matches_a_model_through_random_writes_and_searches(path, tmp_pat
                 assert {h.seq for h in hits if h.log} == {
                     s for s, w in entries.items() if w == word
                 }, (step, word)
-        if path == "direct":
-            engine._index_pending()
     assert_index_matches_the_rows(tmp_path / "botwire.db")
 
 
@@ -451,59 +525,98 @@ def test_a_small_namespace_is_searched_without_the_index(url, tmp_path):
         m.set("k", "first")
         m.set("k", "second")
         m.log("l").append("third")
-        queued = conn.execute("SELECT count(*) FROM botwire_fts_queue").fetchone()[0]
-        assert queued == 3  # index k; index k again (never indexed: nothing to forget); entry
+        assert lacking(conn) == 2  # a key and an entry, never indexed
         assert [h.key for h in m.search("second")] == ["k"]
         assert [h.log for h in m.search("third")] == ["l"]
         assert m.search("first") == []
-        # the search read the namespace's own rows: the queue waits for the background
-        assert conn.execute("SELECT count(*) FROM botwire_fts_queue").fetchone()[0] == 3
+        # the search read the namespace's own rows: nothing was indexed, nothing queued
+        assert lacking(conn) == 2
+        assert conn.execute("SELECT count(*) FROM botwire_fts_queue").fetchone()[0] == 0
 
 
-def test_writes_only_queue_index_changes_which_a_search_through_the_index_applies(url, tmp_path):
+def test_writes_queue_nothing_and_a_search_through_the_index_indexes_its_namespace(url, tmp_path):
     conn = sqlite3.connect(tmp_path / "botwire.db")
-    with Memory("ns", url=url) as m:
+    queued = "SELECT count(*) FROM botwire_fts_queue"
+    stale = "SELECT stale FROM botwire_kv WHERE key = 'k'"
+    with Memory("ns", url=url) as m, Memory("other", url=url) as other:
         m.engine.search_direct_max = 0
         m.set("k", "first")
-        m.set("k", "second")
+        m.set("k", "second")  # never indexed: nothing kept of "first"
         m.log("l").append("third")
-        assert conn.execute("SELECT count(*) FROM botwire_fts_queue").fetchone()[0] == 3
+        other.set("o", "second")
+        assert conn.execute(queued).fetchone()[0] == 0
+        assert conn.execute(stale).fetchone() == (None,)
         assert [h.key for h in m.search("second")] == ["k"]
-        assert conn.execute("SELECT count(*) FROM botwire_fts_queue").fetchone()[0] == 0
-        m.set("k", "fourth")  # now indexed: its old text is queued to be forgotten
-        assert conn.execute("SELECT count(*) FROM botwire_fts_queue").fetchone()[0] == 2
+        # this namespace is indexed whole; the other one is not touched
+        indexed = "SELECT ns, doc IS NOT NULL FROM botwire_kv ORDER BY ns"
+        assert conn.execute(indexed).fetchall() == [("ns", 1), ("other", 0)]
+        m.set("k", "fourth")  # indexed: the row keeps the text the index holds
+        assert conn.execute(stale).fetchone() == ('k "second"',)
+        assert conn.execute(queued).fetchone()[0] == 0
         assert m.search("second") == [] and [h.key for h in m.search("fourth")] == ["k"]
+        assert conn.execute(stale).fetchone() == (None,)
+        m.delete("k")  # an indexed key deleted: its document is queued to be forgotten
+        assert conn.execute(queued).fetchone()[0] == 1
+        assert m.search("fourth") == []
+        m.log("l").clear()  # an indexed entry too
+        assert conn.execute(queued).fetchone()[0] == 2
+        assert m.search("third") == []
+    assert_index_matches_the_rows(tmp_path / "botwire.db")
 
 
 def test_a_namespace_above_the_limit_is_searched_through_the_index(tmp_path):
     engine = SQLiteEngine(str(tmp_path / "botwire.db"))
     engine.search_direct_max = 10
+    indexed = "SELECT ns, count(doc) FROM botwire_kv GROUP BY ns ORDER BY ns"
     with Memory("ns", engine=engine) as m, Memory("other", engine=engine) as other:
         other.set_many({f"o{i}": "walnut" for i in range(50)})
         m.set_many({f"k{i}": f"walnut {i}" for i in range(8)})
         m.log("l").extend(["walnut cake", "walnut tart"])  # 10 documents: ranked directly
         direct = m.search("walnut", limit=100)
         assert len(direct) == 10
-        queue = "SELECT count(*) FROM botwire_fts_queue"
-        assert engine._connection().execute(queue).fetchone()[0] > 0
-        m.set("k8", "walnut bread")  # 11: through the index, which catches up first
+        assert engine._connection().execute(indexed).fetchall() == [("ns", 0), ("other", 0)]
+        m.set("k8", "walnut bread")  # 11: through the index, which indexes the namespace first
         hits = m.search("walnut", limit=100)
-        assert {(h.key, h.log, h.seq) for h in hits} == {
-            (h.key, h.log, h.seq) for h in direct
-        } | {("k8", None, None)}
-        assert engine._connection().execute(queue).fetchone()[0] == 0
+        assert {(h.key, h.log, h.seq) for h in hits} == {(h.key, h.log, h.seq) for h in direct} | {
+            ("k8", None, None)
+        }
+        assert engine._connection().execute(indexed).fetchall() == [("ns", 9), ("other", 0)]
         assert [h.key for h in m.search("walnut", limit=3)] == [h.key for h in hits[:3]]
 
 
+def test_a_namespace_lacking_many_rows_is_ranked_directly_and_indexed_in_the_background(
+    tmp_path,
+):
+    from botwire.engines.sqlite import INDEX_INLINE
+
+    path = tmp_path / "botwire.db"
+    engine = SQLiteEngine(str(path))
+    engine.search_direct_max, engine.index_slice = 10, 5
+    conn = sqlite3.connect(path)
+    many = INDEX_INLINE * 5 + 20
+    with Memory("ns", engine=engine) as m:
+        m.set_many({f"k{i}": f"hazel {i}" for i in range(many)})  # say, imported
+        assert len(m.search("hazel", limit=1000)) == many  # answered at once, in full
+        deadline = time.monotonic() + 20
+        while lacking(conn) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert lacking(conn) == 0  # the background indexed the rest
+        m.set("k0", "chestnut")
+        assert [h.key for h in m.search("chestnut")] == ["k0"]
+        assert len(m.search("hazel", limit=1000)) == many - 1
+    assert_index_matches_the_rows(path)
+
+
 class _RecordingGate:
-    """The engine's write gate, recording how many queued index changes each hold applied."""
+    """The engine's write gate, recording how much index work (rows indexed, documents
+    forgotten) each hold did."""
 
     def __init__(self, gate, path) -> None:
         self.gate, self.removed = gate, []
         self.conn = sqlite3.connect(path)
 
     def queued(self) -> int:
-        return self.conn.execute("SELECT count(*) FROM botwire_fts_queue").fetchone()[0]
+        return lacking(self.conn)
 
     def __call__(self, timeout):
         from contextlib import contextmanager
@@ -527,20 +640,22 @@ def test_background_indexing_holds_the_gate_for_one_slice_at_a_time(tmp_path):
     engine.index_slice = 50
     with Memory("ns", engine=engine) as m:
         m.set_many({f"k{i}": f"apple {i}" for i in range(400)})
-        engine._checkpoint()  # indexed: overwriting a key now queues forget + index
+        engine._catch_up("ns")  # as a search through the index does: the background keeps it
         m.log("l").extend([f"pear {i}" for i in range(300)])
         m.set_many({f"k{i}": f"plum {i}" for i in range(0, 400, 4)})
         m.set_many({f"n{i}": f"apple {i}" for i in range(100)})
+        for i in range(1, 400, 40):
+            m.delete(f"k{i}")
         gate = engine._gate = _RecordingGate(engine._gate, path)
         queued = gate.queued()
-        assert queued == 300 + 2 * 100 + 100
+        assert queued == 300 + 100 + 100 + 10
         engine._checkpoint()  # what the background thread runs every CHECKPOINT_EVERY writes
         assert gate.queued() == 0
         assert sum(gate.removed) == queued
         assert max(gate.removed) <= 50  # the gate was let go after every slice
         assert len(gate.removed) >= queued // 50
         engine.search_direct_max = 0
-        assert len(m.search("apple", limit=1000)) == 400
+        assert len(m.search("apple", limit=1000)) == 390
         assert len(m.search("plum", limit=1000)) == 100
         assert len(m.search("pear", limit=1000)) == 300
     assert_index_matches_the_rows(path)
@@ -559,7 +674,7 @@ def test_index_segments_are_merged_in_small_steps_by_the_background(tmp_path):
         conn = sqlite3.connect(path)
         config = "SELECT v FROM botwire_kv_fts_config WHERE k = 'automerge'"
         assert conn.execute(config).fetchone() == (0,)  # FTS5 never merges inside a write
-        engine._index_pending()
+        engine._catch_up("ns")
         before = segments()
         assert before == 10
         gate = engine._gate = _RecordingGate(engine._gate, path)
@@ -577,12 +692,15 @@ def test_a_long_queue_left_behind_is_applied_in_the_background_when_an_engine_op
     path = tmp_path / "botwire.db"
     with Memory("ns", url=f"sqlite:///{path}") as m:
         m.set_many({f"k{i}": f"fig {i}" for i in range(CHECKPOINT_EVERY + 10)})  # one write
+        m.engine._catch_up("ns")
+        m.clear()  # indexed keys deleted: each document is queued to be forgotten
     conn = sqlite3.connect(path)
     queue = "SELECT count(*) FROM botwire_fts_queue"
     assert conn.execute(queue).fetchone()[0] == CHECKPOINT_EVERY + 10
     with Memory("ns", url=f"sqlite:///{path}") as m:
-        assert m.get("k0") == "fig 0"
+        assert m.get("k0") is None
         deadline = time.monotonic() + 20
         while conn.execute(queue).fetchone()[0] and time.monotonic() < deadline:
             time.sleep(0.05)
         assert conn.execute(queue).fetchone()[0] == 0
+    assert_index_matches_the_rows(path)

@@ -624,17 +624,18 @@ def sqlite_search_direct(
     terms: tuple[str, ...],
     limit: int,
     now: float,
-    most: int = SEARCH_DIRECT_MAX,
+    most: int | None = SEARCH_DIRECT_MAX,
     internal: bool = False,
 ) -> Handler:
     """Rank a namespace of at most ``most`` documents without the shared index: its keys and
     entries go into the scratch index (``SQLITE_SCRATCH``), which bm25 then ranks against the
-    namespace alone. Returns hit rows, or ``None`` when the namespace is larger.
+    namespace alone. Returns hit rows, or ``None`` when the namespace is larger (``most=None``:
+    any size).
 
     Run it inside a transaction that is rolled back afterwards: the rollback empties the
     scratch index and the reads share one snapshot."""
-    docs = yield Stmt(_ns_docs(not internal), (ns, now, ns, most + 1))
-    if len(docs) > most:
+    docs = yield Stmt(_ns_docs(not internal), (ns, now, ns, -1 if most is None else most + 1))
+    if most is not None and len(docs) > most:
         return None
     if not docs:
         return []
@@ -655,7 +656,7 @@ def sqlite_search_direct(
 def sqlite_search(
     ns: str, terms: tuple[str, ...], limit: int, now: float, internal: bool = False
 ) -> Stmt:
-    """Search a large namespace through the FTS5 indexes (apply the queue first).
+    """Search a large namespace through the FTS5 indexes (index what it lacks first).
 
     The FTS5 table drives each join (``CROSS JOIN`` keeps that order): with the namespace's
     rows outside, SQLite would run the ``MATCH`` once per row, working out bm25's statistics
@@ -669,7 +670,8 @@ def sqlite_search(
         "SELECT k.key AS key, NULL AS log, NULL AS seq, k.value AS value, k.updated_at AS ts, "
         "-bm25(botwire_kv_fts, 0.0, 1.0) AS score FROM botwire_kv_fts f "
         "CROSS JOIN botwire_kv k ON k.doc = f.rowid "
-        "WHERE botwire_kv_fts MATCH ? AND k.ns = ? AND (k.expires_at IS NULL OR k.expires_at > ?)"
+        "WHERE botwire_kv_fts MATCH ? AND k.ns = ? AND k.stale IS NULL "
+        "AND (k.expires_at IS NULL OR k.expires_at > ?)"
         f"{_visible('k.key', not internal)} UNION ALL "
         "SELECT NULL, l.name, e.seq, e.value, e.ts, -bm25(botwire_entries_fts, 0.0, 1.0) "
         "FROM botwire_entries_fts f "
@@ -681,76 +683,108 @@ def sqlite_search(
     )
 
 
-def sqlite_queue_top() -> Handler:
-    """The newest queued search-index change (``None``: the queue is empty)."""
-    rows = yield Stmt("SELECT max(id) FROM botwire_fts_queue")
-    return rows[0][0]
-
-
-# A key's document is indexed while the FTS5 table holds its rowid (a rowid lookup).
-_INDEXED = "EXISTS (SELECT 1 FROM botwire_kv_fts WHERE rowid = {doc})"
-
-
-def sqlite_index_pending(most: int, upto: int) -> Handler:
-    """Apply the oldest ``most`` queued search-index changes (none above ``upto``), in the
-    caller's write transaction. Returns the last change applied, or ``None`` when none was left.
-
-    Each statement gives FTS5 its rowids in ascending order: a smaller rowid than the last one
-    makes FTS5 write out its pending changes as a new segment, and merging many small segments
-    once took a slice from ~3 ms to 20-50 ms.
-
-    Slices may be applied with writes in between. Documents are named by rowid: a key keeps its
-    doc until a slice gives it a new one. The first forget row of a doc holds the text it was
-    indexed with; a doc is forgotten only while the index still holds it, so the later forget
-    rows of the same doc (texts that never reached the index) are skipped. A queued key is
-    indexed again under a new rowid, above any given before, unless its doc is still in the
-    index: then no forget row came before it, so the indexed text is current.
-    """
+def sqlite_pending(ns: str) -> Handler:
+    """Whether the index lacks any of ``ns``'s keys or entries (never indexed, or changed)."""
     rows = yield Stmt(
-        "SELECT max(id) FROM (SELECT id FROM botwire_fts_queue WHERE id <= ? ORDER BY id LIMIT ?)",
-        (upto, most),
+        "SELECT EXISTS (SELECT 1 FROM botwire_kv WHERE ns = ? AND (doc IS NULL "
+        "OR stale IS NOT NULL)) OR EXISTS (SELECT 1 FROM botwire_logs WHERE ns = ? "
+        "AND last_seq > indexed_seq)",
+        (ns, ns),
     )
-    last = rows[0][0]
-    if last is None:
-        return None
-    q = "FROM botwire_fts_queue WHERE id <= ?"
-    yield Stmt(
-        "INSERT INTO botwire_kv_fts (botwire_kv_fts, rowid, ns, body) "
-        "SELECT 'delete', doc, ns, body FROM botwire_fts_queue WHERE id IN (SELECT min(id) "
-        f"{q} AND doc IS NOT NULL GROUP BY doc) AND {_INDEXED.format(doc='doc')} ORDER BY doc",
-        (last,),
+    return bool(rows[0][0])
+
+
+def sqlite_index_namespace(ns: str, most: int) -> Handler:
+    """Index up to ``most`` of the keys and entries of ``ns`` that the index lacks, in the
+    caller's write transaction. Returns how many (fewer than ``most``: none are left).
+
+    A key without a doc is indexed under a new one; a key whose ``stale`` is set is first
+    forgotten with that text (what the index holds for its doc). Entries above a log's
+    ``indexed_seq`` are indexed in order. FTS5 is given ascending rowids: deletes (old docs),
+    then new docs, above every doc given before; a smaller rowid than the last one makes it
+    write out its pending changes as a new segment."""
+    keys = yield Stmt(
+        "SELECT key, doc, stale, key || ' ' || value FROM botwire_kv "
+        "WHERE ns = ? AND (doc IS NULL OR stale IS NOT NULL) LIMIT ?",
+        (ns, most),
     )
-    yield Stmt(
-        "INSERT INTO botwire_entries_fts (botwire_entries_fts, rowid, ns, body) "
-        f"SELECT 'delete', log_id * {ENTRY_DOC} + seq, ns, body {q} AND body IS NOT NULL "
-        "AND log_id IS NOT NULL ORDER BY log_id, seq", (last,)
-    )
-    yield Stmt(
-        "INSERT INTO botwire_entries_fts (rowid, ns, body) "
-        f"SELECT q.log_id * {ENTRY_DOC} + q.seq, l.ns, e.value FROM botwire_fts_queue q "
-        "JOIN botwire_entries e ON e.log_id = q.log_id AND e.seq = q.seq "
-        "JOIN botwire_logs l ON l.id = q.log_id WHERE q.id <= ? AND q.body IS NULL "
-        "ORDER BY q.log_id, q.seq", (last,)
-    )
-    rows = yield Stmt("SELECT doc FROM botwire_fts_next")
-    base = rows[0][0]
-    added = yield Stmt(
-        "UPDATE botwire_kv SET doc = ? + m.n FROM (SELECT k.ns, k.key, row_number() OVER () AS n "
-        f"FROM (SELECT DISTINCT ns, key {q} AND key IS NOT NULL) AS d "
-        "JOIN botwire_kv k ON k.ns = d.ns AND k.key = d.key "  # numbers 1..added
-        f"WHERE k.doc IS NULL OR NOT {_INDEXED.format(doc='k.doc')}) AS m "
-        "WHERE botwire_kv.ns = m.ns AND botwire_kv.key = m.key",
-        (base, last),
-    )
-    if added:
+    if keys:
+        old = sorted((doc, ns, stale) for _, doc, stale, _ in keys if doc is not None)
+        if old:
+            yield Stmt(
+                "INSERT INTO botwire_kv_fts (botwire_kv_fts, rowid, ns, body) "
+                "VALUES ('delete', ?, ?, ?)",
+                old,
+                many=True,
+            )
+        base = (yield Stmt("SELECT doc FROM botwire_fts_next"))[0][0]
+        docs = [(base + n, key, body) for n, (key, _, _, body) in enumerate(keys, 1)]
         yield Stmt(
-            "INSERT INTO botwire_kv_fts (rowid, ns, body) "
-            "SELECT doc, ns, key || ' ' || value FROM botwire_kv WHERE doc > ? ORDER BY doc",
-            (base,),
+            "INSERT INTO botwire_kv_fts (rowid, ns, body) VALUES (?, ?, ?)",
+            [(doc, ns, body) for doc, _, body in docs],
+            many=True,
         )
-        yield Stmt("UPDATE botwire_fts_next SET doc = ?", (base + added,))
-    yield Stmt("DELETE FROM botwire_fts_queue WHERE id <= ?", (last,))
-    return last
+        yield Stmt(
+            "UPDATE botwire_kv SET doc = ?, stale = NULL WHERE ns = ? AND key = ?",
+            [(doc, ns, key) for doc, key, _ in docs],
+            many=True,
+        )
+        yield Stmt("UPDATE botwire_fts_next SET doc = ?", (base + len(keys),))
+    done = len(keys)
+    if done < most:
+        logs = yield Stmt(
+            "SELECT id, indexed_seq, last_seq FROM botwire_logs "
+            "WHERE ns = ? AND last_seq > indexed_seq ORDER BY id",
+            (ns,),
+        )
+        for log_id, indexed, last in logs:
+            left = most - done
+            if left <= 0:
+                break
+            entries = yield Stmt(
+                "SELECT seq, value FROM botwire_entries "
+                f"WHERE log_id = ? AND seq > ? AND seq < {ENTRY_DOC} ORDER BY seq LIMIT ?",
+                (log_id, indexed, left),
+            )
+            if entries:
+                yield Stmt(
+                    "INSERT INTO botwire_entries_fts (rowid, ns, body) VALUES (?, ?, ?)",
+                    [(log_id * ENTRY_DOC + seq, ns, value) for seq, value in entries],
+                    many=True,
+                )
+            upto = entries[-1][0] if len(entries) == left else last  # fewer: the log is done
+            yield Stmt("UPDATE botwire_logs SET indexed_seq = ? WHERE id = ?", (upto, log_id))
+            done += len(entries)
+    return done
+
+
+def sqlite_forget_queued(most: int) -> Handler:
+    """Forget the oldest ``most`` queued documents (keys and entries deleted after they were
+    indexed), in the caller's write transaction. Returns how many.
+
+    Until then they are only dead weight: a search joins each document to its row, and a
+    deleted row's doc or (log, seq) is never given again."""
+    rows = yield Stmt(
+        "SELECT id, ns, doc, log_id, seq, body FROM botwire_fts_queue ORDER BY id LIMIT ?",
+        (most,),
+    )
+    if not rows:
+        return 0
+    keys = sorted((doc, ns, body) for _, ns, doc, log_id, _, body in rows if log_id is None)
+    entries = sorted(
+        (log_id * ENTRY_DOC + seq, ns, body)
+        for _, ns, _, log_id, seq, body in rows
+        if log_id is not None
+    )
+    for table, docs in (("botwire_kv_fts", keys), ("botwire_entries_fts", entries)):
+        if docs:
+            yield Stmt(
+                f"INSERT INTO {table} ({table}, rowid, ns, body) VALUES ('delete', ?, ?, ?)",
+                docs,
+                many=True,
+            )
+    yield Stmt("DELETE FROM botwire_fts_queue WHERE id <= ?", (rows[-1][0],))
+    return len(rows)
 
 
 def postgres_search(

@@ -10,10 +10,13 @@
   tries. Transactions are ``BEGIN IMMEDIATE``; waiting longer than ``?timeout=`` seconds
   (default 30) for another writer is ``StorageUnavailable``.
 - WAL checkpoints run on a background thread every 1000 writes, never inside a write; so does
-  the search index's catch-up, a slice of queued changes (then a step of FTS5 segment merging)
-  per write transaction, so that writers never wait long for the gate.
+  the search index's upkeep (forgetting deleted documents, indexing the large namespaces
+  searched here, merging FTS5 segments), a slice per write transaction, so that writers never
+  wait long for the gate.
 - Keyword search ranks a small namespace directly, without the shared index (see
-  ``sql.sqlite_search_direct``), and a large one through the FTS5 indexes.
+  ``sql.sqlite_search_direct``), and a large one through the FTS5 indexes, which a search
+  brings up to date for its namespace first. Writers add nothing for the index: what it lacks
+  is read from the rows (migration 6, ``_INDEX_ON_DEMAND``).
 - Async calls: a point read, or a one-statement write when the gate is free, runs at once
   (microseconds, less than a thread hop); other reads run in a worker thread, other writes
   queue on one writer thread per engine (sqlite3 has no async I/O).
@@ -70,7 +73,9 @@ def _is_point_read(op: Op) -> bool:
     return isinstance(op, (ops.FindKey, ops.LogCount))
 
 CHECKPOINT_EVERY = 1000  # writes between background WAL checkpoints, per engine
-INDEX_SLICE = 64  # queued search-index changes applied per write transaction (~45 us each)
+INDEX_SLICE = 64  # rows indexed (or forgotten) per write transaction (~45 us each)
+INDEX_INLINE = 8  # slices a search indexes itself; a namespace lacking more is ranked directly
+LARGE_REMEMBERED = 1024  # large namespaces the background keeps indexed, per engine
 INDEX_MERGE_PAGES = 16  # FTS5 merge work per write transaction (pages; ~1-5 ms)
 _FTS = "content='', tokenize='porter unicode61'"
 _FTS_TABLES = ("botwire_kv_fts", "botwire_entries_fts")
@@ -86,6 +91,51 @@ _PENDING_ENTRY = (
     "AND body IS NULL"
 )
 
+# 6: writers queue nothing. What the index lacks is read from the rows themselves: a key with
+# no ``doc`` was never indexed, one with ``stale`` changed since (``stale`` is the text the index
+# holds for its doc, kept by a trigger that runs only for indexed keys), and a log's entries
+# above ``indexed_seq`` are not indexed yet. Searches index a large namespace's rows on demand
+# (``sql.sqlite_index_namespace``); the queue keeps only documents to forget (keys and entries
+# deleted after they were indexed). A queue row per write cost each write a second B-tree page.
+_QUEUED_KEY = "(ns, key) IN (SELECT ns, key FROM botwire_fts_queue WHERE key IS NOT NULL)"
+_QUEUED_DOC = "doc IN (SELECT doc FROM botwire_fts_queue WHERE doc IS NOT NULL AND log_id IS NULL)"
+_IN_KV_FTS = "EXISTS (SELECT 1 FROM botwire_kv_fts WHERE rowid = {})"
+_INDEX_ON_DEMAND = (
+    "ALTER TABLE botwire_kv ADD COLUMN stale TEXT",
+    "ALTER TABLE botwire_logs ADD COLUMN indexed_seq INTEGER NOT NULL DEFAULT 0",
+    # The queue so far, said in the new terms. A queued key whose doc was forgotten already
+    # (the slice that would index it again had not run) is not in the index.
+    f"UPDATE botwire_kv SET doc = NULL WHERE doc IS NOT NULL AND ({_QUEUED_KEY} OR {_QUEUED_DOC}) "
+    f"AND NOT {_IN_KV_FTS.format('botwire_kv.doc')}",
+    # An indexed key changed since: the index holds the text of its doc's first forget row.
+    "UPDATE botwire_kv SET stale = (SELECT body FROM botwire_fts_queue q WHERE q.doc = "
+    f"botwire_kv.doc AND q.log_id IS NULL ORDER BY q.id LIMIT 1) WHERE {_QUEUED_DOC}",
+    # Entries are queued in the order they are appended: what a log has queued is its newest.
+    "UPDATE botwire_logs SET indexed_seq = COALESCE((SELECT min(q.seq) - 1 FROM "
+    "botwire_fts_queue q WHERE q.log_id = botwire_logs.id AND q.body IS NULL), last_seq)",
+    # Left: the first forget row of each indexed doc no key holds any more, and forgotten entries.
+    "DELETE FROM botwire_fts_queue WHERE key IS NOT NULL OR (log_id IS NOT NULL AND body IS NULL) "
+    "OR (log_id IS NULL AND (doc IN (SELECT doc FROM botwire_kv WHERE doc IS NOT NULL) "
+    f"OR NOT {_IN_KV_FTS.format('botwire_fts_queue.doc')} OR id NOT IN (SELECT min(id) FROM "
+    "botwire_fts_queue WHERE log_id IS NULL GROUP BY doc)))",
+    *(
+        f"DROP TRIGGER {t}"
+        for t in ("botwire_kv_ai", "botwire_kv_au", "botwire_kv_ad", "botwire_entries_ai")
+    ),
+    "DROP TRIGGER botwire_entries_ad",
+    "DROP INDEX botwire_fts_queue_entry",
+    "CREATE TRIGGER botwire_kv_stale AFTER UPDATE OF value ON botwire_kv "
+    "WHEN OLD.doc IS NOT NULL AND OLD.stale IS NULL BEGIN UPDATE botwire_kv "
+    "SET stale = OLD.key || ' ' || OLD.value WHERE ns = OLD.ns AND key = OLD.key; END",
+    "CREATE TRIGGER botwire_kv_forget AFTER DELETE ON botwire_kv WHEN OLD.doc IS NOT NULL BEGIN "
+    "INSERT INTO botwire_fts_queue (ns, doc, body) "
+    "VALUES (OLD.ns, OLD.doc, COALESCE(OLD.stale, OLD.key || ' ' || OLD.value)); END",
+    "CREATE TRIGGER botwire_entries_forget AFTER DELETE ON botwire_entries "
+    f"WHEN OLD.seq < {sql.ENTRY_DOC} "
+    "AND OLD.seq <= (SELECT indexed_seq FROM botwire_logs WHERE id = OLD.log_id) BEGIN "
+    "INSERT INTO botwire_fts_queue (ns, log_id, seq, body) "
+    "SELECT ns, OLD.log_id, OLD.seq, OLD.value FROM botwire_logs WHERE id = OLD.log_id; END",
+)
 
 _MIGRATIONS: list[tuple[str, ...]] = [
     (
@@ -154,6 +204,7 @@ _MIGRATIONS: list[tuple[str, ...]] = [
     (  # 5: when the server last saw each API key used (``TouchKey``); NULL: never
         "ALTER TABLE botwire_api_keys ADD COLUMN last_used_at REAL",
     ),
+    _INDEX_ON_DEMAND,
 ]
 SCHEMA_VERSION = len(_MIGRATIONS)  # the newest schema this code knows (PRAGMA user_version)
 log = logging.getLogger(__name__)
@@ -194,6 +245,7 @@ class SQLiteEngine:
         self._pools_pid = os.getpid()
         self._writes = 0
         self.index_slice = INDEX_SLICE
+        self._large: dict[str, None] = {}  # namespaces searched through the index, oldest first
         self.search_direct_max = sql.SEARCH_DIRECT_MAX
 
     def execute(self, op: Op, *, wait: bool = True) -> Any:
@@ -246,40 +298,71 @@ class SQLiteEngine:
             log.debug("WAL checkpoint skipped: %s", exc)
 
     def _search(self, op: ops.Search, wait: bool) -> list[ops.Hit]:
-        """A small namespace is ranked directly; a large one through the FTS5 indexes, after
-        the queued index changes are applied."""
+        """A small namespace is ranked directly. A large one through the FTS5 indexes, once
+        they hold all of its rows; when it lacks more than ``INDEX_INLINE`` slices of them
+        (a namespace that just grew, or was imported) this search ranks it directly and the
+        background indexes it."""
         if not op.terms:
             return []
         conn, now = self._connection(), time.time()
-        run = partial(_run, conn)
-        rows = self._search_direct(conn, op, now)
+        rows = self._search_direct(conn, op, now, self.search_direct_max)
         if rows is None:
-            self._index_pending(wait)
-            rows = run(sql.sqlite_search(op.ns, op.terms, op.limit, now, op.internal))
+            if self._catch_up(op.ns, wait, INDEX_INLINE):
+                rows = _run(conn, sql.sqlite_search(op.ns, op.terms, op.limit, now, op.internal))
+            else:
+                rows = self._search_direct(conn, op, now, None)
+                self._index_later()
         return [ops.Hit(*r) for r in rows]
 
-    def _search_direct(self, conn: sqlite3.Connection, op: ops.Search, now: float) -> Any:
+    def _search_direct(
+        self, conn: sqlite3.Connection, op: ops.Search, now: float, most: int | None
+    ) -> Any:
         if getattr(self._local, "scratch", None) is not conn:
             conn.execute(sql.SQLITE_SCRATCH)
             self._local.scratch = conn
-        handler = sql.sqlite_search_direct(
-            op.ns, op.terms, op.limit, now, self.search_direct_max, op.internal
-        )
+        handler = sql.sqlite_search_direct(op.ns, op.terms, op.limit, now, most, op.internal)
         conn.execute("BEGIN")  # one snapshot; the rollback empties the scratch index
         try:
             return sql.drive(handler, partial(_run, conn))
         finally:
             conn.execute("ROLLBACK")
 
+    def _catch_up(self, ns: str, wait: bool = True, slices: int = 1_000_000) -> bool:
+        """Index what the index lacks of ``ns``, ``index_slice`` rows per write transaction
+        (other writers get the gate between slices), at most ``slices`` of them. Returns
+        whether the index now holds the whole namespace. Remembers ``ns`` as one the index
+        serves, which the background keeps indexed."""
+        with self._lock:
+            self._large.pop(ns, None)
+            self._large[ns] = None
+            while len(self._large) > LARGE_REMEMBERED:
+                del self._large[next(iter(self._large))]
+        if not self._drive(sql.sqlite_pending(ns), sql.READ):
+            return True
+        for _ in range(slices):
+            if self._closed:
+                return False
+            done = self._drive(sql.sqlite_index_namespace(ns, self.index_slice), sql.TXN, wait)
+            if done < self.index_slice:
+                return True
+        return False
+
     def _index_pending(self, wait: bool = True) -> None:
-        """Apply the queued search-index changes that exist now, ``index_slice`` per write
-        transaction: other writers get the gate between slices, so none waits for more than
-        one slice (a few ms). Stops early when the engine closes."""
-        top = self._drive(sql.sqlite_queue_top(), sql.READ)
-        while top is not None and not self._closed:
-            last = self._drive(sql.sqlite_index_pending(self.index_slice, top), sql.TXN, wait)
-            if last is None or last >= top:
+        """Forget the queued documents, then index what the large namespaces searched here
+        lack, ``index_slice`` per write transaction. Stops early when the engine closes."""
+        while not self._closed:
+            if self._drive(sql.sqlite_forget_queued(self.index_slice), sql.TXN, wait) < (
+                self.index_slice
+            ):
+                break
+        for ns in list(self._large):
+            if self._closed:
                 return
+            self._catch_up(ns, wait)
+
+    def _index_later(self) -> None:
+        with suppress(RuntimeError, StorageUnavailable):
+            self._background().submit(self._checkpoint)
 
     def _merge_index(self) -> None:
         """Merge the FTS5 indexes' segments (each slice of the queue adds one) in steps of
@@ -475,12 +558,12 @@ class SQLiteEngine:
         return conn
 
     def _catch_up_later(self, conn: sqlite3.Connection) -> None:
-        """Short-lived processes may leave queued index changes behind (the background applies
-        them every ``CHECKPOINT_EVERY`` writes): a long queue is applied in the background."""
+        """Short-lived processes may leave queued documents to forget behind (the background
+        forgets them every ``CHECKPOINT_EVERY`` writes): a long queue is applied in the
+        background."""
         lo, hi = conn.execute("SELECT min(id), max(id) FROM botwire_fts_queue").fetchone()
         if lo is not None and hi - lo >= CHECKPOINT_EVERY:
-            with suppress(RuntimeError, StorageUnavailable):
-                self._background().submit(self._checkpoint)
+            self._index_later()
 
 
 def _create_private(path: str, make_folder: bool) -> None:
