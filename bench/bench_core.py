@@ -1058,7 +1058,7 @@ def render(runner: Runner, meta: dict[str, Any]) -> str:
             "`SELECT v ... WHERE k = ?` and `json.loads`); the floor of the PostgreSQL rows is "
             "botwire-postgres's own `set`.\n"
         )
-        w("| row | botwire p50 | floor | floor p50 | ratio | per rep | goal | verdict |")
+        w("| row | botwire p50 (us) | floor | floor p50 (us) | ratio | per rep | goal | verdict |")
         w("|---|---:|---|---:|---:|---|---:|---|")
         for g in goals:
             w(
@@ -1127,12 +1127,17 @@ def evaluate_goals(runner: Runner) -> list[dict[str, Any]]:
             sb = cb.median() if cb else None
             sf = cf.median() if cf else None
             if sb:
-                g["botwire_p50"], g["botwire_p50_us"] = f"{fmt_us(sb.p50)} us", sb.p50
+                g["botwire_p50"], g["botwire_p50_us"] = fmt_us(sb.p50), sb.p50
             if sf:
-                g["floor_p50"], g["floor_p50_us"] = f"{fmt_us(sf.p50)} us", sf.p50
+                g["floor_p50"], g["floor_p50_us"] = fmt_us(sf.p50), sf.p50
             if not (sb and sf):
                 why = [c.error for c in (cb, cf) if c and c.error]
-                g["verdict"] = "n/a (" + (_short(why[0]) if why else "not measured") + ")"
+                if not why:
+                    slow = [n for n in dict.fromkeys((subj, fsubj)) if n in runner.too_slow]
+                    why = [f"{n} not measured at {title}: loading was over budget" for n in slow]
+                if not why:
+                    why = [f"{n}: {runner.dead[n]}" for n in (subj, fsubj) if n in runner.dead]
+                g["verdict"] = "n/a (" + (_short(why[0], 90) if why else "not measured") + ")"
                 continue
             ratio = sb.p50 / sf.p50
             g["ratio"] = fmt_ratio(ratio)
