@@ -84,6 +84,7 @@ _INTO = "INSERT INTO botwire_kv (ns, key, value, version, created_at, updated_at
 _ON_CONFLICT = " ON CONFLICT (ns, key) DO UPDATE SET "
 _INSERT = f"{_INTO} VALUES {_ROW}{_ON_CONFLICT}"
 _UPSERT = _INSERT + _SET
+_UPSERT_ONE = _UPSERT + " RETURNING version"
 # Only replaces a row that has expired: "set if absent".
 _CREATE = _INSERT + _SET + " WHERE botwire_kv.expires_at IS NOT NULL AND botwire_kv.expires_at <= ?"
 _REPLACE = (
@@ -146,6 +147,17 @@ def handle(op: ops.Op, now: float, postgres: bool = False) -> tuple[Handler, int
     return handler(op, now), mode
 
 
+GET_ONE = _GET_ONE  # one key's value: (ns, key, now); the SQLite engine runs it directly
+
+
+def upsert_one(op: ops.Put, now: float) -> tuple[str, tuple[Any, ...]]:
+    """The statement of a one-item ``Put`` without ``if_version``: one row, ``RETURNING
+    version``. The handler yields it; the SQLite engine runs it directly (its hot path)."""
+    ((key, text),) = op.items
+    expires = None if op.ttl is None else now + op.ttl
+    return _UPSERT_ONE, (op.ns, key, text, op.ns, now, now, expires, _size(text))
+
+
 def get(op: ops.Get, now: float) -> Handler:
     if len(op.keys) == 1:
         rows = yield Stmt(_GET_ONE, (op.ns, op.keys[0], now))
@@ -178,11 +190,7 @@ def put(op: ops.Put, now: float) -> Handler:
         ((key, text),) = op.items
         return [(yield from _put_if(op.ns, key, text, expires, op.if_version, now))]
     if len(op.items) == 1:
-        ((key, text),) = op.items
-        rows = yield Stmt(
-            _UPSERT + " RETURNING version",
-            (op.ns, key, text, op.ns, now, now, expires, _size(text)),
-        )
+        rows = yield Stmt(*upsert_one(op, now))
         return [rows[0][0]]
     items = sorted(op.items)  # lock order: by key
     found: dict[str, int] = {}

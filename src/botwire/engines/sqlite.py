@@ -250,16 +250,38 @@ class SQLiteEngine:
 
     def execute(self, op: Op, *, wait: bool = True) -> Any:
         """Run ``op``. ``wait=False``: raise ``GateBusy`` rather than wait for another writer."""
-        handler, mode = sql.handle(op, time.time())
+        kind = type(op)
         try:
-            if type(op) is ops.Search:
-                return self._search(op, wait)
+            if kind is ops.Get and len(op.keys) == 1:  # type: ignore[union-attr]
+                return self._get_one(op)  # type: ignore[arg-type]
+            if kind is ops.Put and len(op.items) == 1 and op.if_version is None:  # type: ignore[union-attr]
+                return self._put_one(op, wait)  # type: ignore[arg-type]
+            if kind is ops.Search:
+                return self._search(op, wait)  # type: ignore[arg-type]
+            handler, mode = sql.handle(op, time.time())
             result = self._drive(handler, mode, wait)
         except sqlite3.Error as exc:
             raise StorageUnavailable(f"SQLite: {exc}") from exc
         if mode:
             self._after_writes(1, wait)
         return result
+
+    # The two hottest ops run their one statement directly: the handler's generator, ``Stmt``
+    # and the context managers cost about as much as the statement itself (BENCHMARKS.md).
+    def _get_one(self, op: ops.Get) -> list[str | None]:
+        row = self._connection().execute(sql.GET_ONE, (op.ns, op.keys[0], time.time())).fetchone()
+        return [None if row is None else row[0]]
+
+    def _put_one(self, op: ops.Put, wait: bool) -> list[int]:
+        statement, params = sql.upsert_one(op, time.time())
+        conn, gate = self._connection(), self._gate
+        held = gate.enter(self.timeout if wait else None)
+        try:
+            version = conn.execute(statement, params).fetchone()[0]
+        finally:
+            gate.leave(held)
+        self._after_writes(1, wait)
+        return [version]
 
     def _after_writes(self, n: int, wait: bool) -> None:
         """Every so many writes: purge expired keys, and checkpoint the WAL in the background."""
@@ -630,6 +652,14 @@ class _WriteGate:
     @contextmanager
     def __call__(self, timeout: float | None) -> Iterator[None]:
         """Hold the gate; ``timeout=None``: only if it is free now, else ``GateBusy``."""
+        held = self.enter(timeout)
+        try:
+            yield
+        finally:
+            self.leave(held)
+
+    def enter(self, timeout: float | None) -> tuple[threading.Lock, int]:
+        """Take the gate (as ``__call__``); give what it returns to ``leave``."""
         lock, fd, waiters = self._ready()
         if timeout is None:
             if not lock.acquire(blocking=False):
@@ -637,13 +667,18 @@ class _WriteGate:
         elif not lock.acquire(timeout=timeout):
             raise sqlite3.OperationalError("database is locked (by another thread)")
         try:
-            locked = fd >= 0 and _flock(fd, waiters, timeout)
-            try:
-                yield
-            finally:
-                if locked:
-                    with suppress(OSError):  # closed meanwhile by close(): already unlocked
-                        fcntl.flock(fd, fcntl.LOCK_UN)
+            return lock, (fd if fd >= 0 and _flock(fd, waiters, timeout) else -1)
+        except BaseException:
+            lock.release()
+            raise
+
+    @staticmethod
+    def leave(held: tuple[threading.Lock, int]) -> None:
+        lock, fd = held
+        try:
+            if fd >= 0:
+                with suppress(OSError):  # closed meanwhile by close(): already unlocked
+                    fcntl.flock(fd, fcntl.LOCK_UN)
         finally:
             lock.release()
 
