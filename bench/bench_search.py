@@ -3,8 +3,7 @@
 
 Run with ``.venv/bin/python bench/bench_search.py [--quick] [--no-postgres] [--output PATH]``; see
 ``--help``. Prints a markdown report on stdout (and writes it to ``--output``); progress goes to
-stderr. A full run takes about 7 minutes (12 on botwire 0.3.0, whose searches of large
-namespaces took up to a second each), ``--quick`` about two.
+stderr. A full run takes about 12 minutes on a shared 2-core machine, ``--quick`` about three.
 
 Data: N callers (namespaces named by phone number, default 10k, ``--quick`` 1k). Each caller has
 20 facts (keys like ``delivery_address`` or ``last_order``, short text values drawn from a small
@@ -13,27 +12,39 @@ vocabulary, plus two rare words: a surname and a pet's name) and a ``calls`` log
 facts and ``extend`` of the log, many callers at a time).
 
 1. Write cost of the index. ``Memory.set`` (overwrite of an existing fact with a ~100-byte text)
-   and ``Log.append`` (a ~100-byte entry) on:
+   and ``Log.append`` (a ~100-byte entry) in (a) a caller's namespace (small: ranked directly,
+   never indexed) and (b) a namespace of a few thousand keys that searches keep indexed (SQLite
+   only): the first overwrite of a key since it was indexed (a trigger stashes the text the
+   index holds for it), a later overwrite of the same key (nothing to stash), and an append.
+   Subjects:
 
    * botwire-sqlite: the database above, with its search index;
-   * botwire-sqlite (no index): a copy of the same file (SQLite backup API) on which the five
-     triggers that feed the FTS5 index (``botwire_kv_ai`` ... ``botwire_entries_ad``) were
-     dropped with the stdlib ``sqlite3`` module. The copy is already at the newest schema
-     version, so the engine does not recreate them;
+   * botwire-sqlite (no index): a copy of the same file (SQLite backup API) on which every
+     trigger (those that keep the index's bookkeeping: ``botwire_kv_stale``,
+     ``botwire_kv_forget``, ``botwire_entries_forget``) was dropped with the stdlib ``sqlite3``
+     module. The copy is already at the newest schema version, so the engine does not
+     recreate them;
    * diskcache: ``Cache.set(ns + "/" + key, json.dumps(value))`` and
      ``Cache.push(json.dumps(entry), prefix=ns + "/calls")``, loaded with the same data;
    * botwire-postgres and botwire-postgres (no index), when PostgreSQL is reachable: a private
      schema loaded like the SQLite file, and a second private schema holding a copy of its rows
      in which the generated ``tsv`` columns (and so their GIN indexes) were dropped.
 
-   Every subject gets the same writes (same caller, key and value) in the same order.
+   Every subject gets the same writes (same namespace, key and value) in the same order. Before
+   each repetition of (b) the namespace is indexed again (the engine's own statements,
+   ``sql.sqlite_index_namespace``, on a separate connection) and the keys of the "later
+   overwrite" row are overwritten once, untimed, on both files.
 
-2. The deferred part (SQLite). The SQLite engine's triggers only queue what changed; the queue
-   is applied in the background every 1000 writes (a slice of changes per write transaction)
-   and before a search that goes through the index (botwire 0.3.0: before every search). So a
-   burst of writes (100, then 1000) is followed by a timed search and the same search again, in
-   a caller's namespace (ranked directly) and in a namespace of 1,000 documents (through the
-   index), on the indexed file and on the copy without triggers (the control).
+2. The deferred part (SQLite). Writers add nothing for the index: a search of a namespace
+   larger than ``sql.SEARCH_DIRECT_MAX`` indexes what that namespace lacks first (slices of
+   64 rows per write transaction, at most 8 inline; when it lacks more it ranks the namespace
+   directly and the background indexes it). A trial: a burst of writes (100, then 1000; half
+   ``set``, half ``append``), then a timed search, the same search again, and for a large
+   namespace the same search once more after the index holds the whole namespace again. The
+   bursts go into a namespace of 1,000 keys and entries that searches keep indexed (a fresh
+   one per trial, loaded and indexed untimed, then searched once), or to random callers with
+   the search in a caller's namespace. Indexed file and the copy without triggers (the
+   control), same writes and searches.
 
 3. Search latency. ``Memory(ns).search(query, limit=10)`` for three kinds of query:
    one common word, one rare word (the caller's surname), four words. Peers, in the same run:
@@ -45,17 +56,17 @@ facts and ``extend`` of the log, many callers at a time).
      namespace, else ``sql.sqlite_search``), executed with the stdlib ``sqlite3`` module on its
      own connection to the same file; the floor for botwire's own overhead (parsing the query,
      dispatch, JSON decoding, hits);
-   * sqlite3, index statement: ``sql.sqlite_search`` alone, the FTS5 statement botwire uses for
-     namespaces too large to rank directly;
-   * sqlite3, MATCH only: the same FTS5 ``MATCH`` expression on the two FTS5 tables alone
-     (rowids ranked by bm25, no joins with the stored rows): the floor for the index itself;
    * on PostgreSQL: scan + rank over botwire-postgres, psycopg running the same SQL, and
      psycopg running botwire 0.3.0's statement (``UNFENCED_PG_SEARCH``), which lets the planner
      combine the primary key with the GIN index.
 
-4. Search by namespace size: one namespace each of 100 to 3,000 keys and entries, the same
-   subjects minus the scans: where ranking directly stops paying off on SQLite, and what the
-   fenced statement costs on PostgreSQL as a namespace grows.
+   The search index holds no caller: small namespaces are never indexed.
+
+4. Search by namespace size: one namespace each of 100 to 3,000 keys and entries: botwire's
+   search against sqlite3 running ``sql.sqlite_search`` alone (the FTS5 statement botwire uses
+   for namespaces too large to rank directly; the 100- and 300-document namespaces are indexed
+   for it at setup, with the engine's statements): where ranking directly stops paying off on
+   SQLite, and what the fenced statement costs on PostgreSQL as a namespace grows.
 
 5. Word variants: ``Memory.search`` as it is (each word also matches its root as a prefix,
    "allergies" -> ``allerg*``) against the same search with exact words only (``_search.root``
@@ -116,6 +127,7 @@ from bench_core import (  # noqa: E402  (shared with the core benchmark)
     time_calls,
 )
 from bench_core import source_digest as core_source_digest  # noqa: E402
+
 DEFAULT_PG = os.environ.get(
     "BOTWIRE_BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"
 )
@@ -124,13 +136,6 @@ LIMIT = 10  # search(query, limit=10)
 FIXED_FACTS = ("name", "pet")  # every caller has these (they hold the rare words)
 N_FACTS = 20
 N_CALLS = 10
-TRIGGERS = (
-    "botwire_kv_ai",
-    "botwire_kv_au",
-    "botwire_kv_ad",
-    "botwire_entries_ai",
-    "botwire_entries_ad",
-)
 QUERY_KINDS = ("1 word, common", "1 word, rare", "4 words")
 VARIANT_WORDS = ("allergies", "shipping", "refunds")  # stored as allergic, shipped, refund
 VARIANT_KINDS = (*QUERY_KINDS, "1 word, another form")
@@ -138,6 +143,12 @@ VARIANT_SIZES = (1000, 3000)
 SECTIONS = ("search", "sizes", "writes", "catchup", "search-after", "variants")
 COMMON_WORDS = ("order", "delivery", "refund")
 WRITE_ROWS = ("set (overwrite, ~100 B text)", "log append (~100 B entry)")
+LARGE_ROWS = (
+    "set, first overwrite since indexed",
+    "set, key overwritten before",
+    "log append",
+)
+WRITES_NS = "bench-writes"  # the large namespace of the write rows (b)
 
 dumps = json.dumps
 
@@ -456,7 +467,7 @@ class RawSQLite:
 
         self._sql = sql
         self._terms = _search.terms
-        self.conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        self.conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30)
         for pragma in (
             "PRAGMA mmap_size=268435456",
             "PRAGMA cache_size=-16000",
@@ -491,17 +502,25 @@ class RawSQLite:
         cur = self.conn.execute(stmt.sql, stmt.params)
         return cur.rowcount if cur.description is None else cur.fetchall()
 
-    MATCH_ONLY = (
-        "SELECT rowid, score FROM ("
-        "SELECT rowid, -bm25(botwire_kv_fts, 0.0, 1.0) AS score FROM botwire_kv_fts "
-        "WHERE botwire_kv_fts MATCH ? UNION ALL "
-        "SELECT rowid, -bm25(botwire_entries_fts, 0.0, 1.0) FROM botwire_entries_fts "
-        "WHERE botwire_entries_fts MATCH ?) ORDER BY score DESC LIMIT ?"
-    )
+    def pending(self, ns: str) -> bool:
+        """Whether the search index lacks any of ``ns``'s keys or entries."""
+        return bool(self._sql.drive(self._sql.sqlite_pending(ns), self._run))
 
-    def match_only(self, ns: str, query: str) -> list[Any]:
-        match = self._sql.sqlite_search(ns, self._terms(query), LIMIT, 0.0).params[0]
-        return self.conn.execute(self.MATCH_ONLY, (match, match, LIMIT)).fetchall()
+    def index_namespace(self, ns: str, slice_rows: int = 64) -> int:
+        """Index what ``ns`` lacks with the engine's statements, one write transaction per
+        slice (as the engine does); returns the rows indexed."""
+        total = 0
+        while True:
+            self.conn.execute("BEGIN IMMEDIATE")
+            try:
+                done = self._sql.drive(self._sql.sqlite_index_namespace(ns, slice_rows), self._run)
+                self.conn.execute("COMMIT")
+            except BaseException:
+                self.conn.execute("ROLLBACK")
+                raise
+            total += done
+            if done < slice_rows:
+                return total
 
     def close(self) -> None:
         self.conn.close()
@@ -609,43 +628,56 @@ def load(url: str, n: int, concurrency: int) -> float:
     return time.perf_counter() - t0
 
 
-def sqlite_unindexed_copy(src: str, dst: str) -> None:
-    """Copy ``src`` to ``dst`` (backup API) and drop the triggers that feed its FTS5 index."""
+def triggers(path: str) -> list[str]:
+    with contextlib.closing(sqlite3.connect(path)) as c:
+        rows = c.execute("SELECT name FROM sqlite_master WHERE type = 'trigger' ORDER BY name")
+        return [r[0] for r in rows]
+
+
+def sqlite_unindexed_copy(src: str, dst: str) -> list[str]:
+    """Copy ``src`` to ``dst`` (backup API) and drop every trigger of the copy (botwire's
+    triggers all serve the search index: which text it holds, what to forget). Returns their
+    names."""
     a, b = sqlite3.connect(src), sqlite3.connect(dst)
     with contextlib.closing(a), contextlib.closing(b):
         a.backup(b)
         version = b.execute("PRAGMA user_version").fetchone()[0]
         if version < 3:
             raise RuntimeError(f"{src} is at schema version {version}; search needs 3")
-        for name in TRIGGERS:
-            b.execute(f"DROP TRIGGER {name}")
+        names = [r[0] for r in b.execute("SELECT name FROM sqlite_master WHERE type = 'trigger'")]
+        if not names:
+            raise RuntimeError(f"{src} has no triggers: is this a botwire file with search?")
+        for name in names:
+            b.execute(f'DROP TRIGGER "{name}"')
         b.commit()
-        left = b.execute(
-            "SELECT count(*) FROM sqlite_master WHERE type = 'trigger' AND name IN "
-            f"({','.join('?' * len(TRIGGERS))})",
-            TRIGGERS,
-        ).fetchone()[0]
+    if triggers(dst):
+        raise RuntimeError("triggers still present on the unindexed copy")
+    return sorted(names)
+
+
+def settle_sqlite_index(path: str, n_callers: int) -> int:
+    """Index the namespaces that searches go through the FTS5 index for (the large ones, and
+    the small size namespaces for the index-statement peer), with the engine's statements on
+    a separate connection, and check that nothing of theirs is left out, and that no caller is
+    indexed (small namespaces are ranked directly). Returns the rows indexed."""
+    raw = RawSQLite(path)
+    try:
+        nss = [size_ns(n) for n in SIZES] + [WRITES_NS]
+        done = sum(raw.index_namespace(ns) for ns in nss)
+        left = [ns for ns in nss if raw.pending(ns)]
         if left:
-            raise RuntimeError("search triggers still present on the unindexed copy")
-
-
-def settle_sqlite_index(url: str, path: str) -> None:
-    """Let botwire apply its queue of search-index changes (a search of a namespace too large
-    to rank directly does), then check that every key and entry is indexed: the run starts
-    from a complete, settled index."""
-    from botwire import Memory
-
-    with Memory(size_ns(SIZES[-1]), url=url) as m:
-        m.search("settle")
-    with contextlib.closing(sqlite3.connect(path)) as c:
-        missing = c.execute("SELECT count(*) FROM botwire_kv WHERE doc IS NULL").fetchone()[0]
-        entries = c.execute("SELECT count(*) FROM botwire_entries").fetchone()[0]
-        with contextlib.suppress(sqlite3.Error):  # columnsize=0 would leave no _docsize
-            docs = c.execute("SELECT count(*) FROM botwire_entries_fts_docsize").fetchone()[0]
-            if docs != entries:
-                raise RuntimeError(f"{docs} of {entries} log entries are in the search index")
-    if missing:
-        raise RuntimeError(f"{missing} keys are not in the search index after a search")
+            raise RuntimeError(f"the search index still lacks rows of {left}")
+        callers = [ns_name(i) for i in range(0, n_callers, max(1, n_callers // 50))]
+        indexed = raw.conn.execute(
+            "SELECT count(*) FROM botwire_kv WHERE doc IS NOT NULL AND ns IN "
+            f"({','.join('?' * len(callers))})",
+            callers,
+        ).fetchone()[0]
+        if indexed:
+            raise RuntimeError(f"{indexed} keys of callers' namespaces are indexed")
+    finally:
+        raw.close()
+    return done
 
 
 # Namespaces of these many keys and log entries (two thirds keys), for "search by size".
@@ -671,6 +703,22 @@ def load_sizes(url: str) -> None:
         with Memory(size_ns(n), url=url) as m:
             m.set_many(facts)
             m.log("calls").extend([write_entry(rng) for _ in range(n - len(facts))])
+
+
+def write_keys(a: argparse.Namespace) -> int:
+    """Keys of ``WRITES_NS``: fresh ones for every timed and warm-up "first overwrite", as
+    many for "overwritten before"."""
+    return 2 * (max(a.ops, a.min_calls) + a.warm)
+
+
+def load_namespace(url: str, ns: str, keys: int, entries: int, seed: int) -> None:
+    """``keys`` facts ``fact0``... and ``entries`` log entries, as the timed writes."""
+    from botwire import Memory
+
+    rng = random.Random(seed)
+    with Memory(ns, url=url) as m:
+        m.set_many({f"fact{i}": write_value(rng) for i in range(keys)})
+        m.log("calls").extend([write_entry(rng) for _ in range(entries)])
 
 
 def sqlite_space(path: str) -> tuple[int, int] | None:
@@ -767,6 +815,9 @@ class Row:
     label: str
     make_args: Callable[[random.Random, int], list[tuple]]
     fns: dict[str, Callable[..., Any]]  # subject -> timed callable
+    # warm-up calls drawn apart from the timed ones (a call that changes what the next finds)
+    warm_args: Callable[[random.Random, int], list[tuple]] | None = None
+    rewarm: bool = True  # an untimed call before each slice (False: each call must be the first)
 
 
 class Runner:
@@ -794,12 +845,15 @@ class Runner:
         subjects: list[str],
         budget: float | None = None,
         min_calls: int | None = None,
+        before_rep: Callable[[], None] | None = None,
     ) -> None:
         a = self.a
         budget = a.budget if budget is None else budget
         min_calls = a.min_calls if min_calls is None else min_calls
         table = self.results.setdefault(section, {})
         for rep in range(a.reps):
+            if before_rep is not None:
+                before_rep()
             shift = rep % len(subjects)
             order = subjects[shift:] + subjects[:shift]
             plans: list[tuple[Row, str, Cell, Callable[..., Any], list[list[tuple]], bool]] = []
@@ -814,7 +868,7 @@ class Runner:
                     cell = cells.setdefault(s, Cell())
                     if cell.error:
                         continue
-                    warm = row.make_args(random.Random(seed ^ 0x5A5A), a.warm)
+                    warm = (row.warm_args or row.make_args)(random.Random(seed ^ 0x5A5A), a.warm)
                     self._prepare(warm)
                     try:
                         est = self._warm(fn, warm)
@@ -827,7 +881,7 @@ class Runner:
                     self._prepare(args)
                     step = math.ceil(len(args) / a.chunks)
                     slices = [args[i : i + step] for i in range(0, len(args), step)]
-                    plans.append((row, s, cell, fn, slices, est < 1e-3))
+                    plans.append((row, s, cell, fn, slices, row.rewarm and est < 1e-3))
                     lats.append([])
             gc.collect()
             for c in range(a.chunks):
@@ -855,45 +909,52 @@ class Runner:
         self,
         section: str,
         subjects: list[str],
-        writes: Callable[[random.Random, int], list[tuple[str, tuple]]],
+        targets: dict[str, CatchupTarget],
         write_fns: dict[str, dict[str, Callable[..., Any]]],
-        targets: dict[str, Callable[[random.Random], tuple]],
         search_fns: dict[str, Callable[..., Any]],
         plan: tuple[tuple[int, str], ...],
         trials: int,
     ) -> None:
         """The search right after a burst of writes, then the same search again.
 
-        A trial: ``k`` writes (untimed; the same for every subject), one timed search in the
-        target namespace, the same search timed again. Subjects alternate within each trial.
-        ``plan``: (k, target) pairs; the first gets ``trials`` trials, the others a third."""
+        A trial: the target's setup (untimed), ``k`` writes (untimed; the same for every
+        subject), one timed search, the same search timed again and, for a target that
+        settles, once more after the index holds its namespace again. Subjects alternate within
+        each trial. ``plan``: (k, target) pairs; the first gets ``trials`` trials, the others a
+        third."""
         table = self.results.setdefault(section, {})
         for rep in range(self.a.reps):
             shift = rep % len(subjects)
             order = subjects[shift:] + subjects[:shift]
-            for k, target in plan:
-                first, again = catchup_rows(k, target)
-                n_trials = trials if (k, target) == plan[0] else max(2, trials // 3)
+            for k, name in plan:
+                target = targets[name]
+                labels = catchup_rows(k, name, target.settle is not None)
+                n_trials = trials if (k, name) == plan[0] else max(2, trials // 3)
                 lats: dict[tuple[str, str], list[int]] = {}
-                seed = zlib.crc32(f"{SEED}/{section}/{k}/{target}/{rep}".encode())
+                seed = zlib.crc32(f"{SEED}/{section}/{k}/{name}/{rep}".encode())
                 rng = random.Random(seed)
-                for _ in range(n_trials):
-                    burst, q = writes(rng, k), targets[target](rng)
+                for trial in range(n_trials):
+                    ns = target.setup(f"{k}-{rep}-{trial}") if target.setup else None
+                    burst, q = target.writes(rng, k, ns), target.query(rng, ns)
                     self._prepare([args for _, args in burst] + [q])
                     for s in order:
                         fns = write_fns[s]
                         for kind, args in burst:
                             fns[kind](*args)
                         search = search_fns[s]
-                        for label in (first, again):
+                        for n, label in enumerate(labels):
+                            if n == 2 and target.settle:
+                                target.settle(s, q[0])
                             t0 = time.perf_counter_ns()
                             search(*q)
                             lats.setdefault((label, s), []).append(time.perf_counter_ns() - t0)
+                            if n == 0 and target.after_first:
+                                target.after_first(s, q[0], k)
                 for (label, s), lat in lats.items():
                     st = summarize(lat)
                     table.setdefault(label, {}).setdefault(s, Cell()).reps.append(st)
                     log(
-                        f"    rep {rep + 1}/{self.a.reps} {label:<48} {s:<26} "
+                        f"    rep {rep + 1}/{self.a.reps} {label:<56} {s:<26} "
                         f"p50 {fmt_us(st.p50):>9}  p99 {fmt_us(st.p99):>9}  ({st.n} calls)"
                     )
 
@@ -911,8 +972,9 @@ class Runner:
 # --------------------------------------------------------------------------------------------
 
 
-def catchup_rows(k: int, target: str) -> tuple[str, str]:
-    return f"{target}: first search after {k} writes", f"{target}: the same search again ({k})"
+def catchup_rows(k: int, target: str, settles: bool) -> tuple[str, ...]:
+    rows = (f"{target}: first search after {k} writes", f"{target}: the same search again ({k})")
+    return (*rows, f"{target}: the same, index settled ({k})") if settles else rows
 
 
 def _hit_ids(rows: list[Any]) -> set[tuple[Any, Any, Any]]:
@@ -940,10 +1002,6 @@ def check_search(
             stats.setdefault(kind, []).append(len(hits))
             if not bw.scan_rank(c.ns, q):
                 raise AssertionError(f"scan + rank for {q!r} in {c.ns} found nothing")
-    if isinstance(raw, RawSQLite):
-        c = caller(sample[0])
-        if not raw.match_only(c.ns, query_for("1 word, common", c, rng)):
-            raise AssertionError("MATCH only found nothing")
 
 
 def check_sizes(bw: Botwire, raw: RawSQLite | RawPostgres) -> None:
@@ -956,23 +1014,64 @@ def check_sizes(bw: Botwire, raw: RawSQLite | RawPostgres) -> None:
                 raise AssertionError(f"search {q!r} in {ns}: botwire {ours} != raw")
 
 
-def check_unindexed_sqlite(indexed: Botwire, unindexed: Botwire) -> None:
-    """A write queues an index change in the indexed file only; then the check namespace goes."""
+def check_unindexed_sqlite(st: Setup) -> list[str]:
+    """What the two files do for the index on a write. In a small namespace: nothing on
+    either (the key stays without a doc, the entry above the log's ``indexed_seq``, no queue
+    row). In the indexed large namespace: the indexed file stashes the overwritten key's text
+    (``stale``), the control copy does not. Then the check namespace goes (queueing nothing:
+    none of it was indexed). Returns lines for the report."""
     import botwire
 
-    for bw, expect in ((indexed, 1), (unindexed, 0)):
-        ns = "bench-check"
+    assert st.bw and st.bw_no and st.raw and st.raw_no
+    out = []
+    for bw, raw, stash in ((st.bw, st.raw, True), (st.bw_no, st.raw_no, False)):
+        c, ns, path = raw.conn, "bench-check", bw.url[len("sqlite:///") :]
+        names = triggers(path)
+        if bool(names) != stash:
+            raise AssertionError(f"{path}: triggers {names}")
+        queued = "SELECT count(*) FROM botwire_fts_queue"
+        before = c.execute(queued).fetchone()[0]
         bw.prepare(ns)
-        with contextlib.closing(sqlite3.connect(bw.url[len("sqlite:///") :])) as c:
-            queued = "SELECT count(*) FROM botwire_fts_queue"
-            before = c.execute(queued).fetchone()[0]
-            bw.set(ns, "note", f"check zq{uuid.uuid4().hex[:8]}")
-            grew = c.execute(queued).fetchone()[0] - before
-        if grew != expect:
-            raise AssertionError(f"{bw.url}: a write queued {grew} index changes, not {expect}")
+        bw.set(ns, "note", f"check zq{uuid.uuid4().hex[:8]}")
+        bw.set(ns, "note", f"check zq{uuid.uuid4().hex[:8]}")  # an overwrite
+        bw.append(ns, {"role": "caller", "text": "check"})
+        doc = c.execute("SELECT doc, stale FROM botwire_kv WHERE ns = ? AND key = 'note'", (ns,))
+        if doc.fetchone() != (None, None):
+            raise AssertionError(f"{path}: a small namespace's key was indexed")
+        seqs = c.execute(
+            "SELECT indexed_seq, last_seq FROM botwire_logs WHERE ns = ? AND name = 'calls'", (ns,)
+        ).fetchone()
+        if seqs != (0, 1):
+            raise AssertionError(f"{path}: the small namespace's log has (indexed, last) {seqs}")
         bw.mems.pop(ns).close()
         bw.logs.pop(ns)
         botwire.forget(ns, url=bw.url)
+        grew = c.execute(queued).fetchone()[0] - before
+        if grew:
+            raise AssertionError(f"{path}: writes in a small namespace queued {grew} rows")
+        bw.prepare(WRITES_NS)
+        key = f"fact{write_keys_total(c) - 1}"
+        row = "SELECT doc IS NOT NULL, stale IS NOT NULL FROM botwire_kv WHERE ns = ? AND key = ?"
+        if c.execute(row, (WRITES_NS, key)).fetchone() != (1, 0):
+            raise AssertionError(f"{path}: {WRITES_NS}/{key} is not indexed and current")
+        bw.set(WRITES_NS, key, write_value(random.Random(3)))
+        got = c.execute(row, (WRITES_NS, key)).fetchone()
+        if got != (1, int(stash)):
+            raise AssertionError(f"{path}: overwrite of an indexed key left (doc, stale) {got}")
+    st.raw.index_namespace(WRITES_NS)
+    out.append(
+        "Checked before timing: a `set`, an overwrite and an `append` in a small namespace "
+        "leave its key without a doc, its log's `indexed_seq` at 0 and the queue as it was, on "
+        "both files; forgetting that namespace queues nothing; an overwrite of an indexed key "
+        f"of `{WRITES_NS}` stashes its text (`stale`) on the indexed file only."
+    )
+    return out
+
+
+def write_keys_total(c: sqlite3.Connection) -> int:
+    return int(
+        c.execute("SELECT count(*) FROM botwire_kv WHERE ns = ?", (WRITES_NS,)).fetchone()[0]
+    )
 
 
 def check_unindexed_pg(base: str, schema: str) -> None:
@@ -1084,6 +1183,8 @@ def render(runner: Runner, meta: dict[str, Any]) -> str:
         w(f"- {line}")
     for line in d["words"]:
         w(f"- {line}")
+    for line in d.get("checks", []):
+        w(f"- {line}")
     w(
         f"- Timed writes: values of {d['value_bytes']:.0f} bytes of JSON on average, entries of "
         f"{d['entry_bytes']:.0f} bytes."
@@ -1093,7 +1194,7 @@ def render(runner: Runner, meta: dict[str, Any]) -> str:
         "Latencies in µs unless marked ms.\n"
     )
 
-    render_writes(runner, w)
+    render_writes(runner, meta, w)
     render_catchup(runner, meta, w)
     render_search(
         runner,
@@ -1110,7 +1211,8 @@ def render(runner: Runner, meta: dict[str, Any]) -> str:
         "(two thirds keys; values and entries as the timed writes), query "
         + ", ".join(f"`{q}`" for q in SIZE_KINDS.values())
         + f". botwire-sqlite ranks a namespace of at most {direct_max()} directly and searches "
-        "larger ones through the FTS5 index.",
+        "larger ones through the FTS5 index (the smaller ones were indexed at setup for the "
+        "index-statement peer).",
         w,
         SIZE_TABLES,
         [size_row(n, kind) for n in SIZES for kind in SIZE_KINDS],
@@ -1121,8 +1223,7 @@ def render(runner: Runner, meta: dict[str, Any]) -> str:
         "## Search latency after the writes above",
         "The same measurement, after the write and catch-up sections: "
         + "; ".join(d.get("after", []))
-        + ". The index now holds more documents (the appended entries), and on SQLite it is "
-        "spread over the segments that each applied batch added.",
+        + ". Callers' namespaces are still ranked directly (never indexed).",
         w,
     )
     render_variants(runner, d, w)
@@ -1131,28 +1232,62 @@ def render(runner: Runner, meta: dict[str, Any]) -> str:
     return "\n".join(out)
 
 
-def render_writes(runner: Runner, w: Callable[[str], None]) -> None:
+def render_writes(runner: Runner, meta: dict[str, Any], w: Callable[[str], None]) -> None:
     res = runner.results
-    if not res.get("writes"):
+    if not res.get("writes") and not res.get("writes-large"):
         return
     w("## Write cost of the search index\n")
-    subjects = [s for s in WRITE_SUBJECTS if any(s in r for r in res.get("writes", {}).values())]
-    note = calls_note(runner, "writes")
+    note = calls_note(runner, "writes") or calls_note(runner, "writes-large")
     if note:
         w(
             f"{note}. max: the slowest call; mean: average latency (1 / throughput of one "
             "caller). Both show the rare long waits that p99 does not.\n"
         )
-    ops = [("set", WRITE_ROWS[0]), ("append", WRITE_ROWS[1])]
+    if res.get("writes"):
+        w("### (a) Callers' namespaces (small: ranked directly, never indexed)\n")
+        w(f"Rows: `{WRITE_ROWS[0]}` as set, `{WRITE_ROWS[1]}` as append, to random callers.\n")
+        write_table(runner, "writes", [("set", WRITE_ROWS[0]), ("append", WRITE_ROWS[1])], w)
+    if res.get("writes-large"):
+        w("### (b) A large namespace the index holds (SQLite)\n")
+        w(meta["data"].get("large_writes", "") + "\n")
+        large_write_table(runner, w)
+
+
+def large_write_table(runner: Runner, w: Callable[[str], None]) -> None:
+    idx, ctl = "botwire-sqlite", "botwire-sqlite (no index)"
     stats = ("p50", "p99", "max", "mean")
-    w(f"Rows: `{WRITE_ROWS[0]}` as set, `{WRITE_ROWS[1]}` as append.\n")
+    w(
+        "| op | "
+        + " | ".join(f"{s} {x}" for s in (idx, "no index") for x in stats)
+        + " | "
+        + " | ".join(f"ratio {x}" for x in stats)
+        + " |"
+    )
+    w("|---|" + "---:|" * (3 * len(stats)))
+    for row in LARGE_ROWS:
+        a, b = runner.stat("writes-large", row, idx), runner.stat("writes-large", row, ctl)
+        cells = [fmt_us(getattr(st, x)) if st else "n/a" for st in (a, b) for x in stats]
+        cells += [_ratio(a, b, x) for x in stats]
+        w(f"| {row} | " + " | ".join(cells) + " |")
+    w("\nratio: botwire-sqlite / no index (below 1 = the indexed file is faster).\n")
+
+
+def write_table(
+    runner: Runner,
+    section: str,
+    ops: list[tuple[str, str]],
+    w: Callable[[str], None],
+    stats: tuple[str, ...] = ("p50", "p99", "max", "mean"),
+) -> None:
+    res = runner.results.get(section, {})
+    subjects = [s for s in WRITE_SUBJECTS if any(s in r for r in res.values())]
     head = " | ".join(f"{o} {x}" for o, _ in ops for x in stats)
     w(f"| subject | {head} |")
     w("|---|" + "---:|" * (len(ops) * len(stats)))
     for subj in subjects:
         cells = []
         for _, row in ops:
-            stat = runner.stat("writes", row, subj)
+            stat = runner.stat(section, row, subj)
             cells += [fmt_us(getattr(stat, x)) if stat else "n/a" for x in stats]
         w(f"| {subj} | " + " | ".join(cells) + " |")
     w("")
@@ -1163,8 +1298,10 @@ def render_writes(runner: Runner, w: Callable[[str], None]) -> None:
         if engine not in subjects:
             continue
         for other, label in ((f"{engine} (no index)", "no index"), ("diskcache", "diskcache")):
+            if other not in subjects:
+                continue
             cells = [
-                _ratio(runner.stat("writes", row, engine), runner.stat("writes", row, other), x)
+                _ratio(runner.stat(section, row, engine), runner.stat(section, row, other), x)
                 for _, row in ops
                 for x in stats
             ]
@@ -1231,7 +1368,8 @@ def render_search(
                 "of running the query (sqlite3: the FTS5 statement botwire uses for large "
                 "namespaces; psycopg: the statement of botwire 0.3.0). search / same SQL: "
                 "botwire's time over the same statements run with the driver alone, its own "
-                "overhead."
+                "overhead. The SQLite index holds no caller, so callers' searches have no "
+                "index-statement peer."
                 if ratio_note is None
                 else ratio_note
             )
@@ -1285,6 +1423,7 @@ BASELINE_SECTIONS = (
     ("search", "Search, freshly loaded index", ("p50", "p99")),
     ("sizes", "Search by namespace size", ("p50",)),
     ("writes", "Writes", ("p50", "max", "mean")),
+    ("writes-large", "Writes in a large indexed namespace", ("p50", "max", "mean")),
     ("catchup", "The search after a burst of writes", ("p50",)),
     ("search-after", "Search after the writes", ("p50", "p99")),
 )
@@ -1306,31 +1445,55 @@ def render_catchup(runner: Runner, meta: dict[str, Any], w: Callable[[str], None
     if not runner.results.get("catchup"):
         return
     idx, ctl = "botwire-sqlite", "botwire-sqlite (no index)"
+    d = meta["data"]
     w("### SQLite: the search after a burst of writes\n")
+    docs = d.get("catchup_docs")
     w(
-        "botwire-sqlite indexes writes later: a write only queues what changed. The queue is "
-        "applied in the background every 1000 writes, and before a search that goes through "
-        "the index (botwire 0.3.0: before every search). A trial: a burst of writes (half "
-        "`set`, half `append`, as above, to random callers), then a search for a common word, "
-        f"then the same search again; {meta['trials']} trials per repetition for the first "
-        "row pair, a third of that for the others. The search is in a caller's namespace, or "
-        f"in one of {CATCHUP_LARGE:,} keys and entries. The copy without the triggers is the "
-        "control: it does the same writes and searches with nothing to index.\n"
+        "Writers add nothing for the index. A search of a namespace larger than "
+        f"{direct_max()} documents first indexes what that namespace lacks (keys never indexed "
+        "or changed since, entries above the log's `indexed_seq`), 64 rows per write "
+        "transaction, at most 8 slices inline; a namespace lacking more is ranked directly and "
+        "the background indexes it. A trial: a burst of writes (half `set` of existing keys, "
+        "half `append`, ~100 bytes each), then a search for a common word (`order`), then the "
+        "same search again and, in the large namespace, once more after the index holds the "
+        "whole namespace again (polled, untimed). Large namespace: a fresh one per trial of "
+        f"{CATCHUP_LARGE:,} keys and entries, indexed and searched once (untimed) before the "
+        "burst, all writes go into it"
+        + (f" ({docs[0]:,} to {docs[1]:,} documents at the first search)" if docs else "")
+        + ". Caller: writes to random callers, search in a caller's namespace (ranked "
+        f"directly, nothing to index). {meta['trials']} trials per repetition for the first "
+        "row group, a third of that for the others. Control: the copy without triggers, same "
+        "writes and searches; its overwrites stash nothing, so its first search indexes only "
+        "the appended entries (their `indexed_seq` is in the rows, not in a trigger).\n"
     )
-    rows = [label for k, target in CATCHUP for label in catchup_rows(k, target)]
+    rows = [
+        label
+        for k, target in CATCHUP
+        for label in catchup_rows(k, target, target == CATCHUP_TARGETS[0])
+    ]
     latency_table(runner, "catchup", rows, [idx, ctl], w)
+    held = d.get("catchup_held", {})
     for k, target in CATCHUP:
-        if k != 100:
+        if target != CATCHUP_TARGETS[0]:
             continue
-        first, again = catchup_rows(k, target)
-        f_i, a_i = runner.stat("catchup", first, idx), runner.stat("catchup", again, idx)
-        f_c, a_c = runner.stat("catchup", first, ctl), runner.stat("catchup", again, ctl)
-        if f_i and a_i and f_c and a_c:
-            extra = (f_i.p50 - a_i.p50) - (f_c.p50 - a_c.p50)
+        first, _again, settled = catchup_rows(k, target, True)
+        parts = []
+        for s in (idx, ctl):
+            f, z = runner.stat("catchup", first, s), runner.stat("catchup", settled, s)
+            if f and z:
+                extra = f.p50 - z.p50
+                h = held.get(f"{s}/{k}")
+                inline = (
+                    f"; the index held the namespace right after it in {h[1]} of {h[0]} trials"
+                    if h
+                    else ""
+                )
+                parts.append(f"{s} {fmt_time(extra)}, {fmt_time(extra / k)} per write{inline}")
+        if parts:
             w(
-                f"- {target}: indexing paid by the first search after {k} writes: "
-                f"{fmt_time(extra)}, **{fmt_time(extra / k)} per write** (p50 of first minus "
-                "again, less the same for the control)."
+                f"- {target}, {k} writes: first search minus the settled one (p50): "
+                + "; ".join(parts)
+                + "."
             )
     w("")
 
@@ -1342,12 +1505,11 @@ WRITE_SUBJECTS = (
     "botwire-postgres",
     "botwire-postgres (no index)",
 )
-S_SEARCH, S_SCAN, S_SAME, S_INDEX, S_MATCH = (
+S_SEARCH, S_SCAN, S_SAME, S_INDEX = (
     "botwire-sqlite search",
     "scan + rank (sqlite)",
     "sqlite3: same SQL",
     "sqlite3: index statement",
-    "sqlite3: MATCH only",
 )
 P_SEARCH, P_SCAN, P_SAME, P_UNFENCED = (
     "botwire-postgres search",
@@ -1358,12 +1520,10 @@ P_SEARCH, P_SCAN, P_SAME, P_UNFENCED = (
 SEARCH_TABLES: list[tuple[str, list[str], list[tuple[str, str, str, str]]]] = [
     (
         "SQLite",
-        [S_SEARCH, S_SCAN, S_SAME, S_INDEX, S_MATCH],
+        [S_SEARCH, S_SCAN, S_SAME],
         [
             ("scan / search p50", S_SCAN, S_SEARCH, "p50"),
             ("search / same SQL p50", S_SEARCH, S_SAME, "p50"),
-            ("index statement / search p50", S_INDEX, S_SEARCH, "p50"),
-            ("search / MATCH only p50", S_SEARCH, S_MATCH, "p50"),
         ],
     ),
     (
@@ -1437,30 +1597,25 @@ def versions(pg_url: str | None) -> str:
 
 
 def word_stats(raw: RawSQLite, n_callers: int) -> list[str]:
-    """How common the query words are in the whole database (FTS5 document counts)."""
+    """How common the query words are in the whole database (keys and entries whose text
+    contains the word; the search index holds no caller, so it cannot count them)."""
     c = raw.conn
     keys = c.execute("SELECT count(*) FROM botwire_kv").fetchone()[0]
     entries = c.execute("SELECT count(*) FROM botwire_entries").fetchone()[0]
+    in_keys = "SELECT count(*) FROM botwire_kv WHERE instr(lower(key || ' ' || value), ?) > 0"
+    in_entries = "SELECT count(*) FROM botwire_entries WHERE instr(lower(value), ?) > 0"
     parts = []
     for word in COMMON_WORDS:
-        match = f'body : "{word}"'
-        k = c.execute(
-            "SELECT count(*) FROM botwire_kv_fts WHERE botwire_kv_fts MATCH ?", (match,)
-        ).fetchone()[0]
-        e = c.execute(
-            "SELECT count(*) FROM botwire_entries_fts WHERE botwire_entries_fts MATCH ?", (match,)
-        ).fetchone()[0]
+        k = c.execute(in_keys, (word,)).fetchone()[0]
+        e = c.execute(in_entries, (word,)).fetchone()[0]
         parts.append(f"`{word}` {100 * k / keys:.0f}% of keys, {100 * e / entries:.0f}% of entries")
     rare = []
     for i in range(0, n_callers, max(1, n_callers // 50)):
-        match = f'body : "{str(caller(i).ctx["surname"]).lower()}"'
-        rare.append(
-            c.execute(
-                "SELECT count(*) FROM botwire_kv_fts WHERE botwire_kv_fts MATCH ?", (match,)
-            ).fetchone()[0]
-        )
+        word = str(caller(i).ctx["surname"]).lower()
+        rare.append(c.execute(in_keys, (word,)).fetchone()[0])
     return [
-        "Common words (one per query, at random): " + "; ".join(parts) + " (whole database).",
+        "Common words (one per query, at random): " + "; ".join(parts) + " (whole database, "
+        "text containing the word).",
         f"Rare word: the caller's surname, in {statistics.mean(rare):.1f} keys of the whole "
         "database on average (its own `name` fact, and other callers' with the same surname).",
         "4 words: `<the caller's product> <the caller's city> refund <a weekday>`, "
@@ -1543,6 +1698,7 @@ class Setup:
     bw: Botwire | None = None
     bw_no: Botwire | None = None
     raw: RawSQLite | None = None
+    raw_no: RawSQLite | None = None
     dc: Diskcache | None = None
     pg: Botwire | None = None
     pg_no: Botwire | None = None
@@ -1563,18 +1719,31 @@ def setup_sqlite(a: argparse.Namespace, st: Setup) -> None:
     log(f"loading {human(n)} callers into botwire-sqlite")
     dt = load(url, n, a.concurrency)
     load_sizes(url)
+    keys = write_keys(a)
+    load_namespace(url, WRITES_NS, keys, 200, SEED + 7)
+    t0 = time.perf_counter()
+    indexed = settle_sqlite_index(db, n)
     st.data["loads"].append(
         f"botwire-sqlite loaded in {dt:.1f} s ({n / dt:,.0f} callers/s; AsyncMemory, "
-        f"{a.concurrency} callers at a time), then one search to apply the queued index changes"
+        f"{a.concurrency} callers at a time); then the namespaces of search by size and the "
+        f"write namespace (`{WRITES_NS}`, {keys:,} keys and 200 entries) were indexed with the "
+        f"engine's statements ({indexed:,} rows in {time.perf_counter() - t0:.1f} s). Callers' "
+        "namespaces are not indexed (ranked directly)"
     )
-    settle_sqlite_index(url, db)
-    log(f"  {dt:.1f}s; copying it without the search triggers")
-    sqlite_unindexed_copy(db, copy)
+    log(f"  {dt:.1f}s; copying it without its triggers")
+    dropped = sqlite_unindexed_copy(db, copy)
+    st.data["loads"].append(
+        "botwire-sqlite (no index): the same file without its triggers ("
+        + ", ".join(f"`{t}`" for t in dropped)
+        + ")"
+    )
     space = sqlite_space(db)
     if space:
         st.data["space"].append(
             f"botwire-sqlite file {fmt_bytes(space[1])}, of which the search index "
-            f"(FTS5 tables, their queue, the `doc` index) {fmt_bytes(space[0])}"
+            f"(FTS5 tables, the queue of documents to forget, the `doc` index; it holds the "
+            f"namespaces above {direct_max()} documents and the small size namespaces) "
+            f"{fmt_bytes(space[0])}"
         )
     log("loading diskcache")
     t0 = time.perf_counter()
@@ -1586,6 +1755,7 @@ def setup_sqlite(a: argparse.Namespace, st: Setup) -> None:
     st.bw = st.keep(Botwire(url))
     st.bw_no = st.keep(Botwire(f"sqlite:///{copy}"))
     st.raw = st.keep(RawSQLite(db))
+    st.raw_no = st.keep(RawSQLite(copy))
 
 
 def setup_postgres(a: argparse.Namespace, st: Setup) -> None:
@@ -1631,7 +1801,7 @@ def sanity(st: Setup) -> None:
     check_sizes(st.bw, st.raw)
     if st.pg and st.rawpg:
         check_sizes(st.pg, st.rawpg)
-    check_unindexed_sqlite(st.bw, st.bw_no)
+    st.data["checks"] += check_unindexed_sqlite(st)
     st.data["words"] = word_stats(st.raw, st.n)
     st.data["words"].append(
         "Hits returned by botwire-sqlite (checked equal to the same SQL run by the driver, "
@@ -1665,8 +1835,6 @@ def search_section(runner: Runner, st: Setup, section: str = "search") -> None:
             S_SEARCH: st.bw.search,
             S_SCAN: st.bw.scan_rank,
             S_SAME: st.raw.same_sql,
-            S_INDEX: st.raw.index_sql,
-            S_MATCH: st.raw.match_only,
         }
         if st.pg and st.rawpg:
             fns.update(
@@ -1810,37 +1978,164 @@ def write_section(runner: Runner, st: Setup) -> None:
         Row(WRITE_ROWS[1], append_args(st.n), {s: f["append"] for s, f in fns.items()}),
     ]
     subjects = [s for s in WRITE_SUBJECTS if s in fns]
-    log(f"== writes ({', '.join(subjects)})")
+    log(f"== writes, callers' namespaces ({', '.join(subjects)})")
     runner.run("writes", rows, subjects)
+    large_write_section(runner, st)
+
+
+def key_args(first: int, count_max: int) -> Callable[[random.Random, int], list[tuple]]:
+    """``set`` of keys ``fact<first>``... of ``WRITES_NS``, each at most once (a prefix of one
+    shuffled order), with ~100-byte values."""
+
+    def make(r: random.Random, count: int) -> list[tuple]:
+        order = list(range(first, first + count_max))
+        r.shuffle(order)
+        if count > len(order):
+            raise ValueError(f"{count} calls, {len(order)} keys")
+        return [(WRITES_NS, f"fact{i}", write_value(r)) for i in order[:count]]
+
+    return make
+
+
+def large_write_section(runner: Runner, st: Setup) -> None:
+    """Writes in a large namespace the index holds: the first overwrite of a key since it was
+    indexed (the indexed file stashes the text the index holds), a later one, an append."""
+    assert st.bw and st.bw_no and st.raw
+    a, bw, bw_no, raw = runner.a, st.bw, st.bw_no, st.raw
+    most = max(a.ops, a.min_calls)
+    fresh, fresh_warm = key_args(0, most), key_args(most, a.warm)
+    again = key_args(most + a.warm, most)
+    subjects = ["botwire-sqlite", "botwire-sqlite (no index)"]
+    pair = {"botwire-sqlite": bw, "botwire-sqlite (no index)": bw_no}
+    appends: Callable[[random.Random, int], list[tuple]] = lambda r, count: [  # noqa: E731
+        (WRITES_NS, write_entry(r)) for _ in range(count)
+    ]
+    rows = [
+        Row(LARGE_ROWS[0], fresh, {s: b.set for s, b in pair.items()}, fresh_warm, False),
+        Row(LARGE_ROWS[1], again, {s: b.set for s, b in pair.items()}),
+        Row(LARGE_ROWS[2], appends, {s: b.append for s, b in pair.items()}),
+    ]
+    stale = "SELECT count(*) FROM botwire_kv WHERE ns = ? AND stale IS NOT NULL"
+
+    def before_rep() -> None:
+        t0 = time.perf_counter()
+        done = raw.index_namespace(WRITES_NS)  # every key indexed and current again
+        for b in pair.values():
+            b.prepare(WRITES_NS)
+            for args in again(random.Random(0), most):  # "overwritten before"
+                b.set(*args)
+        n_stale = raw.conn.execute(stale, (WRITES_NS,)).fetchone()[0]
+        if n_stale != most:
+            raise AssertionError(f"{n_stale} keys of {WRITES_NS} stale before timing, not {most}")
+        log(
+            f"    {WRITES_NS}: {done} rows indexed again, {most} keys overwritten once "
+            f"({time.perf_counter() - t0:.1f} s)"
+        )
+
+    log(f"== writes, a large indexed namespace ({', '.join(subjects)})")
+    runner.run("writes-large", rows, subjects, before_rep=before_rep)
+    st.data["large_writes"] = (
+        f"`{WRITES_NS}`: {write_keys_total(raw.conn):,} keys and a log; before each repetition "
+        "it is indexed again with the engine's statements (so every key is indexed and "
+        f"current) and {most:,} other keys are overwritten once, untimed, on both files. "
+        f"`{LARGE_ROWS[0]}`: each timed (and warm-up) call sets a key not written since it "
+        "was indexed; on the indexed file a trigger stashes the text the index holds (`stale`). "
+        f"`{LARGE_ROWS[1]}`: keys written once since (their text is stashed already). The "
+        "namespace is not among those the engine's background keeps indexed (none of its "
+        "searches went through this engine), so key states do not change during a repetition."
+    )
+
+
+@dataclass
+class CatchupTarget:
+    """Where a catch-up trial writes and searches."""
+
+    writes: Callable[[random.Random, int, str | None], list[tuple[str, tuple]]]
+    query: Callable[[random.Random, str | None], tuple]
+    setup: Callable[[str], str] | None = None  # a fresh namespace per trial (untimed)
+    settle: Callable[[str, str], None] | None = None  # (subject, ns): wait for the index
+    after_first: Callable[[str, str, int], None] | None = None  # (subject, ns, k), untimed
 
 
 def catchup_section(runner: Runner, st: Setup) -> None:
-    assert st.bw and st.bw_no
+    assert st.bw and st.bw_no and st.raw and st.raw_no
     n, fns = st.n, write_fns(st)
     sets, appends = set_args(n), append_args(n)
+    pair = {"botwire-sqlite": st.bw, "botwire-sqlite (no index)": st.bw_no}
+    raws = {"botwire-sqlite": st.raw, "botwire-sqlite (no index)": st.raw_no}
+    held: dict[tuple[str, int], list[int]] = {}  # (subject, k) -> [trials, indexed after first]
+    sizes: list[int] = []
 
-    def writes(r: random.Random, k: int) -> list[tuple[str, tuple]]:
+    def to_callers(r: random.Random, k: int, ns: str | None) -> list[tuple[str, tuple]]:
         return [("set", a) for a in sets(r, k // 2)] + [
             ("append", a) for a in appends(r, k - k // 2)
         ]
 
-    def in_caller(r: random.Random) -> tuple:
+    def in_caller(r: random.Random, ns: str | None) -> tuple:
         c = caller(r.randrange(n))
         return (c.ns, query_for("1 word, common", c, r))
 
-    def in_large(r: random.Random) -> tuple:
-        return (size_ns(CATCHUP_LARGE), SIZE_KINDS["1 word, common"])
+    def fresh_large(tag: str) -> str:
+        """A namespace of ``CATCHUP_LARGE`` docs on both files, indexed, searched once."""
+        ns = f"bench-catchup-{tag}"
+        seed = zlib.crc32(ns.encode())
+        for s, b in pair.items():
+            load_namespace(b.url, ns, CATCHUP_LARGE * 2 // 3, CATCHUP_LARGE // 3, seed)
+            raws[s].index_namespace(ns)
+            b.prepare(ns)
+            b.search(ns, SIZE_KINDS["1 word, common"])  # the engine now keeps it indexed
+        return ns
 
-    targets = {CATCHUP_TARGETS[0]: in_caller, CATCHUP_TARGETS[1]: in_large}
-    subjects = ["botwire-sqlite", "botwire-sqlite (no index)"]
-    search = {"botwire-sqlite": st.bw.search, "botwire-sqlite (no index)": st.bw_no.search}
+    def into_large(r: random.Random, k: int, ns: str | None) -> list[tuple[str, tuple]]:
+        keys = [f"fact{i}" for i in range(CATCHUP_LARGE * 2 // 3)]
+        out = [("set", (ns, r.choice(keys), write_value(r))) for _ in range(k // 2)]
+        return out + [("append", (ns, write_entry(r))) for _ in range(k - k // 2)]
+
+    def in_large(r: random.Random, ns: str | None) -> tuple:
+        return (ns, SIZE_KINDS["1 word, common"])
+
+    def settle(s: str, ns: str) -> None:
+        end = time.perf_counter() + 30
+        while raws[s].pending(ns):
+            if time.perf_counter() > end:
+                raise RuntimeError(f"{s}: the index still lacks rows of {ns} after 30 s")
+            time.sleep(0.005)
+
+    def after_first(s: str, ns: str, k: int) -> None:
+        h = held.setdefault((s, k), [0, 0])
+        h[0] += 1
+        h[1] += not raws[s].pending(ns)
+        if s == "botwire-sqlite":
+            sizes.append(
+                st.raw.conn.execute(  # type: ignore[union-attr]
+                    "SELECT (SELECT count(*) FROM botwire_kv WHERE ns = ?) + (SELECT "
+                    "count(*) FROM botwire_entries e JOIN botwire_logs l ON l.id = e.log_id "
+                    "WHERE l.ns = ?)",
+                    (ns, ns),
+                ).fetchone()[0]
+            )
+
+    targets = {
+        CATCHUP_TARGETS[0]: CatchupTarget(into_large, in_large, fresh_large, settle, after_first),
+        CATCHUP_TARGETS[1]: CatchupTarget(to_callers, in_caller),
+    }
+    subjects = list(pair)
+    search = {s: b.search for s, b in pair.items()}
     log("== catch-up: a search right after a burst of writes")
-    runner.catchup("catchup", subjects, writes, fns, targets, search, CATCHUP, runner.a.trials)
+    runner.catchup("catchup", subjects, targets, fns, search, CATCHUP, runner.a.trials)
+    st.data["catchup_held"] = {f"{s}/{k}": v for (s, k), v in held.items()}
+    if sizes:
+        st.data["catchup_docs"] = (min(sizes), max(sizes))
 
 
 CATCHUP_LARGE = 1000  # docs in the large namespace searched after writes
-CATCHUP_TARGETS = ("caller", f"{CATCHUP_LARGE:,}-doc namespace")
-CATCHUP = ((100, CATCHUP_TARGETS[0]), (1000, CATCHUP_TARGETS[0]), (100, CATCHUP_TARGETS[1]))
+CATCHUP_TARGETS = (f"{CATCHUP_LARGE:,}-doc namespace", "caller")
+CATCHUP = (
+    (100, CATCHUP_TARGETS[0]),
+    (1000, CATCHUP_TARGETS[0]),
+    (100, CATCHUP_TARGETS[1]),
+    (1000, CATCHUP_TARGETS[1]),
+)
 
 
 def writes_done(st: Setup) -> list[str]:
