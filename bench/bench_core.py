@@ -287,6 +287,21 @@ RAW_UPSERT = (
 RAW_SELECT = f"SELECT v FROM {RAW_TABLE} WHERE k = ?"
 
 
+def _begin_immediate(conn: sqlite3.Connection, tries: int = 10) -> None:
+    """``BEGIN IMMEDIATE``, again when it gives up on the lock: botwire's background thread
+    (search-index catch-up and merging after a large load) can take SQLite's write lock again
+    and again, and sqlite3's busy handler may lose each race for it. Untimed (loading only)."""
+    for attempt in range(tries):
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or attempt == tries - 1:
+                raise
+            log(f"  sqlite-raw: {exc} while loading; again")
+            time.sleep(0.05)
+
+
 class SQLiteRaw(Subject):
     """The floor under botwire-sqlite: Python's sqlite3 on a table of its own in the SAME
     database file, with the same pragmas, in autocommit (each statement is its own
@@ -319,7 +334,7 @@ class SQLiteRaw(Subject):
         conn = self.conn
         assert conn is not None
         for b in range(start, end, POPULATE_BATCH):
-            conn.execute("BEGIN IMMEDIATE")
+            _begin_immediate(conn)
             conn.executemany(
                 RAW_UPSERT,
                 [(kv_key(i), dumps(kv_value(i))) for i in range(b, min(b + POPULATE_BATCH, end))],
