@@ -205,6 +205,15 @@ class _MemoryBase(_Owner):
         return lambda after: ops.Scan(self.namespace, prefix, after, size, values, internal)
 
 
+    def _items_page(self, limit: int) -> Plan[list[tuple[str, Any]]]:
+        """The first ``limit`` (at most ``PAGE_SIZE``) items, as one op: for ``_together``."""
+        return self._scan("", True, limit, False)(None), _items_of
+
+
+def _items_of(rows: list[ops.Row]) -> list[tuple[str, Any]]:
+    return [_row_item(r) for r in rows]
+
+
 def _first(results: list[Any]) -> Any:
     return results[0]
 
@@ -287,6 +296,11 @@ class Memory(_MemoryBase):
 
     def _do(self, op: ops.Op, finish: Callable[[Any], T]) -> T:
         return finish(self._engine.execute(op))
+
+    def _together(self, *plans: Plan[Any]) -> list[Any]:
+        """Read plans answered together (one ``Batch``: one round trip on PostgreSQL)."""
+        results = self._engine.execute(ops.Batch(tuple(op for op, _ in plans)))
+        return [finish(r) for (_, finish), r in zip(plans, results, strict=True)]
 
     def get(self, key: str, default: Any = None) -> Any:
         """The value stored at ``key``, or ``default`` when it is missing or expired."""
@@ -425,6 +439,10 @@ class AsyncMemory(_NoDunders, _MemoryBase):
 
     async def _do(self, op: ops.Op, finish: Callable[[Any], T]) -> T:
         return finish(await self._engine.aexecute(op))
+
+    async def _together(self, *plans: Plan[Any]) -> list[Any]:
+        results = await self._engine.aexecute(ops.Batch(tuple(op for op, _ in plans)))
+        return [finish(r) for (_, finish), r in zip(plans, results, strict=True)]
 
     async def get(self, key: str, default: Any = None) -> Any:
         text = (await self._engine.aexecute(self._get(key)))[0]

@@ -303,7 +303,15 @@ class Recent(NamedTuple):
     internal: bool = False
 
 
+class Batch(NamedTuple):
+    """Reads answered together: a list of their results, in order. Only ops that only read
+    (not ``Search``); PostgreSQL sends their statements in one pipeline, one round trip."""
+
+    ops: tuple[Any, ...]
+
+
 Op = Union[
+    Batch,
     Get,
     Info,
     Put,
@@ -332,6 +340,33 @@ Op = Union[
     TouchKey,
     Recent,
 ]
+
+
+# What a ``Batch`` may hold: the ops that only read (``Search`` runs apart on SQLite).
+READS = (
+    Get,
+    Info,
+    Scan,
+    Count,
+    Read,
+    LogCount,
+    Namespaces,
+    Logs,
+    Floor,
+    Usage,
+    Writes,
+    FindKey,
+    ListKeys,
+    Recent,
+)
+
+
+def batch_ops(op: Batch) -> tuple[Any, ...]:
+    """``op.ops``; ``TypeError`` when one of them is not a read of ``READS``."""
+    for sub in op.ops:
+        if type(sub) not in READS:
+            raise TypeError(f"a Batch holds reads only, not {type(sub).__name__}")
+    return op.ops
 
 
 @runtime_checkable

@@ -563,6 +563,17 @@ _HANDLERS = {
 }
 
 
+def _batch(op: ops.Batch) -> Handler:
+    """One request after the other (a batch endpoint would save the round trips)."""
+    results = []
+    for sub in ops.batch_ops(op):
+        results.append((yield from _handler(sub)))
+    return results
+
+
+_HANDLERS[ops.Batch] = _batch
+
+
 def _handler(op: Op) -> Handler:
     make = _HANDLERS.get(type(op))
     if make is None:

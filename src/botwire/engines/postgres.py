@@ -28,7 +28,8 @@ import select
 import threading
 import time
 import weakref
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
+from functools import partial
 from contextlib import contextmanager, suppress
 from typing import Any, NamedTuple
 from urllib.parse import parse_qsl, quote, unquote, urlencode
@@ -36,6 +37,7 @@ from urllib.parse import parse_qsl, quote, unquote, urlencode
 from .._wire import SECRET_OPTIONS, redact
 from ..errors import ConfigurationError, StorageUnavailable, install_hint
 from . import _fork, sql
+from . import base as ops
 from .base import Op
 
 try:
@@ -245,31 +247,37 @@ class PostgresEngine:
     # -- sync -------------------------------------------------------------------------------
 
     def execute(self, op: Op) -> Any:
-        handler, mode = sql.handle(op, time.time(), postgres=True)
+        if type(op) is ops.Batch:
+            handlers, mode = sql.together(op, time.time(), postgres=True), sql.READ  # type: ignore[arg-type]
+            on: Callable[[Any], Any] = partial(_pipelined, handlers=handlers)
+        else:
+            handler, mode = sql.handle(op, time.time(), postgres=True)
+            on = partial(_drive_on, handler=handler, mode=mode)
         with _mapped(self._hide):
             pool = self._sync_pool()
             try:
-                result = self._drive(pool, handler, mode)
+                result = self._drive(pool, on)
             except psycopg.OperationalError as exc:
                 if _lost(exc) and not self._probe():
                     raise self._unreachable() from exc
                 raise
         if mode and self._purger.due():
             try:
-                self._drive(pool, sql.purge(time.time(), self._purger.batch), sql.TXN)
+                purge = sql.purge(time.time(), self._purger.batch)
+                self._drive(pool, partial(_drive_on, handler=purge, mode=sql.TXN))
             except psycopg.Error as exc:  # best effort: the next purge catches up
                 log.debug("purge of expired keys skipped: %s", exc)
         return result
 
-    def _drive(self, pool: ConnectionPool, handler: sql.Handler, mode: int) -> Any:
+    def _drive(self, pool: ConnectionPool, on: Callable[[Any], Any]) -> Any:
         with pool.connection() as conn:
             if not _went_away(conn):
-                return _drive_on(conn, handler, mode)
+                return on(conn)
         if not self._probe():  # the server closed it: restarted, or gone
             raise self._unreachable()
         pool.drain()  # the other idle connections are as dead: replace them all
         with pool.connection() as conn:
-            return _drive_on(conn, handler, mode)
+            return on(conn)
 
     def _sync_pool(self) -> ConnectionPool:
         pool = self._pool
@@ -384,31 +392,37 @@ class PostgresEngine:
     # -- async ------------------------------------------------------------------------------
 
     async def aexecute(self, op: Op) -> Any:
-        handler, mode = sql.handle(op, time.time(), postgres=True)
+        if type(op) is ops.Batch:
+            handlers, mode = sql.together(op, time.time(), postgres=True), sql.READ  # type: ignore[arg-type]
+            on: Callable[[Any], Awaitable[Any]] = partial(_apipelined, handlers=handlers)
+        else:
+            handler, mode = sql.handle(op, time.time(), postgres=True)
+            on = partial(_adrive_on, handler=handler, mode=mode)
         with _mapped(self._hide):
             pool = await self._async_pool()
             try:
-                result = await self._adrive(pool, handler, mode)
+                result = await self._adrive(pool, on)
             except psycopg.OperationalError as exc:
                 if _lost(exc) and not await asyncio.to_thread(self._probe):
                     raise self._unreachable() from exc
                 raise
         if mode and self._purger.due():
             try:
-                await self._adrive(pool, sql.purge(time.time(), self._purger.batch), sql.TXN)
+                purge = sql.purge(time.time(), self._purger.batch)
+                await self._adrive(pool, partial(_adrive_on, handler=purge, mode=sql.TXN))
             except psycopg.Error as exc:
                 log.debug("purge of expired keys skipped: %s", exc)
         return result
 
-    async def _adrive(self, pool: AsyncConnectionPool, handler: sql.Handler, mode: int) -> Any:
+    async def _adrive(self, pool: AsyncConnectionPool, on: Callable[[Any], Awaitable[Any]]) -> Any:
         async with pool.connection() as conn:
             if not _went_away(conn):
-                return await _adrive_on(conn, handler, mode)
+                return await on(conn)
         if not await asyncio.to_thread(self._probe):
             raise self._unreachable()
         await pool.drain()
         async with pool.connection() as conn:
-            return await _adrive_on(conn, handler, mode)
+            return await on(conn)
 
     async def _async_pool(self) -> AsyncConnectionPool:
         loop = asyncio.get_running_loop()
@@ -587,6 +601,61 @@ async def _adrive_on(conn: Any, handler: sql.Handler, mode: int) -> Any:
         return await sql.adrive(handler, lambda stmt: _arun(conn, stmt))
     async with conn.transaction():
         return await sql.adrive(handler, lambda stmt: _arun(conn, stmt))
+
+
+def _pipelined(conn: Any, handlers: list[sql.Handler]) -> list[Any]:
+    """Step reads side by side: each round sends every handler's next statement in one
+    pipeline (one round trip), then hands each its rows. The call-start reads take one."""
+    results: list[Any] = [None] * len(handlers)
+    pending = _first_statements(handlers, results)
+    while pending:
+        with conn.pipeline():
+            cursors = [(i, _execute(conn, stmt)) for i, stmt in pending]
+        pending = _next_statements(
+            handlers, results, [(i, _rows(cur, cur.fetchall)) for i, cur in cursors]
+        )
+    return results
+
+
+async def _apipelined(conn: Any, handlers: list[sql.Handler]) -> list[Any]:
+    results: list[Any] = [None] * len(handlers)
+    pending = _first_statements(handlers, results)
+    while pending:
+        async with conn.pipeline():
+            cursors = [(i, await _execute(conn, stmt)) for i, stmt in pending]
+        answers = []
+        for i, cur in cursors:
+            answers.append((i, cur.rowcount if cur.description is None else await cur.fetchall()))
+        pending = _next_statements(handlers, results, answers)
+    return results
+
+
+def _first_statements(handlers: list[sql.Handler], results: list[Any]) -> list[tuple[int, Any]]:
+    return _next_statements(handlers, results, [(i, None) for i in range(len(handlers))])
+
+
+def _next_statements(
+    handlers: list[sql.Handler], results: list[Any], answers: list[tuple[int, Any]]
+) -> list[tuple[int, Any]]:
+    """Give each handler its answer; what they yield next, by index (finished: in ``results``)."""
+    pending = []
+    for i, answer in answers:
+        try:
+            pending.append((i, handlers[i].send(answer)))
+        except StopIteration as stop:
+            results[i] = stop.value
+    return pending
+
+
+def _rows(cur: Any, fetch: Callable[[], Any]) -> Any:
+    return cur.rowcount if cur.description is None else fetch()
+
+
+def _execute(conn: Any, stmt: sql.Stmt) -> Any:
+    """``conn.execute`` of a one-row ``Stmt`` (sync or async connection alike)."""
+    if stmt.many or stmt.sql is sql.SEARCH:
+        raise TypeError("a pipelined read is one plain statement")
+    return conn.execute(_pg(stmt.sql), stmt.params, prepare=None if stmt.prepare else False)
 
 
 def _went_away(conn: Any) -> bool:

@@ -158,6 +158,19 @@ def upsert_one(op: ops.Put, now: float) -> tuple[str, tuple[Any, ...]]:
     return _UPSERT_ONE, (op.ns, key, text, op.ns, now, now, expires, _size(text))
 
 
+def together(op: ops.Batch, now: float, postgres: bool = False) -> list[Handler]:
+    """The handlers of a ``Batch``'s reads, to be stepped side by side."""
+    return [handle(sub, now, postgres)[0] for sub in ops.batch_ops(op)]
+
+
+def batch(op: ops.Batch, now: float) -> Handler:
+    """A ``Batch`` one read after the other (where a round trip costs nothing: SQLite)."""
+    results = []
+    for handler in together(op, now):
+        results.append((yield from handler))
+    return results
+
+
 def get(op: ops.Get, now: float) -> Handler:
     if len(op.keys) == 1:
         rows = yield Stmt(_GET_ONE, (op.ns, op.keys[0], now))
@@ -961,6 +974,7 @@ def _size(text: str) -> int:
 
 
 _HANDLERS: dict[type, tuple[Callable[[Any, float], Handler], int]] = {
+    ops.Batch: (batch, READ),
     ops.Get: (get, READ),
     ops.Info: (info, READ),
     ops.Put: (put, -1),

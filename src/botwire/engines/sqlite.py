@@ -63,6 +63,8 @@ INLINE_ROWS = 256  # a range read this small costs less on the event loop than a
 
 def _is_point_read(op: Op) -> bool:
     """A read short enough to run on the event loop: one key, or one short range scan."""
+    if isinstance(op, ops.Batch):
+        return all(_is_point_read(sub) for sub in op.ops)
     if isinstance(op, (ops.Get, ops.Info)):
         return len(op.keys) == 1
     if isinstance(op, ops.Scan):

@@ -103,9 +103,12 @@ class Briefing:
 
 
 def snapshot() -> Plan[context.Snapshot]:
-    facts = yield lambda m: m.items(limit=MAX_FACTS)
-    calls = yield lambda m: m.log(CALLS).read(last=READ_CALLS)
-    notes = yield lambda m: m.log(NOTES).read(last=READ_NOTES)
+    """What call start reads: facts, recent calls, notes -- three reads answered together."""
+    facts, calls, notes = yield lambda m: m._together(
+        m._items_page(MAX_FACTS),
+        m.log(CALLS)._read_last(READ_CALLS),
+        m.log(NOTES)._read_last(READ_NOTES),
+    )
     return context.Snapshot(
         facts=dict(facts),
         calls=merge_calls([e.value for e in calls]),
