@@ -803,8 +803,9 @@ class Runner:
                 if done < size and (dt > budget or (dt > 15 and projected > budget * 1.2)):
                     rate = (done - start) / dt
                     why = (
-                        f"not measured at {human(size)} keys: loading them with set_many "
-                        f"({POPULATE_BATCH} keys per call) ran at {rate:,.0f} keys/s "
+                        f"not measured at {human(size)} keys: loading them "
+                        f"({POPULATE_BATCH} keys per call or transaction) ran at "
+                        f"{rate:,.0f} keys/s "
                         f"({human(done)} keys after {dt:.0f} s, about {projected:.0f} s "
                         f"projected for all), over the {budget:.0f} s budget "
                         "(--populate-budget)"
@@ -825,15 +826,17 @@ class Runner:
 
         # one subject after another: in threads, the GIL convoy effect slowed the I/O-bound
         # loaders (PostgreSQL, Redis) tenfold
-        self._each("populate", populate, self.kv_subjects())
+        def populate_then(s: Subject) -> None:
+            populate(s)
+            # before the next subject loads: botwire-sqlite's search-index catch-up holds the
+            # file's write lock in slices, which would starve sqlite-raw's loading
+            if s.name not in self.too_slow:
+                note = s.after_populate()
+                if note:
+                    notes.append(note)
+                    log(f"  {note}")
 
-        def after(s: Subject) -> None:
-            note = s.after_populate()
-            if note:
-                notes.append(note)
-                log(f"  {note}")
-
-        self._each("after loading", after, [s for s in self.kv_subjects() if s.kind != "peer"])
+        self._each("populate", populate_then, self.kv_subjects())
 
         total_appends = a.reps * (a.ops + a.warm + a.chunks)  # + one re-warm call per slice
         n_append_logs = max(1, math.ceil(total_appends / APPENDS_PER_SHORT_LOG))
