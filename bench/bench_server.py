@@ -37,6 +37,16 @@ repetitions. ``--quick``: one repetition of 2 s per measurement, 2 workers only,
 trips (about 30 s with PostgreSQL). The default run (3 repetitions of 5 s, 2 and 1 workers,
 SQLite and PostgreSQL) takes about 6 minutes on a 2-core machine; ``--profile 10`` adds 15 s.
 
+``--goals``: only what the Goals table at the end of the report needs: ``GET`` at 32
+connections on the 2-worker servers (SQLite and PostgreSQL), redis-benchmark at 32
+connections (``-t set,get``, so that GET finds values), and the HTTP engine's round trip; with
+``--quick`` under a minute (``make bench-server BENCH_ARGS="--goals --quick"``).
+
+The report ends with a Goals table computed from that run's medians: the SQLite server's
+``GET`` req/s over redis-server's (goal >= 0.25x), the PostgreSQL server's ``GET`` req/s over
+the SQLite server's (>= 0.5x), and the HTTP engine's round trip p50 on each (<= 1 ms; next to
+the floor of a plain keep-alive ``GET /healthz`` to the same server with ``http.client``).
+
 Optional ``--profile SECONDS``: after the measurements, record the SQLite server at 1 worker
 with ``py-spy`` (``pip install py-spy``) while wrk sends GETs at 32 connections, and add the
 hottest frames and a per-layer split to the report. See bench/SERVER_RESULTS.md for a reading.
@@ -89,6 +99,8 @@ REDIS_KEY = re.compile(rb"^key:\d{12}$")
 
 # targets evaluated in the report
 TARGET_GET_RATIO = 0.25
+TARGET_PG_GET_RATIO = 0.5  # PostgreSQL server GET req/s over the SQLite server's
+GOAL_WORKERS = 2  # the worker count the Goals table reads
 TARGET_RT_P50_US = 1000.0
 TARGET_P99_MS_32 = 10.0
 TARGET_WRITES = 5000.0
@@ -523,7 +535,32 @@ def engine_round_trip(server: Server, calls: int, nkeys: int) -> dict[str, tuple
             lat.sort()
             out[op] = (lat[len(lat) // 2] / 1000, lat[min(len(lat) - 1, int(0.99 * len(lat)))]
                        / 1000)
+    out["healthz"] = http_floor(server, calls)
     return out
+
+
+def http_floor(server: Server, calls: int) -> tuple[float, float]:
+    """p50/p99 (µs) of sequential keep-alive ``GET /healthz`` with ``http.client``: one HTTP
+    round trip to the same server without the engine or storage."""
+    import http.client
+
+    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
+    clock = time.perf_counter_ns
+    lat = []
+    try:
+        for i in range(min(200, calls) + calls):
+            t0 = clock()
+            conn.request("GET", "/healthz")
+            resp = conn.getresponse()
+            resp.read()
+            if resp.status != 200:
+                raise RuntimeError(f"GET /healthz on {server.label}: {resp.status}")
+            if i >= min(200, calls):
+                lat.append(clock() - t0)
+    finally:
+        conn.close()
+    lat.sort()
+    return lat[len(lat) // 2] / 1000, lat[min(len(lat) - 1, int(0.99 * len(lat)))] / 1000
 
 
 # -- profiling (optional) ----------------------------------------------------------------------
@@ -606,6 +643,7 @@ class Results:
     populate: dict[str, float] = field(default_factory=dict)
     profile: dict[str, Any] | None = None
     notes: list[str] = field(default_factory=list)
+    loadavg: list[float] = field(default_factory=list)  # 1-minute load, at start and end
 
 
 def med(values: list[float]) -> float:
@@ -635,6 +673,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--no-redis", action="store_true")
     p.add_argument("--no-install", action="store_true",
                    help="do not try apt-get install wrk when it is missing")
+    p.add_argument("--goals", action="store_true",
+                   help="only what the Goals table needs: GET at 32 connections, 2 workers, "
+                        "SQLite and PostgreSQL, redis-benchmark at 32, engine round trip")
     p.add_argument("--profile", type=float, default=0, metavar="SECONDS",
                    help="also py-spy the SQLite server (1 worker) under GET at 32 connections")
     p.add_argument("--output", default=os.path.join(HERE, "results", "server.md"))
@@ -642,11 +683,14 @@ def main(argv: list[str] | None = None) -> int:
     duration = a.duration or (2.0 if a.quick else 5.0)
     reps = a.reps or (1 if a.quick else 3)
     calls = a.calls or (500 if a.quick else 2000)
-    workers = [int(w) for w in (a.workers or ("2" if a.quick else "2,1")).split(",") if w]
+    workers = [int(w) for w in (a.workers or ("2" if a.quick or a.goals else "2,1")).split(",")
+               if w]
+    tests = [("GET", 32)] if a.goals else TESTS
+    redis_conns = (32,) if a.goals else (1, 32)
     rhost, _, rport = a.redis.rpartition(":")
     started = time.monotonic()
 
-    res = Results()
+    res = Results(loadavg=[os.getloadavg()[0]])
     tmp = tempfile.mkdtemp(prefix="botwire-bench-server-")
     loadgen: Wrk | AsyncLoad = Wrk(tmp) if find_wrk(not a.no_install) else AsyncLoad()
     if isinstance(loadgen, AsyncLoad):
@@ -677,12 +721,13 @@ def main(argv: list[str] | None = None) -> int:
                 res.populate[s.label] = s.populate(a.keys)
                 log(f"  {s.label} on :{s.port}, {a.keys} keys in {res.populate[s.label]:.1f} s")
                 loadgen.run(s, "GET", 32, 1, a.keys)  # warm-up
-                loadgen.run(s, "PUT", 32, 1, a.keys)
+                if any(m == "PUT" for m, _ in tests):
+                    loadgen.run(s, "PUT", 32, 1, a.keys)
                 servers.append(s)
         for rep in range(reps):
             order = servers[rep % len(servers):] + servers[:rep % len(servers)]
             for s in order:
-                for method, conns in TESTS:
+                for method, conns in tests:
                     cpu0 = s.cpu_seconds()
                     load = loadgen.run(s, method, conns, duration, a.keys)
                     if load.requests:
@@ -695,9 +740,9 @@ def main(argv: list[str] | None = None) -> int:
                 for op, v in rt.items():
                     res.rt[(s.label, op)].append(v)
                 log(f"rep {rep + 1}/{reps} {s.label:12} engine get p50 {rt['get'][0]:.0f} us, "
-                    f"set p50 {rt['set'][0]:.0f} us")
+                    f"set p50 {rt['set'][0]:.0f} us, GET /healthz p50 {rt['healthz'][0]:.0f} us")
             if have_redis:
-                for conns in (1, 32):
+                for conns in redis_conns:
                     n = int(max(10_000, duration * (5_000 if conns == 1 else 40_000)))
                     for test, load in redis_benchmark(rhost, int(rport), a.redis_db, conns, n,
                                                       a.keys).items():
@@ -724,6 +769,7 @@ def main(argv: list[str] | None = None) -> int:
         shutil.rmtree(tmp, ignore_errors=True)
 
     elapsed = time.monotonic() - started
+    res.loadavg.append(os.getloadavg()[0])
     report = render(res, servers, loadgen, duration, reps, calls, a.keys, elapsed)
     print(report)
     os.makedirs(os.path.dirname(os.path.abspath(a.output)), exist_ok=True)
@@ -741,6 +787,8 @@ def raw_json(res: Results) -> dict[str, Any]:
         "engine_round_trip_us": {"|".join(k): v for k, v in res.rt.items()},
         "redis": {"|".join(map(str, k)): [vars(x) for x in v] for k, v in res.redis.items()},
         "populate_seconds": res.populate,
+        "goals": goals(res),
+        "loadavg": res.loadavg,
         "profile": res.profile,
         "notes": res.notes,
     }
@@ -771,7 +819,8 @@ def render(res: Results, servers: list[Server], loadgen: Any, duration: float, r
              f"keys of a {len(VALUE_TEXT)}-byte JSON value; quotas off. Load generator: "
              f"{loadgen.name} {' '.join(loadgen.version)}. Run took {elapsed:.0f} s.\n")
     L.append(f"Machine: {os.cpu_count()} CPUs, {platform.platform()}, Python "
-             f"{platform.python_version()}. {versions()}.\n")
+             f"{platform.python_version()}. {versions()}. 1-minute load average at the start "
+             f"and the end of the run: {' / '.join(f'{x:.1f}' for x in res.loadavg)}.\n")
     for note in res.notes:
         L.append(f"* {note}")
     if res.notes:
@@ -810,10 +859,11 @@ def render(res: Results, servers: list[Server], loadgen: Any, duration: float, r
     L.append("| server | op | calls | p50 µs | p99 µs |")
     L.append("|---|---|---:|---:|---:|")
     for label in labels:
-        for op in ("get", "set"):
+        for op in ("get", "set", "healthz"):
             runs = res.rt.get((label, op))
             if runs:
-                L.append(f"| {label} | m.{op} | {calls} | {fmt(med([r[0] for r in runs]))} | "
+                name = "GET /healthz (http.client, floor)" if op == "healthz" else f"m.{op}"
+                L.append(f"| {label} | {name} | {calls} | {fmt(med([r[0] for r in runs]))} | "
                          f"{fmt(med([r[1] for r in runs]))} |")
     L.append("")
 
@@ -871,7 +921,73 @@ def render(res: Results, servers: list[Server], loadgen: Any, duration: float, r
         for frame, n in pr["self_frames"][:15]:
             L.append(f"| `{frame[:110]}` | {100 * n / pr['samples']:.1f} |")
         L.append("")
+    L += render_goals(res, reps)
     return "\n".join(L)
+
+
+def goals(res: Results) -> list[dict[str, str]]:
+    """The Goals rows, from this run's medians (``n/a`` where a measurement is missing)."""
+    w = GOAL_WORKERS
+
+    def rps(label: str) -> float:
+        return med([x.rps for x in res.load.get((label, "GET", 32), [])])
+
+    def rt(label: str, op: str) -> float:
+        return med([r[0] for r in res.rt.get((label, op), [])])
+
+    def over(a: float, b: float) -> float:
+        return a / b if b else math_nan
+
+    def verdict(value: float, ok: bool, note: str = "") -> str:
+        if value != value:
+            return "n/a (not measured)"
+        return f"**{'met' if ok else 'not met'}**{note}"
+
+    rows = []
+    sq, pg, redis = rps(f"sqlite w{w}"), rps(f"postgres w{w}"), med(
+        [x.rps for x in res.redis.get(("GET", 32), [])])
+    r = over(sq, redis)
+    rows.append({"row": f"server `GET` req/s, 32 conns, {w} workers, SQLite",
+                 "botwire": fmt(sq), "peer": f"redis-server (redis-benchmark GET) {fmt(redis)}",
+                 "ratio": fmt(r, 3) + "x" if r == r else "n/a",
+                 "goal": f">= {TARGET_GET_RATIO:g}x",
+                 "verdict": verdict(r, r >= TARGET_GET_RATIO)})
+    r = over(pg, sq)
+    rows.append({"row": f"server `GET` req/s, 32 conns, {w} workers, PostgreSQL vs SQLite",
+                 "botwire": fmt(pg), "peer": f"botwire server on SQLite {fmt(sq)}",
+                 "ratio": fmt(r, 2) + "x" if r == r else "n/a",
+                 "goal": f">= {TARGET_PG_GET_RATIO:g}x",
+                 "verdict": verdict(r, r >= TARGET_PG_GET_RATIO)})
+    for db, note in (("postgres", ""), ("sqlite", " (reference)")):
+        label = f"{db} w{w}"
+        floor = rt(label, "healthz")
+        for op in ("get", "set"):
+            p50 = rt(label, op)
+            r = over(p50, floor)
+            rows.append({
+                "row": f"HTTP engine round trip p50, `m.{op}`, {label} server{note}",
+                "botwire": f"{fmt(p50)} µs", "peer": f"`GET /healthz` floor {fmt(floor)} µs",
+                "ratio": fmt(r, 2) + "x" if r == r else "n/a",
+                "goal": f"<= {TARGET_RT_P50_US / 1000:g} ms",
+                "verdict": verdict(p50, p50 <= TARGET_RT_P50_US)})
+    return rows
+
+
+def render_goals(res: Results, reps: int) -> list[str]:
+    L = ["## Goals\n",
+         f"From this run's medians over {reps} repetition(s). req/s: 2xx answers per second "
+         "under the load generator named above (`GET` of random keys); the peer is "
+         "redis-benchmark `GET` at 32 connections in the same run. Round trip: sequential "
+         "calls through `Memory(url=\"http://...\")`; its floor is a sequential keep-alive "
+         "`GET /healthz` to the same server with `http.client` (ratio = round trip / floor; "
+         "the goal is on the round trip itself).\n",
+         "| row | botwire | floor or peer | ratio | goal | verdict |",
+         "|---|---:|---|---:|---:|---|"]
+    for g in goals(res):
+        L.append(f"| {g['row']} | {g['botwire']} | {g['peer']} | {g['ratio']} | {g['goal']} | "
+                 f"{g['verdict']} |")
+    L.append("")
+    return L
 
 
 if __name__ == "__main__":
