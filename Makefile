@@ -10,7 +10,7 @@ CREWAI_PY    := $(CREWAI_VENV)/bin/python
 CREWAI_STAMP := $(CREWAI_VENV)/.installed
 CREWAI_TESTS := tests/adapters/crewai
 
-.PHONY: demo test test-core test-crewai bench bench-server bench-search bench-voice bench-mcp bench-console bench-capacity screenshots serve lint clean
+.PHONY: demo test test-core test-crewai bench bench-server bench-search bench-voice bench-mcp bench-console bench-capacity bench-profile screenshots serve lint clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -56,6 +56,9 @@ bench-console: $(STAMP)  ## /console's pages over a caller with 1000 calls among
 
 bench-capacity: $(STAMP)  ## writes per core and callers per GiB, SQLite and PostgreSQL; see docs/deploy.md
 	$(PY) bench/bench_capacity.py $(BENCH_ARGS)
+
+bench-profile: $(STAMP)  ## py-spy of botwire serve answering call starts: where each µs goes (pip install py-spy)
+	$(PY) bench/profile_server.py --output bench/PROFILE_RESULTS.md $(BENCH_ARGS)
 
 screenshots: $(STAMP)  ## the console's pictures in docs/console/, taken by its browser tests (Debian's chromium)
 	BOTWIRE_SCREENSHOTS=1 BOTWIRE_TEST_REQUIRE_BROWSER=1 $(PY) -m pytest tests/console/test_browser.py -q $(PYTEST_ARGS)
