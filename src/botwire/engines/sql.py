@@ -181,8 +181,16 @@ def get(op: ops.Get, now: float) -> Handler:
 
 def info(op: ops.Info, now: float) -> Handler:
     cols = _COLS.format(value="value") if op.values else _META
+    if len(op.keys) == 1:  # one key (the server's GET): a statement PostgreSQL keeps prepared
+        rows = yield Stmt(_info_one(cols), (op.ns, op.keys[0], now))
+        return [Row._make(rows[0]) if rows else None]
     found = {r[0]: Row._make(r) for r in (yield from _select_in(cols, op.ns, op.keys, now))}
     return [found.get(k) for k in op.keys]
+
+
+@functools.lru_cache(maxsize=2)
+def _info_one(cols: str) -> str:
+    return f"SELECT {cols} FROM botwire_kv WHERE ns = ? AND key = ? AND {_LIVE}"
 
 
 def _select_in(cols: str, ns: str, keys: tuple[str, ...], now: float) -> Handler:
