@@ -56,9 +56,9 @@ def assert_index_matches_the_rows(path) -> None:
 
 
 LACKING = (  # what the index lacks or still holds in excess: rows to index, documents to forget
-    "SELECT (SELECT count(*) FROM botwire_fts_queue) + (SELECT count(*) FROM botwire_kv "
-    "WHERE doc IS NULL OR stale IS NOT NULL) + (SELECT count(*) FROM botwire_entries e "
-    "JOIN botwire_logs l ON l.id = e.log_id WHERE e.seq > l.indexed_seq)"
+    "SELECT (SELECT count(*) FROM botwire_fts_queue WHERE key IS NULL) + (SELECT count(*) "
+    "FROM botwire_kv WHERE doc IS NULL OR stale IS NOT NULL) + (SELECT count(*) "
+    "FROM botwire_entries e JOIN botwire_logs l ON l.id = e.log_id WHERE e.seq > l.indexed_seq)"
 )
 
 
@@ -534,9 +534,12 @@ def test_a_small_namespace_is_searched_without_the_index(url, tmp_path):
         assert conn.execute("SELECT count(*) FROM botwire_fts_queue").fetchone()[0] == 0
 
 
-def test_writes_queue_nothing_and_a_search_through_the_index_indexes_its_namespace(url, tmp_path):
+def test_a_callers_writes_queue_nothing_and_a_search_through_the_index_serves_its_namespace(
+    url, tmp_path
+):
     conn = sqlite3.connect(tmp_path / "botwire.db")
-    queued = "SELECT count(*) FROM botwire_fts_queue"
+    forget = "SELECT count(*) FROM botwire_fts_queue WHERE key IS NULL"
+    named = "SELECT ns, key FROM botwire_fts_queue WHERE key IS NOT NULL ORDER BY id"
     stale = "SELECT stale FROM botwire_kv WHERE key = 'k'"
     with Memory("ns", url=url) as m, Memory("other", url=url) as other:
         m.engine.search_direct_max = 0
@@ -544,24 +547,52 @@ def test_writes_queue_nothing_and_a_search_through_the_index_indexes_its_namespa
         m.set("k", "second")  # never indexed: nothing kept of "first"
         m.log("l").append("third")
         other.set("o", "second")
-        assert conn.execute(queued).fetchone()[0] == 0
+        assert conn.execute("SELECT count(*) FROM botwire_fts_queue").fetchone() == (0,)
         assert conn.execute(stale).fetchone() == (None,)
         assert [h.key for h in m.search("second")] == ["k"]
-        # this namespace is indexed whole; the other one is not touched
+        # this namespace is served and indexed whole; the other one is not touched
         indexed = "SELECT ns, doc IS NOT NULL FROM botwire_kv ORDER BY ns"
         assert conn.execute(indexed).fetchall() == [("ns", 1), ("other", 0)]
-        m.set("k", "fourth")  # indexed: the row keeps the text the index holds
+        assert conn.execute("SELECT ns, cursor FROM botwire_fts_ns").fetchall() == [("ns", None)]
+        m.set("k", "fourth")  # indexed: the row keeps the text the index holds, and is queued
+        m.set("new", "fifth")  # a new key of a served namespace is queued too
+        other.set("o2", "sixth")  # the other namespace's writes still queue nothing
         assert conn.execute(stale).fetchone() == ('k "second"',)
-        assert conn.execute(queued).fetchone()[0] == 0
+        assert conn.execute(named).fetchall() == [("ns", "k"), ("ns", "new")]
         assert m.search("second") == [] and [h.key for h in m.search("fourth")] == ["k"]
+        assert [h.key for h in m.search("fifth")] == ["new"]
         assert conn.execute(stale).fetchone() == (None,)
+        assert conn.execute(named).fetchall() == []
         m.delete("k")  # an indexed key deleted: its document is queued to be forgotten
-        assert conn.execute(queued).fetchone()[0] == 1
+        assert conn.execute(forget).fetchone()[0] == 1
         assert m.search("fourth") == []
         m.log("l").clear()  # an indexed entry too
-        assert conn.execute(queued).fetchone()[0] == 2
+        assert conn.execute(forget).fetchone()[0] == 2
         assert m.search("third") == []
     assert_index_matches_the_rows(tmp_path / "botwire.db")
+
+
+def test_the_first_pass_over_a_large_namespace_reads_each_key_once(tmp_path):
+    """Slices go on from a cursor: indexing n keys reads about n rows, not n^2 / slice."""
+    path = tmp_path / "botwire.db"
+    engine = SQLiteEngine(str(path))
+    engine.index_slice = 10
+    with Memory("ns", engine=engine) as m:
+        m.set_many({f"k{i:04d}": f"oak {i}" for i in range(3000)})
+        conn = engine._connection()
+        steps = []
+        conn.set_progress_handler(lambda: steps.append(1), 1000)
+        engine._catch_up("ns")
+        conn.set_progress_handler(None, 0)
+        few = len(steps)
+        m.set_many({f"j{i:04d}": f"elm {i}" for i in range(1000)})  # queued: ns is served
+        m.engine.search_direct_max = 0
+        assert len(m.search("oak", limit=1000)) == 1000  # (the limit)
+        assert len(m.search("elm", limit=1000)) == 1000
+    # 3000 keys take ~350 steps of 1000 instructions; reading the namespace from its start in
+    # each of the 300 slices would take ~20x that
+    assert few < 1200, few
+    assert_index_matches_the_rows(path)
 
 
 def test_a_namespace_above_the_limit_is_searched_through_the_index(tmp_path):

@@ -713,77 +713,135 @@ def sqlite_search(
 
 
 def sqlite_pending(ns: str) -> Handler:
-    """Whether the index lacks any of ``ns``'s keys or entries (never indexed, or changed)."""
+    """Whether the index lacks any of ``ns``'s keys or entries: it does not serve ``ns`` yet
+    (or its first pass is not done), keys are queued, or a log has entries not indexed."""
     rows = yield Stmt(
-        "SELECT EXISTS (SELECT 1 FROM botwire_kv WHERE ns = ? AND (doc IS NULL "
-        "OR stale IS NOT NULL)) OR EXISTS (SELECT 1 FROM botwire_logs WHERE ns = ? "
-        "AND last_seq > indexed_seq)",
-        (ns, ns),
+        "SELECT NOT EXISTS (SELECT 1 FROM botwire_fts_ns WHERE ns = ? AND cursor IS NULL) "
+        "OR EXISTS (SELECT 1 FROM botwire_fts_queue WHERE ns = ? AND key IS NOT NULL) "
+        "OR EXISTS (SELECT 1 FROM botwire_logs WHERE ns = ? AND last_seq > indexed_seq)",
+        (ns, ns, ns),
     )
     return bool(rows[0][0])
 
 
-def sqlite_index_namespace(ns: str, most: int) -> Handler:
-    """Index up to ``most`` of the keys and entries of ``ns`` that the index lacks, in the
-    caller's write transaction. Returns how many (fewer than ``most``: none are left).
-
-    A key without a doc is indexed under a new one; a key whose ``stale`` is set is first
-    forgotten with that text (what the index holds for its doc). Entries above a log's
-    ``indexed_seq`` are indexed in order. FTS5 is given ascending rowids: deletes (old docs),
-    then new docs, above every doc given before; a smaller rowid than the last one makes it
-    write out its pending changes as a new segment."""
-    keys = yield Stmt(
-        "SELECT key, doc, stale, key || ' ' || value FROM botwire_kv "
-        "WHERE ns = ? AND (doc IS NULL OR stale IS NOT NULL) LIMIT ?",
-        (ns, most),
+def sqlite_served_pending() -> Handler:
+    """The namespaces the index serves that lack something: first passes not done, keys
+    queued (logs are looked at when their namespace is searched)."""
+    rows = yield Stmt(
+        "SELECT ns FROM botwire_fts_ns WHERE cursor IS NOT NULL UNION "
+        "SELECT DISTINCT ns FROM botwire_fts_queue WHERE key IS NOT NULL"
     )
-    if keys:
-        old = sorted((doc, ns, stale) for _, doc, stale, _ in keys if doc is not None)
-        if old:
+    return [r[0] for r in rows]
+
+
+_KEY_DOC = "SELECT key, doc, stale, key || ' ' || value FROM botwire_kv WHERE ns = ? AND "
+_LACKS = "(doc IS NULL OR stale IS NOT NULL)"
+
+
+def sqlite_index_namespace(ns: str, most: int) -> Handler:
+    """Do up to ``most`` rows of indexing work on ``ns`` in the caller's write transaction,
+    registering it as a namespace the index serves. Returns the rows worked on (fewer than
+    ``most``: nothing is left).
+
+    Keys: the first pass reads ``most`` keys in order from the cursor and indexes those the
+    index lacks (a doc never given, or ``stale`` set); after it, the queue names the keys
+    written since. A key without a doc is indexed under a new one; a key whose ``stale`` is
+    set is first forgotten with that text (what the index holds for its doc). Entries above a
+    log's ``indexed_seq`` are indexed in order. FTS5 is given ascending rowids: deletes (old
+    docs), then new docs, above every doc given before; a smaller rowid than the last one makes
+    it write out its pending changes as a new segment."""
+    served = yield Stmt("SELECT cursor FROM botwire_fts_ns WHERE ns = ?", (ns,))
+    if not served:
+        yield Stmt("INSERT INTO botwire_fts_ns (ns, cursor) VALUES (?, '')", (ns,))
+        served = [("",)]
+    cursor = served[0][0]
+    if cursor is not None:  # the first pass
+        rows = yield Stmt(
+            f"SELECT key, doc, stale, key || ' ' || value, {_LACKS} FROM botwire_kv "
+            "WHERE ns = ? AND key > ? ORDER BY key LIMIT ?",
+            (ns, cursor, most),
+        )
+        yield from _index_keys(ns, [r[:4] for r in rows if r[4]])
+        after = rows[-1][0] if len(rows) == most else None
+        yield Stmt("UPDATE botwire_fts_ns SET cursor = ? WHERE ns = ?", (after, ns))
+        done = len(rows)
+    else:
+        queued = yield Stmt(
+            "SELECT id, key FROM botwire_fts_queue WHERE ns = ? AND key IS NOT NULL "
+            "ORDER BY id LIMIT ?",
+            (ns, most),
+        )
+        if queued:
+            names = sorted({key for _, key in queued})
+            marks = ", ".join("?" * len(names))
+            keys = yield Stmt(
+                f"{_KEY_DOC}key IN ({marks}) AND {_LACKS}", (ns, *names), prepare=False
+            )
+            yield from _index_keys(ns, keys)
             yield Stmt(
-                "INSERT INTO botwire_kv_fts (botwire_kv_fts, rowid, ns, body) "
-                "VALUES ('delete', ?, ?, ?)",
-                old,
+                f"DELETE FROM botwire_fts_queue WHERE id IN ({', '.join('?' * len(queued))})",
+                tuple(i for i, _ in queued),
+                prepare=False,
+            )
+        done = len(queued)
+    if done < most:
+        done += yield from _index_entries(ns, most - done)
+    return done
+
+
+def _index_keys(ns: str, keys: list[tuple[Any, ...]]) -> Handler:
+    """Index ``(key, doc, stale, text)`` rows of ``ns`` under new docs."""
+    if not keys:
+        return
+    old = sorted((doc, ns, stale) for _, doc, stale, _ in keys if doc is not None)
+    if old:
+        yield Stmt(
+            "INSERT INTO botwire_kv_fts (botwire_kv_fts, rowid, ns, body) "
+            "VALUES ('delete', ?, ?, ?)",
+            old,
+            many=True,
+        )
+    base = (yield Stmt("SELECT doc FROM botwire_fts_next"))[0][0]
+    docs = [(base + n, key, body) for n, (key, _, _, body) in enumerate(keys, 1)]
+    yield Stmt(
+        "INSERT INTO botwire_kv_fts (rowid, ns, body) VALUES (?, ?, ?)",
+        [(doc, ns, body) for doc, _, body in docs],
+        many=True,
+    )
+    yield Stmt(
+        "UPDATE botwire_kv SET doc = ?, stale = NULL WHERE ns = ? AND key = ?",
+        [(doc, ns, key) for doc, key, _ in docs],
+        many=True,
+    )
+    yield Stmt("UPDATE botwire_fts_next SET doc = ?", (base + len(keys),))
+
+
+def _index_entries(ns: str, most: int) -> Handler:
+    """Index up to ``most`` entries of ``ns``'s logs above their ``indexed_seq``; how many."""
+    done = 0
+    logs = yield Stmt(
+        "SELECT id, indexed_seq, last_seq FROM botwire_logs "
+        "WHERE ns = ? AND last_seq > indexed_seq ORDER BY id",
+        (ns,),
+    )
+    for log_id, indexed, last in logs:
+        left = most - done
+        if left <= 0:
+            break
+        entries = yield Stmt(
+            "SELECT seq, value FROM botwire_entries "
+            f"WHERE log_id = ? AND seq > ? AND seq < {ENTRY_DOC} ORDER BY seq LIMIT ?",
+            (log_id, indexed, left),
+        )
+        if entries:
+            yield Stmt(
+                "INSERT INTO botwire_entries_fts (rowid, ns, body) VALUES (?, ?, ?)",
+                [(log_id * ENTRY_DOC + seq, ns, value) for seq, value in entries],
                 many=True,
             )
-        base = (yield Stmt("SELECT doc FROM botwire_fts_next"))[0][0]
-        docs = [(base + n, key, body) for n, (key, _, _, body) in enumerate(keys, 1)]
-        yield Stmt(
-            "INSERT INTO botwire_kv_fts (rowid, ns, body) VALUES (?, ?, ?)",
-            [(doc, ns, body) for doc, _, body in docs],
-            many=True,
-        )
-        yield Stmt(
-            "UPDATE botwire_kv SET doc = ?, stale = NULL WHERE ns = ? AND key = ?",
-            [(doc, ns, key) for doc, key, _ in docs],
-            many=True,
-        )
-        yield Stmt("UPDATE botwire_fts_next SET doc = ?", (base + len(keys),))
-    done = len(keys)
-    if done < most:
-        logs = yield Stmt(
-            "SELECT id, indexed_seq, last_seq FROM botwire_logs "
-            "WHERE ns = ? AND last_seq > indexed_seq ORDER BY id",
-            (ns,),
-        )
-        for log_id, indexed, last in logs:
-            left = most - done
-            if left <= 0:
-                break
-            entries = yield Stmt(
-                "SELECT seq, value FROM botwire_entries "
-                f"WHERE log_id = ? AND seq > ? AND seq < {ENTRY_DOC} ORDER BY seq LIMIT ?",
-                (log_id, indexed, left),
-            )
-            if entries:
-                yield Stmt(
-                    "INSERT INTO botwire_entries_fts (rowid, ns, body) VALUES (?, ?, ?)",
-                    [(log_id * ENTRY_DOC + seq, ns, value) for seq, value in entries],
-                    many=True,
-                )
-            upto = entries[-1][0] if len(entries) == left else last  # fewer: the log is done
-            yield Stmt("UPDATE botwire_logs SET indexed_seq = ? WHERE id = ?", (upto, log_id))
-            done += len(entries)
+        upto = entries[-1][0] if len(entries) == left else last  # fewer: the log is done
+        yield Stmt("UPDATE botwire_logs SET indexed_seq = ? WHERE id = ?", (upto, log_id))
+        done += len(entries)
     return done
 
 
@@ -794,7 +852,8 @@ def sqlite_forget_queued(most: int) -> Handler:
     Until then they are only dead weight: a search joins each document to its row, and a
     deleted row's doc or (log, seq) is never given again."""
     rows = yield Stmt(
-        "SELECT id, ns, doc, log_id, seq, body FROM botwire_fts_queue ORDER BY id LIMIT ?",
+        "SELECT id, ns, doc, log_id, seq, body FROM botwire_fts_queue WHERE key IS NULL "
+        "ORDER BY id LIMIT ?",
         (most,),
     )
     if not rows:
@@ -812,7 +871,11 @@ def sqlite_forget_queued(most: int) -> Handler:
                 docs,
                 many=True,
             )
-    yield Stmt("DELETE FROM botwire_fts_queue WHERE id <= ?", (rows[-1][0],))
+    yield Stmt(
+        f"DELETE FROM botwire_fts_queue WHERE id IN ({', '.join('?' * len(rows))})",
+        tuple(r[0] for r in rows),
+        prepare=False,
+    )
     return len(rows)
 
 

@@ -77,7 +77,7 @@ def _is_point_read(op: Op) -> bool:
 CHECKPOINT_EVERY = 1000  # writes between background WAL checkpoints, per engine
 INDEX_SLICE = 64  # rows indexed (or forgotten) per write transaction (~45 us each)
 INDEX_INLINE = 8  # slices a search indexes itself; a namespace lacking more is ranked directly
-LARGE_REMEMBERED = 1024  # large namespaces the background keeps indexed, per engine
+DIRECT_FALLBACK_MAX = 20_000  # a namespace the index lacks much of is ranked directly up to this
 INDEX_MERGE_PAGES = 16  # FTS5 merge work per write transaction (pages; ~1-5 ms)
 _FTS = "content='', tokenize='porter unicode61'"
 _FTS_TABLES = ("botwire_kv_fts", "botwire_entries_fts")
@@ -93,15 +93,16 @@ _PENDING_ENTRY = (
     "AND body IS NULL"
 )
 
-# 6: writers queue nothing. What the index lacks is read from the rows themselves: a key with
-# no ``doc`` was never indexed, one with ``stale`` changed since (``stale`` is the text the index
-# holds for its doc, kept by a trigger that runs only for indexed keys), and a log's entries
-# above ``indexed_seq`` are not indexed yet. Searches index a large namespace's rows on demand
-# (``sql.sqlite_index_namespace``); the queue keeps only documents to forget (keys and entries
-# deleted after they were indexed). A queue row per write cost each write a second B-tree page.
+# 6: the index serves only the large namespaces that searches go through it for, and a caller's
+# writes queue nothing. A key with no ``doc`` was never indexed, one with ``stale`` changed since
+# (``stale`` is the text the index holds for its doc, kept by a trigger that runs only for
+# indexed keys), and a log's entries above ``indexed_seq`` are not indexed yet. A search
+# registers a large namespace and indexes it (``sql.sqlite_index_namespace``): one pass over its
+# keys, then what its writers queue. A queue row per write cost each write a second B-tree page.
 _QUEUED_KEY = "(ns, key) IN (SELECT ns, key FROM botwire_fts_queue WHERE key IS NOT NULL)"
 _QUEUED_DOC = "doc IN (SELECT doc FROM botwire_fts_queue WHERE doc IS NOT NULL AND log_id IS NULL)"
 _IN_KV_FTS = "EXISTS (SELECT 1 FROM botwire_kv_fts WHERE rowid = {})"
+_SERVED = "EXISTS (SELECT 1 FROM botwire_fts_ns WHERE ns = {}.ns)"
 _INDEX_ON_DEMAND = (
     "ALTER TABLE botwire_kv ADD COLUMN stale TEXT",
     "ALTER TABLE botwire_logs ADD COLUMN indexed_seq INTEGER NOT NULL DEFAULT 0",
@@ -126,9 +127,18 @@ _INDEX_ON_DEMAND = (
     ),
     "DROP TRIGGER botwire_entries_ad",
     "DROP INDEX botwire_fts_queue_entry",
+    # The namespaces the index serves (registered by their first search through it); cursor:
+    # how far the first pass over their keys has come (NULL: done; then the queue says what
+    # changed). Only their new and changed keys are queued, so a caller's writes queue nothing.
+    "CREATE TABLE botwire_fts_ns (ns TEXT PRIMARY KEY, cursor TEXT) WITHOUT ROWID",
+    "CREATE INDEX botwire_fts_queue_ns ON botwire_fts_queue (ns, id) WHERE key IS NOT NULL",
+    f"CREATE TRIGGER botwire_kv_new AFTER INSERT ON botwire_kv WHEN {_SERVED.format('NEW')} "
+    "BEGIN INSERT INTO botwire_fts_queue (ns, key) VALUES (NEW.ns, NEW.key); END",
     "CREATE TRIGGER botwire_kv_stale AFTER UPDATE OF value ON botwire_kv "
     "WHEN OLD.doc IS NOT NULL AND OLD.stale IS NULL BEGIN UPDATE botwire_kv "
-    "SET stale = OLD.key || ' ' || OLD.value WHERE ns = OLD.ns AND key = OLD.key; END",
+    "SET stale = OLD.key || ' ' || OLD.value WHERE ns = OLD.ns AND key = OLD.key; "
+    "INSERT INTO botwire_fts_queue (ns, key) SELECT OLD.ns, OLD.key "
+    f"WHERE {_SERVED.format('OLD')}; END",
     "CREATE TRIGGER botwire_kv_forget AFTER DELETE ON botwire_kv WHEN OLD.doc IS NOT NULL BEGIN "
     "INSERT INTO botwire_fts_queue (ns, doc, body) "
     "VALUES (OLD.ns, OLD.doc, COALESCE(OLD.stale, OLD.key || ' ' || OLD.value)); END",
@@ -247,7 +257,6 @@ class SQLiteEngine:
         self._pools_pid = os.getpid()
         self._writes = 0
         self.index_slice = INDEX_SLICE
-        self._large: dict[str, None] = {}  # namespaces searched through the index, oldest first
         self.search_direct_max = sql.SEARCH_DIRECT_MAX
 
     def execute(self, op: Op, *, wait: bool = True) -> Any:
@@ -323,19 +332,21 @@ class SQLiteEngine:
 
     def _search(self, op: ops.Search, wait: bool) -> list[ops.Hit]:
         """A small namespace is ranked directly. A large one through the FTS5 indexes, once
-        they hold all of its rows; when it lacks more than ``INDEX_INLINE`` slices of them
-        (a namespace that just grew, or was imported) this search ranks it directly and the
-        background indexes it."""
+        they hold all of its rows; when they lack more than ``INDEX_INLINE`` slices of them
+        (a namespace that just grew, or was imported) this search ranks it directly, up to
+        ``DIRECT_FALLBACK_MAX`` documents, and the background indexes it."""
         if not op.terms:
             return []
         conn, now = self._connection(), time.time()
         rows = self._search_direct(conn, op, now, self.search_direct_max)
         if rows is None:
-            if self._catch_up(op.ns, wait, INDEX_INLINE):
-                rows = _run(conn, sql.sqlite_search(op.ns, op.terms, op.limit, now, op.internal))
-            else:
-                rows = self._search_direct(conn, op, now, None)
+            if not self._catch_up(op.ns, wait, INDEX_INLINE):
+                rows = self._search_direct(conn, op, now, DIRECT_FALLBACK_MAX)
                 self._index_later()
+                if rows is None:  # too large to rank directly: index it all first (once)
+                    self._catch_up(op.ns, wait)
+            if rows is None:
+                rows = _run(conn, sql.sqlite_search(op.ns, op.terms, op.limit, now, op.internal))
         return [ops.Hit(*r) for r in rows]
 
     def _search_direct(
@@ -352,15 +363,9 @@ class SQLiteEngine:
             conn.execute("ROLLBACK")
 
     def _catch_up(self, ns: str, wait: bool = True, slices: int = 1_000_000) -> bool:
-        """Index what the index lacks of ``ns``, ``index_slice`` rows per write transaction
-        (other writers get the gate between slices), at most ``slices`` of them. Returns
-        whether the index now holds the whole namespace. Remembers ``ns`` as one the index
-        serves, which the background keeps indexed."""
-        with self._lock:
-            self._large.pop(ns, None)
-            self._large[ns] = None
-            while len(self._large) > LARGE_REMEMBERED:
-                del self._large[next(iter(self._large))]
+        """Index what the index lacks of ``ns`` (registering it as one the index serves),
+        ``index_slice`` rows per write transaction (other writers get the gate between
+        slices), at most ``slices`` of them. Returns whether the index now holds all of it."""
         if not self._drive(sql.sqlite_pending(ns), sql.READ):
             return True
         for _ in range(slices):
@@ -372,14 +377,14 @@ class SQLiteEngine:
         return False
 
     def _index_pending(self, wait: bool = True) -> None:
-        """Forget the queued documents, then index what the large namespaces searched here
-        lack, ``index_slice`` per write transaction. Stops early when the engine closes."""
+        """Forget the queued documents, then index what the namespaces the index serves lack,
+        ``index_slice`` per write transaction. Stops early when the engine closes."""
         while not self._closed:
             if self._drive(sql.sqlite_forget_queued(self.index_slice), sql.TXN, wait) < (
                 self.index_slice
             ):
                 break
-        for ns in list(self._large):
+        for ns in self._drive(sql.sqlite_served_pending(), sql.READ):
             if self._closed:
                 return
             self._catch_up(ns, wait)
