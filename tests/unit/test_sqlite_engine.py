@@ -55,8 +55,11 @@ def assert_index_matches_the_rows(path) -> None:
     conn.close()
 
 
-LACKING = (  # what the index lacks or still holds in excess: rows to index, documents to forget
-    "SELECT (SELECT count(*) FROM botwire_fts_queue WHERE key IS NULL) + (SELECT count(*) "
+# What the index lacks or holds in excess: documents to forget, changed keys queued, keys never
+# indexed (or changed before this schema), entries not indexed.
+LACKING = (
+    "SELECT (SELECT count(*) FROM botwire_fts_queue WHERE key IS NULL OR doc IS NOT NULL) "
+    "+ (SELECT count(*) "
     "FROM botwire_kv WHERE doc IS NULL OR stale IS NOT NULL) + (SELECT count(*) "
     "FROM botwire_entries e JOIN botwire_logs l ON l.id = e.log_id WHERE e.seq > l.indexed_seq)"
 )
@@ -539,7 +542,7 @@ def test_a_callers_writes_queue_nothing_and_a_search_through_the_index_serves_it
 ):
     conn = sqlite3.connect(tmp_path / "botwire.db")
     forget = "SELECT count(*) FROM botwire_fts_queue WHERE key IS NULL"
-    named = "SELECT ns, key FROM botwire_fts_queue WHERE key IS NOT NULL ORDER BY id"
+    named = "SELECT ns, key, body FROM botwire_fts_queue WHERE key IS NOT NULL ORDER BY id"
     stale = "SELECT stale FROM botwire_kv WHERE key = 'k'"
     with Memory("ns", url=url) as m, Memory("other", url=url) as other:
         m.engine.search_direct_max = 0
@@ -554,18 +557,23 @@ def test_a_callers_writes_queue_nothing_and_a_search_through_the_index_serves_it
         indexed = "SELECT ns, doc IS NOT NULL FROM botwire_kv ORDER BY ns"
         assert conn.execute(indexed).fetchall() == [("ns", 1), ("other", 0)]
         assert conn.execute("SELECT ns, cursor FROM botwire_fts_ns").fetchall() == [("ns", None)]
-        m.set("k", "fourth")  # indexed: the row keeps the text the index holds, and is queued
+        m.set("k", "fourth")  # indexed: queued with the text the index holds
+        m.set("k", "fourth!")  # again: that row holds a text the index never had
         m.set("new", "fifth")  # a new key of a served namespace is queued too
         other.set("o2", "sixth")  # the other namespace's writes still queue nothing
-        assert conn.execute(stale).fetchone() == ('k "second"',)
-        assert conn.execute(named).fetchall() == [("ns", "k"), ("ns", "new")]
+        assert conn.execute(named).fetchall() == [
+            ("ns", "k", 'k "second"'),
+            ("ns", "k", 'k "fourth"'),
+            ("ns", "new", None),
+        ]
         assert m.search("second") == [] and [h.key for h in m.search("fourth")] == ["k"]
         assert [h.key for h in m.search("fifth")] == ["new"]
-        assert conn.execute(stale).fetchone() == (None,)
+        assert conn.execute(stale).fetchone() == (None,)  # a served key never keeps it
         assert conn.execute(named).fetchall() == []
-        m.delete("k")  # an indexed key deleted: its document is queued to be forgotten
+        m.set("k", "seventh")
+        m.delete("k")  # deleted while queued: forgotten by the text the index holds, once
         assert conn.execute(forget).fetchone()[0] == 1
-        assert m.search("fourth") == []
+        assert m.search("fourth") == [] and m.search("seventh") == []
         m.log("l").clear()  # an indexed entry too
         assert conn.execute(forget).fetchone()[0] == 2
         assert m.search("third") == []

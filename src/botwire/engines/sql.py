@@ -772,15 +772,19 @@ def sqlite_index_namespace(ns: str, most: int) -> Handler:
             (ns, most),
         )
         if queued:
+            ids = tuple(i for i, _ in queued)
+            yield from _forget_first(ids)
             names = sorted({key for _, key in queued})
             marks = ", ".join("?" * len(names))
             keys = yield Stmt(
-                f"{_KEY_DOC}key IN ({marks}) AND {_LACKS}", (ns, *names), prepare=False
+                f"{_KEY_DOC}key IN ({marks}) AND ({_LACKS} OR NOT {_INDEXED.format(doc='doc')})",
+                (ns, *names),
+                prepare=False,
             )
             yield from _index_keys(ns, keys)
             yield Stmt(
-                f"DELETE FROM botwire_fts_queue WHERE id IN ({', '.join('?' * len(queued))})",
-                tuple(i for i, _ in queued),
+                f"DELETE FROM botwire_fts_queue WHERE id IN ({', '.join('?' * len(ids))})",
+                ids,
                 prepare=False,
             )
         done = len(queued)
@@ -789,11 +793,31 @@ def sqlite_index_namespace(ns: str, most: int) -> Handler:
     return done
 
 
+# A key's document is in the index while the FTS5 table holds its rowid (a rowid lookup).
+_INDEXED = "EXISTS (SELECT 1 FROM botwire_kv_fts WHERE rowid = {doc})"
+
+
+def _forget_first(ids: tuple[int, ...]) -> Handler:
+    """Forget the documents that the queue rows ``ids`` name, each by its first queued text,
+    if the index still holds it (a doc is forgotten once; its later rows held texts that never
+    reached the index)."""
+    marks = ", ".join("?" * len(ids))
+    yield Stmt(
+        "INSERT INTO botwire_kv_fts (botwire_kv_fts, rowid, ns, body) "
+        "SELECT 'delete', doc, ns, body FROM botwire_fts_queue WHERE id IN (SELECT min(id) "
+        f"FROM botwire_fts_queue WHERE id IN ({marks}) AND doc IS NOT NULL AND log_id IS NULL "
+        f"GROUP BY doc) AND {_INDEXED.format(doc='doc')} ORDER BY doc",
+        ids,
+        prepare=False,
+    )
+
+
 def _index_keys(ns: str, keys: list[tuple[Any, ...]]) -> Handler:
-    """Index ``(key, doc, stale, text)`` rows of ``ns`` under new docs."""
+    """Index ``(key, doc, stale, text)`` rows of ``ns`` under new docs (a doc whose ``stale``
+    is set is first forgotten with that text)."""
     if not keys:
         return
-    old = sorted((doc, ns, stale) for _, doc, stale, _ in keys if doc is not None)
+    old = sorted((doc, ns, stale) for _, doc, stale, _ in keys if stale is not None)
     if old:
         yield Stmt(
             "INSERT INTO botwire_kv_fts (botwire_kv_fts, rowid, ns, body) "
@@ -846,34 +870,33 @@ def _index_entries(ns: str, most: int) -> Handler:
 
 
 def sqlite_forget_queued(most: int) -> Handler:
-    """Forget the oldest ``most`` queued documents (keys and entries deleted after they were
-    indexed), in the caller's write transaction. Returns how many.
+    """Forget the oldest ``most`` queued documents of deleted keys and entries, in the caller's
+    write transaction. Returns how many queue rows were applied.
 
     Until then they are only dead weight: a search joins each document to its row, and a
     deleted row's doc or (log, seq) is never given again."""
     rows = yield Stmt(
-        "SELECT id, ns, doc, log_id, seq, body FROM botwire_fts_queue WHERE key IS NULL "
+        "SELECT id, ns, log_id, seq, body FROM botwire_fts_queue WHERE key IS NULL "
         "ORDER BY id LIMIT ?",
         (most,),
     )
     if not rows:
         return 0
-    keys = sorted((doc, ns, body) for _, ns, doc, log_id, _, body in rows if log_id is None)
+    ids = tuple(r[0] for r in rows)
+    yield from _forget_first(ids)
     entries = sorted(
-        (log_id * ENTRY_DOC + seq, ns, body)
-        for _, ns, _, log_id, seq, body in rows
-        if log_id is not None
+        (log_id * ENTRY_DOC + seq, ns, body) for _, ns, log_id, seq, body in rows if log_id
     )
-    for table, docs in (("botwire_kv_fts", keys), ("botwire_entries_fts", entries)):
-        if docs:
-            yield Stmt(
-                f"INSERT INTO {table} ({table}, rowid, ns, body) VALUES ('delete', ?, ?, ?)",
-                docs,
-                many=True,
-            )
+    if entries:
+        yield Stmt(
+            "INSERT INTO botwire_entries_fts (botwire_entries_fts, rowid, ns, body) "
+            "VALUES ('delete', ?, ?, ?)",
+            entries,
+            many=True,
+        )
     yield Stmt(
-        f"DELETE FROM botwire_fts_queue WHERE id IN ({', '.join('?' * len(rows))})",
-        tuple(r[0] for r in rows),
+        f"DELETE FROM botwire_fts_queue WHERE id IN ({', '.join('?' * len(ids))})",
+        ids,
         prepare=False,
     )
     return len(rows)
