@@ -574,8 +574,9 @@ def test_a_callers_writes_queue_nothing_and_a_search_through_the_index_serves_it
         m.delete("k")  # deleted while queued: forgotten by the text the index holds, once
         assert conn.execute(forget).fetchone()[0] == 1
         assert m.search("fourth") == [] and m.search("seventh") == []
+        assert conn.execute(forget).fetchone()[0] == 0  # the search applied its namespace's queue
         m.log("l").clear()  # an indexed entry too
-        assert conn.execute(forget).fetchone()[0] == 2
+        assert conn.execute(forget).fetchone()[0] == 1
         assert m.search("third") == []
     assert_index_matches_the_rows(tmp_path / "botwire.db")
 

@@ -717,7 +717,7 @@ def sqlite_pending(ns: str) -> Handler:
     (or its first pass is not done), keys are queued, or a log has entries not indexed."""
     rows = yield Stmt(
         "SELECT NOT EXISTS (SELECT 1 FROM botwire_fts_ns WHERE ns = ? AND cursor IS NULL) "
-        "OR EXISTS (SELECT 1 FROM botwire_fts_queue WHERE ns = ? AND key IS NOT NULL) "
+        "OR EXISTS (SELECT 1 FROM botwire_fts_queue WHERE ns = ?) "
         "OR EXISTS (SELECT 1 FROM botwire_logs WHERE ns = ? AND last_seq > indexed_seq)",
         (ns, ns, ns),
     )
@@ -725,11 +725,12 @@ def sqlite_pending(ns: str) -> Handler:
 
 
 def sqlite_served_pending() -> Handler:
-    """The namespaces the index serves that lack something: first passes not done, keys
-    queued (logs are looked at when their namespace is searched)."""
+    """The namespaces the index serves that lack something: first passes not done, queue
+    rows (logs are looked at when their namespace is searched)."""
     rows = yield Stmt(
         "SELECT ns FROM botwire_fts_ns WHERE cursor IS NOT NULL UNION "
-        "SELECT DISTINCT ns FROM botwire_fts_queue WHERE key IS NOT NULL"
+        "SELECT ns FROM botwire_fts_ns s WHERE EXISTS (SELECT 1 FROM botwire_fts_queue q "
+        "WHERE q.ns = s.ns)"
     )
     return [r[0] for r in rows]
 
@@ -766,22 +767,25 @@ def sqlite_index_namespace(ns: str, most: int) -> Handler:
         yield Stmt("UPDATE botwire_fts_ns SET cursor = ? WHERE ns = ?", (after, ns))
         done = len(rows)
     else:
-        queued = yield Stmt(
-            "SELECT id, key FROM botwire_fts_queue WHERE ns = ? AND key IS NOT NULL "
+        queued = yield Stmt(  # its keys to index and its documents to forget, in order
+            "SELECT id, key, log_id, seq, body FROM botwire_fts_queue WHERE ns = ? "
             "ORDER BY id LIMIT ?",
             (ns, most),
         )
         if queued:
-            ids = tuple(i for i, _ in queued)
+            ids = tuple(r[0] for r in queued)
             yield from _forget_first(ids)
-            names = sorted({key for _, key in queued})
-            marks = ", ".join("?" * len(names))
-            keys = yield Stmt(
-                f"{_KEY_DOC}key IN ({marks}) AND ({_LACKS} OR NOT {_INDEXED.format(doc='doc')})",
-                (ns, *names),
-                prepare=False,
-            )
-            yield from _index_keys(ns, keys)
+            yield from _forget_entries(ns, [r[2:] for r in queued if r[2] is not None])
+            names = sorted({r[1] for r in queued if r[1] is not None})
+            if names:
+                marks = ", ".join("?" * len(names))
+                keys = yield Stmt(
+                    f"{_KEY_DOC}key IN ({marks}) AND ({_LACKS} OR NOT "
+                    f"{_INDEXED.format(doc='doc')})",
+                    (ns, *names),
+                    prepare=False,
+                )
+                yield from _index_keys(ns, keys)
             yield Stmt(
                 f"DELETE FROM botwire_fts_queue WHERE id IN ({', '.join('?' * len(ids))})",
                 ids,
@@ -870,36 +874,40 @@ def _index_entries(ns: str, most: int) -> Handler:
 
 
 def sqlite_forget_queued(most: int) -> Handler:
-    """Forget the oldest ``most`` queued documents of deleted keys and entries, in the caller's
-    write transaction. Returns how many queue rows were applied.
+    """Forget the oldest ``most`` queued documents of deleted keys and entries of namespaces
+    the index does not serve (a served namespace's queue is applied by its catch-up), in the
+    caller's write transaction. Returns how many queue rows were applied.
 
     Until then they are only dead weight: a search joins each document to its row, and a
     deleted row's doc or (log, seq) is never given again."""
     rows = yield Stmt(
         "SELECT id, ns, log_id, seq, body FROM botwire_fts_queue WHERE key IS NULL "
-        "ORDER BY id LIMIT ?",
+        "AND ns NOT IN (SELECT ns FROM botwire_fts_ns) ORDER BY id LIMIT ?",
         (most,),
     )
     if not rows:
         return 0
     ids = tuple(r[0] for r in rows)
     yield from _forget_first(ids)
-    entries = sorted(
-        (log_id * ENTRY_DOC + seq, ns, body) for _, ns, log_id, seq, body in rows if log_id
-    )
-    if entries:
-        yield Stmt(
-            "INSERT INTO botwire_entries_fts (botwire_entries_fts, rowid, ns, body) "
-            "VALUES ('delete', ?, ?, ?)",
-            entries,
-            many=True,
-        )
+    for ns in sorted({r[1] for r in rows}):
+        yield from _forget_entries(ns, [r[2:] for r in rows if r[1] == ns and r[2] is not None])
     yield Stmt(
         f"DELETE FROM botwire_fts_queue WHERE id IN ({', '.join('?' * len(ids))})",
         ids,
         prepare=False,
     )
     return len(rows)
+
+
+def _forget_entries(ns: str, entries: list[tuple[Any, ...]]) -> Handler:
+    """Forget ``(log_id, seq, text)`` entry documents of ``ns`` (each is queued once)."""
+    if entries:
+        yield Stmt(
+            "INSERT INTO botwire_entries_fts (botwire_entries_fts, rowid, ns, body) "
+            "VALUES ('delete', ?, ?, ?)",
+            sorted((log_id * ENTRY_DOC + seq, ns, body) for log_id, seq, body in entries),
+            many=True,
+        )
 
 
 def postgres_search(

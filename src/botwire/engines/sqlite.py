@@ -131,11 +131,11 @@ _INDEX_ON_DEMAND = (
     # how far the first pass over their keys has come (NULL: done; then the queue says what
     # changed). Only their new and changed keys are queued, so a caller's writes queue nothing.
     "CREATE TABLE botwire_fts_ns (ns TEXT PRIMARY KEY, cursor TEXT) WITHOUT ROWID",
-    "CREATE INDEX botwire_fts_queue_ns ON botwire_fts_queue (ns, id) WHERE key IS NOT NULL",
-    "CREATE INDEX botwire_fts_queue_doc ON botwire_fts_queue (doc, id) WHERE doc IS NOT NULL",
+    "CREATE INDEX botwire_fts_queue_ns ON botwire_fts_queue (ns, id)",
     # A served namespace: a new key is queued; a changed indexed key is queued with the text
-    # the index holds (its first row for a doc is the one that counts: later ones hold texts
-    # that never reached the index).
+    # the index holds (its first row for a doc is the one that counts: later ones, and a
+    # deleted key's forget row after them, hold texts that never reached the index). A served
+    # namespace's queue is applied in order, by its own catch-up.
     f"CREATE TRIGGER botwire_kv_new AFTER INSERT ON botwire_kv WHEN {_SERVED.format('NEW')} "
     "BEGIN INSERT INTO botwire_fts_queue (ns, key) VALUES (NEW.ns, NEW.key); END",
     "CREATE TRIGGER botwire_kv_changed AFTER UPDATE OF value ON botwire_kv "
@@ -148,9 +148,8 @@ _INDEX_ON_DEMAND = (
     "UPDATE botwire_kv SET stale = OLD.key || ' ' || OLD.value "
     "WHERE ns = OLD.ns AND key = OLD.key; END",
     "CREATE TRIGGER botwire_kv_forget AFTER DELETE ON botwire_kv WHEN OLD.doc IS NOT NULL BEGIN "
-    "INSERT INTO botwire_fts_queue (ns, doc, body) VALUES (OLD.ns, OLD.doc, COALESCE("
-    "(SELECT body FROM botwire_fts_queue WHERE doc = OLD.doc ORDER BY id LIMIT 1), "
-    "OLD.stale, OLD.key || ' ' || OLD.value)); END",
+    "INSERT INTO botwire_fts_queue (ns, doc, body) "
+    "VALUES (OLD.ns, OLD.doc, COALESCE(OLD.stale, OLD.key || ' ' || OLD.value)); END",
     "CREATE TRIGGER botwire_entries_forget AFTER DELETE ON botwire_entries "
     f"WHEN OLD.seq < {sql.ENTRY_DOC} "
     "AND OLD.seq <= (SELECT indexed_seq FROM botwire_logs WHERE id = OLD.log_id) BEGIN "
