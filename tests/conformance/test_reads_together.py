@@ -29,6 +29,18 @@ def test_reads_together_answer_as_each_read_alone(memory):
     assert [e.value for e in together[1]] == [{"n": 2}, {"n": 3}, {"n": 4}]
 
 
+def test_any_reads_together(memory):
+    """Reads PostgreSQL does not join into one statement are answered one after another."""
+    _fill(memory)
+    ns = memory.namespace
+    got = memory.engine.execute(
+        ops.Batch((ops.Get(ns, ("name",)), ops.Count(ns), ops.Read(ns, "calls", after=3, limit=1)))
+    )
+    assert got[0] == ['"Ana"'] and got[1] == 2
+    assert [(e.seq, e.value) for e in got[2]] == [(4, '{"n":3}')]
+    assert memory.engine.execute(ops.Batch(())) == []
+
+
 async def test_reads_together_async(amemory):
     await amemory.set("k", 1)
     await amemory.log("l").append("e")

@@ -305,7 +305,8 @@ class Recent(NamedTuple):
 
 class Batch(NamedTuple):
     """Reads answered together: a list of their results, in order. Only ops that only read
-    (not ``Search``); PostgreSQL sends their statements in one pipeline, one round trip."""
+    (not ``Search``). PostgreSQL answers key scans and newest-entries reads (call start's) in
+    one statement (``sql.batch_one``): one round trip; other engines, one read after another."""
 
     ops: tuple[Any, ...]
 

@@ -37,7 +37,6 @@ from urllib.parse import parse_qsl, quote, unquote, urlencode
 from .._wire import SECRET_OPTIONS, redact
 from ..errors import ConfigurationError, StorageUnavailable, install_hint
 from . import _fork, sql
-from . import base as ops
 from .base import Op
 
 try:
@@ -247,12 +246,8 @@ class PostgresEngine:
     # -- sync -------------------------------------------------------------------------------
 
     def execute(self, op: Op) -> Any:
-        if type(op) is ops.Batch:
-            handlers, mode = sql.together(op, time.time(), postgres=True), sql.READ  # type: ignore[arg-type]
-            on: Callable[[Any], Any] = partial(_pipelined, handlers=handlers)
-        else:
-            handler, mode = sql.handle(op, time.time(), postgres=True)
-            on = partial(_drive_on, handler=handler, mode=mode)
+        handler, mode = sql.handle(op, time.time(), postgres=True)
+        on: Callable[[Any], Any] = partial(_drive_on, handler=handler, mode=mode)
         with _mapped(self._hide):
             pool = self._sync_pool()
             try:
@@ -392,12 +387,8 @@ class PostgresEngine:
     # -- async ------------------------------------------------------------------------------
 
     async def aexecute(self, op: Op) -> Any:
-        if type(op) is ops.Batch:
-            handlers, mode = sql.together(op, time.time(), postgres=True), sql.READ  # type: ignore[arg-type]
-            on: Callable[[Any], Awaitable[Any]] = partial(_apipelined, handlers=handlers)
-        else:
-            handler, mode = sql.handle(op, time.time(), postgres=True)
-            on = partial(_adrive_on, handler=handler, mode=mode)
+        handler, mode = sql.handle(op, time.time(), postgres=True)
+        on: Callable[[Any], Awaitable[Any]] = partial(_adrive_on, handler=handler, mode=mode)
         with _mapped(self._hide):
             pool = await self._async_pool()
             try:
@@ -601,61 +592,6 @@ async def _adrive_on(conn: Any, handler: sql.Handler, mode: int) -> Any:
         return await sql.adrive(handler, lambda stmt: _arun(conn, stmt))
     async with conn.transaction():
         return await sql.adrive(handler, lambda stmt: _arun(conn, stmt))
-
-
-def _pipelined(conn: Any, handlers: list[sql.Handler]) -> list[Any]:
-    """Step reads side by side: each round sends every handler's next statement in one
-    pipeline (one round trip), then hands each its rows. The call-start reads take one."""
-    results: list[Any] = [None] * len(handlers)
-    pending = _first_statements(handlers, results)
-    while pending:
-        with conn.pipeline():
-            cursors = [(i, _execute(conn, stmt)) for i, stmt in pending]
-        pending = _next_statements(
-            handlers, results, [(i, _rows(cur, cur.fetchall)) for i, cur in cursors]
-        )
-    return results
-
-
-async def _apipelined(conn: Any, handlers: list[sql.Handler]) -> list[Any]:
-    results: list[Any] = [None] * len(handlers)
-    pending = _first_statements(handlers, results)
-    while pending:
-        async with conn.pipeline():
-            cursors = [(i, await _execute(conn, stmt)) for i, stmt in pending]
-        answers = []
-        for i, cur in cursors:
-            answers.append((i, cur.rowcount if cur.description is None else await cur.fetchall()))
-        pending = _next_statements(handlers, results, answers)
-    return results
-
-
-def _first_statements(handlers: list[sql.Handler], results: list[Any]) -> list[tuple[int, Any]]:
-    return _next_statements(handlers, results, [(i, None) for i in range(len(handlers))])
-
-
-def _next_statements(
-    handlers: list[sql.Handler], results: list[Any], answers: list[tuple[int, Any]]
-) -> list[tuple[int, Any]]:
-    """Give each handler its answer; what they yield next, by index (finished: in ``results``)."""
-    pending = []
-    for i, answer in answers:
-        try:
-            pending.append((i, handlers[i].send(answer)))
-        except StopIteration as stop:
-            results[i] = stop.value
-    return pending
-
-
-def _rows(cur: Any, fetch: Callable[[], Any]) -> Any:
-    return cur.rowcount if cur.description is None else fetch()
-
-
-def _execute(conn: Any, stmt: sql.Stmt) -> Any:
-    """``conn.execute`` of a one-row ``Stmt`` (sync or async connection alike)."""
-    if stmt.many or stmt.sql is sql.SEARCH:
-        raise TypeError("a pipelined read is one plain statement")
-    return conn.execute(_pg(stmt.sql), stmt.params, prepare=None if stmt.prepare else False)
 
 
 def _went_away(conn: Any) -> bool:

@@ -138,6 +138,8 @@ def handle(op: ops.Op, now: float, postgres: bool = False) -> tuple[Handler, int
     """The handler for ``op`` and how to run it (``READ``, ``ATOMIC`` or ``TXN``).
     ``postgres``: where PostgreSQL does in one statement what SQLite needs several for."""
     if postgres:
+        if type(op) is ops.Batch and one_statement(op):
+            return batch_one(op, now), READ
         one = _ONE_STATEMENT.get(type(op))
         if one is not None and (type(op) is not ops.Append or len(op.entries) <= _IN_CHUNK):  # type: ignore[attr-defined]
             return one(op, now), ATOMIC
@@ -161,6 +163,52 @@ def upsert_one(op: ops.Put, now: float) -> tuple[str, tuple[Any, ...]]:
 def together(op: ops.Batch, now: float, postgres: bool = False) -> list[Handler]:
     """The handlers of a ``Batch``'s reads, to be stepped side by side."""
     return [handle(sub, now, postgres)[0] for sub in ops.batch_ops(op)]
+
+
+# PostgreSQL answers a Batch of key scans and newest-entries reads (the call-start reads) in one
+# statement: each read's own statement is a branch of a UNION ALL, its rows tagged with the
+# read's place and numbered in their order, in seven columns that every branch fills alike.
+# Each read's handler is then given its own rows: the answers are the handlers' own.
+_BRANCH = {
+    ops.Scan: "s.key, s.value, s.version, s.created_at, s.updated_at, s.expires_at, s.size",
+    ops.Read: "NULL, s.value, s.seq, s.ts, NULL, NULL, NULL",
+}
+
+
+def _branch_row(kind: type, row: tuple[Any, ...]) -> tuple[Any, ...]:
+    return row if kind is ops.Scan else (row[2], row[1], row[3])  # Read: seq, value, ts
+
+
+def one_statement(op: ops.Batch) -> bool:
+    """Whether PostgreSQL can answer ``op`` in one statement (``batch_one``)."""
+    return bool(op.ops) and all(
+        (type(sub) is ops.Scan and sub.values) or (type(sub) is ops.Read and sub.last is not None)
+        for sub in op.ops
+    )
+
+
+def batch_one(op: ops.Batch, now: float) -> Handler:
+    handlers = together(op, now, postgres=True)
+    parts, params = [], []
+    for i, (sub, handler) in enumerate(zip(op.ops, handlers, strict=True)):
+        stmt = next(handler)
+        parts.append(
+            f"SELECT {i} AS i, row_number() OVER () AS n, {_BRANCH[type(sub)]} FROM ({stmt.sql}) s"
+        )
+        params += stmt.params
+    rows = yield Stmt(" UNION ALL ".join(parts) + " ORDER BY i, n", tuple(params))
+    mine: list[list[tuple[Any, ...]]] = [[] for _ in op.ops]
+    for row in rows:
+        mine[row[0]].append(_branch_row(type(op.ops[row[0]]), row[2:]))
+    results = []
+    for handler, rows_of in zip(handlers, mine, strict=True):
+        try:
+            handler.send(rows_of)
+        except StopIteration as stop:
+            results.append(stop.value)
+        else:
+            raise RuntimeError("a batched read asked for a second statement")
+    return results
 
 
 def batch(op: ops.Batch, now: float) -> Handler:
