@@ -96,7 +96,7 @@ _RAISE_FLOOR = (
     "floor = CASE WHEN excluded.floor > botwire_namespaces.floor THEN excluded.floor "
     "ELSE botwire_namespaces.floor END"
 )
-_GET_ONE = f"SELECT value FROM botwire_kv WHERE ns = ? AND key = ? AND {_LIVE}"
+GET_ONE = f"SELECT value FROM botwire_kv WHERE ns = ? AND key = ? AND {_LIVE}"
 _VERSION = f"SELECT version FROM botwire_kv WHERE ns = ? AND key = ? AND {_LIVE}"
 _LOG_ID = "(SELECT id FROM botwire_logs WHERE ns = ? AND name = ?)"
 _IN_CHUNK = 500
@@ -147,9 +147,6 @@ def handle(op: ops.Op, now: float, postgres: bool = False) -> tuple[Handler, int
     if mode < 0:  # a Put: one item is one statement
         mode = ATOMIC if len(op.items) == 1 else TXN  # type: ignore[union-attr]
     return handler(op, now), mode
-
-
-GET_ONE = _GET_ONE  # one key's value: (ns, key, now); the SQLite engine runs it directly
 
 
 def upsert_one(op: ops.Put, now: float) -> tuple[str, tuple[Any, ...]]:
@@ -221,7 +218,7 @@ def batch(op: ops.Batch, now: float) -> Handler:
 
 def get(op: ops.Get, now: float) -> Handler:
     if len(op.keys) == 1:
-        rows = yield Stmt(_GET_ONE, (op.ns, op.keys[0], now))
+        rows = yield Stmt(GET_ONE, (op.ns, op.keys[0], now))
         return [rows[0][0] if rows else None]
     found = dict((yield from _select_in("key, value", op.ns, op.keys, now)))
     return [found.get(k) for k in op.keys]
@@ -336,7 +333,7 @@ def incr_one(op: ops.Incr, now: float) -> Handler:
     rows = yield Stmt(_INCR_ONE, params)
     if rows:
         return int(rows[0][0])
-    held = yield Stmt(_GET_ONE, (op.ns, op.key, now))
+    held = yield Stmt(GET_ONE, (op.ns, op.key, now))
     kind = type(decode(held[0][0])).__name__ if held else "value"
     raise UnsupportedValue(f"incr needs an int, but {op.key!r} holds a {kind}; nothing changed")
 
@@ -701,18 +698,17 @@ def sqlite_search_direct(
     terms: tuple[str, ...],
     limit: int,
     now: float,
-    most: int | None = SEARCH_DIRECT_MAX,
+    most: int = SEARCH_DIRECT_MAX,
     internal: bool = False,
 ) -> Handler:
     """Rank a namespace of at most ``most`` documents without the shared index: its keys and
     entries go into the scratch index (``SQLITE_SCRATCH``), which bm25 then ranks against the
-    namespace alone. Returns hit rows, or ``None`` when the namespace is larger (``most=None``:
-    any size).
+    namespace alone. Returns hit rows, or ``None`` when the namespace is larger.
 
     Run it inside a transaction that is rolled back afterwards: the rollback empties the
     scratch index and the reads share one snapshot."""
-    docs = yield Stmt(_ns_docs(not internal), (ns, now, ns, -1 if most is None else most + 1))
-    if most is not None and len(docs) > most:
+    docs = yield Stmt(_ns_docs(not internal), (ns, now, ns, most + 1))
+    if len(docs) > most:
         return None
     if not docs:
         return []
@@ -783,7 +779,6 @@ def sqlite_served_pending() -> Handler:
     return [r[0] for r in rows]
 
 
-_KEY_DOC = "SELECT key, doc, stale, key || ' ' || value FROM botwire_kv WHERE ns = ? AND "
 _LACKS = "(doc IS NULL OR stale IS NOT NULL)"
 
 
@@ -804,45 +799,61 @@ def sqlite_index_namespace(ns: str, most: int) -> Handler:
         yield Stmt("INSERT INTO botwire_fts_ns (ns, cursor) VALUES (?, '')", (ns,))
         served = [("",)]
     cursor = served[0][0]
-    if cursor is not None:  # the first pass
-        rows = yield Stmt(
-            f"SELECT key, doc, stale, key || ' ' || value, {_LACKS} FROM botwire_kv "
-            "WHERE ns = ? AND key > ? ORDER BY key LIMIT ?",
-            (ns, cursor, most),
-        )
-        yield from _index_keys(ns, [r[:4] for r in rows if r[4]])
-        after = rows[-1][0] if len(rows) == most else None
-        yield Stmt("UPDATE botwire_fts_ns SET cursor = ? WHERE ns = ?", (after, ns))
-        done = len(rows)
+    if cursor is not None:
+        done = yield from _first_pass(ns, cursor, most)
     else:
-        queued = yield Stmt(  # its keys to index and its documents to forget, in order
-            "SELECT id, key, log_id, seq, body FROM botwire_fts_queue WHERE ns = ? "
-            "ORDER BY id LIMIT ?",
-            (ns, most),
-        )
-        if queued:
-            ids = tuple(r[0] for r in queued)
-            yield from _forget_first(ids)
-            yield from _forget_entries(ns, [r[2:] for r in queued if r[2] is not None])
-            names = sorted({r[1] for r in queued if r[1] is not None})
-            if names:
-                marks = ", ".join("?" * len(names))
-                keys = yield Stmt(
-                    f"{_KEY_DOC}key IN ({marks}) AND ({_LACKS} OR NOT "
-                    f"{_INDEXED.format(doc='doc')})",
-                    (ns, *names),
-                    prepare=False,
-                )
-                yield from _index_keys(ns, keys)
-            yield Stmt(
-                f"DELETE FROM botwire_fts_queue WHERE id IN ({', '.join('?' * len(ids))})",
-                ids,
-                prepare=False,
-            )
-        done = len(queued)
+        done = yield from _apply_queue(ns, most)
     if done < most:
         done += yield from _index_entries(ns, most - done)
     return done
+
+
+def _first_pass(ns: str, cursor: str, most: int) -> Handler:
+    """The next ``most`` keys of ``ns`` after ``cursor``: index those the index lacks."""
+    rows = yield Stmt(
+        f"SELECT key, doc, stale, key || ' ' || value, {_LACKS} FROM botwire_kv "
+        "WHERE ns = ? AND key > ? ORDER BY key LIMIT ?",
+        (ns, cursor, most),
+    )
+    yield from _index_keys(ns, [r[:4] for r in rows if r[4]])
+    after = rows[-1][0] if len(rows) == most else None
+    yield Stmt("UPDATE botwire_fts_ns SET cursor = ? WHERE ns = ?", (after, ns))
+    return len(rows)
+
+
+def _apply_queue(ns: str, most: int) -> Handler:
+    """The oldest ``most`` queue rows of ``ns``, in order: forget the documents they name,
+    then index their keys that the index lacks."""
+    queued = yield Stmt(
+        "SELECT id, key, log_id, seq, body FROM botwire_fts_queue WHERE ns = ? "
+        "ORDER BY id LIMIT ?",
+        (ns, most),
+    )
+    if not queued:
+        return 0
+    ids = tuple(r[0] for r in queued)
+    yield from _forget_first(ids)
+    yield from _forget_entries(ns, [r[2:] for r in queued if r[2] is not None])
+    names = sorted({r[1] for r in queued if r[1] is not None})
+    if names:
+        keys = yield Stmt(
+            "SELECT key, doc, stale, key || ' ' || value FROM botwire_kv WHERE ns = ? AND "
+            f"key IN ({', '.join('?' * len(names))}) AND ({_LACKS} OR NOT "
+            f"{_INDEXED.format(doc='doc')})",
+            (ns, *names),
+            prepare=False,
+        )
+        yield from _index_keys(ns, keys)
+    yield from _dequeue(ids)
+    return len(queued)
+
+
+def _dequeue(ids: tuple[int, ...]) -> Handler:
+    yield Stmt(
+        f"DELETE FROM botwire_fts_queue WHERE id IN ({', '.join('?' * len(ids))})",
+        ids,
+        prepare=False,
+    )
 
 
 # A key's document is in the index while the FTS5 table holds its rowid (a rowid lookup).
@@ -939,11 +950,7 @@ def sqlite_forget_queued(most: int) -> Handler:
     yield from _forget_first(ids)
     for ns in sorted({r[1] for r in rows}):
         yield from _forget_entries(ns, [r[2:] for r in rows if r[1] == ns and r[2] is not None])
-    yield Stmt(
-        f"DELETE FROM botwire_fts_queue WHERE id IN ({', '.join('?' * len(ids))})",
-        ids,
-        prepare=False,
-    )
+    yield from _dequeue(ids)
     return len(rows)
 
 

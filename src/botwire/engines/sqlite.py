@@ -10,13 +10,13 @@
   tries. Transactions are ``BEGIN IMMEDIATE``; waiting longer than ``?timeout=`` seconds
   (default 30) for another writer is ``StorageUnavailable``.
 - WAL checkpoints run on a background thread every 1000 writes, never inside a write; so does
-  the search index's upkeep (forgetting deleted documents, indexing the large namespaces
-  searched here, merging FTS5 segments), a slice per write transaction, so that writers never
+  the search index's upkeep (forgetting deleted documents, catching up the namespaces it
+  serves, merging FTS5 segments), a slice per write transaction, so that writers never
   wait long for the gate.
 - Keyword search ranks a small namespace directly, without the shared index (see
   ``sql.sqlite_search_direct``), and a large one through the FTS5 indexes, which a search
-  brings up to date for its namespace first. Writers add nothing for the index: what it lacks
-  is read from the rows (migration 6, ``_INDEX_ON_DEMAND``).
+  brings up to date for its namespace first. The index serves only the large namespaces
+  searched through it: a caller's writes add nothing for it (migration 6, ``_INDEX_ON_DEMAND``).
 - Async calls: a point read, or a one-statement write when the gate is free, runs at once
   (microseconds, less than a thread hop); other reads run in a worker thread, other writes
   queue on one writer thread per engine (sqlite3 has no async I/O).
@@ -358,7 +358,7 @@ class SQLiteEngine:
         return [ops.Hit(*r) for r in rows]
 
     def _search_direct(
-        self, conn: sqlite3.Connection, op: ops.Search, now: float, most: int | None
+        self, conn: sqlite3.Connection, op: ops.Search, now: float, most: int
     ) -> Any:
         if getattr(self._local, "scratch", None) is not conn:
             conn.execute(sql.SQLITE_SCRATCH)
