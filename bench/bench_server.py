@@ -75,7 +75,7 @@ import urllib.request
 import uuid
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -594,6 +594,25 @@ def layer_of(frames: list[str]) -> str:
     return "other"
 
 
+def read_py_spy(
+    raw: str, layer: Callable[[list[str]], str]
+) -> tuple[int, Counter[str], Counter[str]]:
+    """py-spy's raw output: samples, self samples by ``layer(stack)``, and by innermost frame."""
+    layers: Counter[str] = Counter()
+    frames: Counter[str] = Counter()
+    total = 0
+    with open(raw) as f:
+        for line in f:
+            stack, _, count = line.rstrip("\n").rpartition(" ")
+            if not stack:
+                continue
+            n, parts = int(count), stack.split(";")
+            total += n
+            frames[re.sub(r":\d+\)$", ")", parts[-1])] += n
+            layers[layer(parts)] += n
+    return total, layers, frames
+
+
 def profile(server: Server, seconds: float, nkeys: int, tmp: str) -> dict[str, Any] | None:
     spy = shutil.which("py-spy") or os.path.join(os.path.dirname(sys.executable), "py-spy")
     if not os.path.exists(spy) or not shutil.which("wrk"):
@@ -612,19 +631,7 @@ def profile(server: Server, seconds: float, nkeys: int, tmp: str) -> dict[str, A
     if spy_proc.returncode != 0 or not os.path.exists(raw):
         log(f"profile failed: {err.decode(errors='replace')[-500:]}")
         return None
-    self_frames: Counter[str] = Counter()
-    self_layers: Counter[str] = Counter()
-    total = 0
-    with open(raw) as f:
-        for line in f:
-            stack, _, count = line.rstrip("\n").rpartition(" ")
-            if not stack:
-                continue
-            n = int(count)
-            frames = stack.split(";")
-            total += n
-            self_frames[re.sub(r":\d+\)$", ")", frames[-1])] += n
-            self_layers[layer_of(frames)] += n
+    total, self_layers, self_frames = read_py_spy(raw, layer_of)
     return {"samples": total, "rate": 250, "seconds": seconds, "load": vars(load),
             "self_frames": self_frames.most_common(25), "self_layers": self_layers.most_common()}
 

@@ -24,14 +24,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import shutil
 import socket
 import subprocess
 import sys
 import tempfile
 import time
-from collections import Counter
 from typing import Any
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -122,17 +120,7 @@ def profile_one(label: str, database: str, a: argparse.Namespace, tmp: str) -> d
             raise RuntimeError(f"py-spy failed: {err.decode(errors='replace')[-500:]}")
     finally:
         server.stop()
-    layers: Counter[str] = Counter()
-    frames: Counter[str] = Counter()
-    total = 0
-    with open(raw) as f:
-        for line in f:
-            stack, _, count = line.rstrip("\n").rpartition(" ")
-            if stack:
-                parts = stack.split(";")
-                layers[layer_of(parts)] += int(count)
-                frames[re.sub(r":\d+\)$", ")", parts[-1])] += int(count)
-                total += int(count)
+    total, layers, frames = bench_server.read_py_spy(raw, layer_of)
     per_request = cpu / n * 1e6
     gil = total / RATE / n * 1e6  # µs a request held the GIL
     bench_voice.log(
